@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fp/fp_cli.h"
 #include "util/log.h"
 
 int
@@ -15,5 +16,7 @@ main(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	log_init(LOG_TO_STDERR, "mailshaper");
+	if (argc > 1 && strcmp(argv[1], "fingerprint") == 0)
+		return fp_cli_main(argc - 1, argv + 1);
 	return 0;
 }
