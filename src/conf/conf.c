@@ -1,0 +1,743 @@
+/*
+ * conf.c - parameter table and the parser for mailshaper.conf
+ *
+ * Exports conf_load(), conf_free(), conf_reload_merge(), conf_class() and
+ * the two tables conf_params[] and conf_class_keys[].
+ *
+ * Syntax (Postfix main.cf style): "name = value" lines; '#' starts a comment
+ * line; a line that starts with white space continues the previous one.
+ * Lists are separated by commas and/or white space.  Errors are reported as
+ * "file:line: reason" (or "-o name=value: reason") and make conf_load()
+ * return NULL; nothing is half-applied.
+ *
+ * The caller owns the returned struct conf and frees it with conf_free().
+ * It is an error to modify a struct conf that sessions may still read.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+
+#define OFF(f)	offsetof(struct conf, f)
+#define COFF(f)	offsetof(struct shclass, f)
+#define LMAX	LONG_MAX
+
+/*
+ * The parameter table.  Defaults are in text form and go through the same
+ * parser as the file, so a default can never be out of its own bounds.
+ * Times are in milliseconds internally and accept ms, s, m, h, d suffixes
+ * (a bare number means seconds); sizes accept k, m, g suffixes.
+ */
+const struct conf_param conf_params[] = {
+	{"listen", CT_LISTEN, "[::]:25", "", 0, 0, 0,
+	    "addresses to accept SMTP on; [::] takes IPv4 too", OFF(listen)},
+	{"listen_backlog", CT_INT, "4096", "", 16, 65535, 0,
+	    "listen(2) backlog; large enough that SYN cookies stay off", OFF(listen_backlog)},
+	{"backend", CT_ENDPOINT, "127.0.0.1:10025", "", 0, 0, 1,
+	    "the real MTA: host:port, [v6]:port or unix:/path", OFF(backend)},
+	{"backend_identity", CT_ENUM, "xclient", "xclient|proxy|none", 0, 0, 1,
+	    "how the client's identity reaches the backend", OFF(backend_identity)},
+	{"backend_max_connections", CT_INT, "100", "", 1, 100000, 1,
+	    "concurrent backend connections; beyond it MAIL gets 451", OFF(backend_max_connections)},
+	{"backend_connect_timeout", CT_TIME, "30s", "time", 100, 300000, 1,
+	    "time to connect to the backend and read its greeting", OFF(backend_connect_timeout)},
+	{"backend_timeout", CT_TIME, "300s", "time", 100, 3600000, 1,
+	    "time to wait for a backend reply (twice that after end of data)", OFF(backend_timeout)},
+	{"backend_tls", CT_BOOL, "no", "yes|no", 0, 0, 1,
+	    "use STARTTLS on the backend connection", OFF(backend_tls)},
+	{"eventlog", CT_STR, "/var/log/mailshaper/events.jsonl", "path", 0, 0, 0,
+	    "JSON-lines event log (empty = none); reopened on SIGUSR1", OFF(eventlog)},
+	{"myhostname", CT_STR, "", "", 0, 0, 1,
+	    "name in the banner and EHLO reply (empty = gethostname())", OFF(myhostname)},
+	{"max_connections", CT_INT, "5000", "", 1, 1000000, 1,
+	    "concurrent client sessions; beyond it clients get 421", OFF(max_connections)},
+	{"max_connections_per_client", CT_INT, "50", "", 1, 1000000, 1,
+	    "concurrent sessions per client IPv4 address or IPv6 /64", OFF(max_connections_per_client)},
+	{"observe", CT_BOOL, "no", "yes|no", 0, 0, 1,
+	    "dry run: classify and log, but apply no class setting", OFF(observe)},
+	{"default_class", CT_STR, "normal", "class", 0, 0, 1,
+	    "class of a client nothing else decides", OFF(default_class)},
+	{"client_class_map", CT_MAP, "", "cidr=class ...", 0, 0, 1,
+	    "static client networks and their classes; first match wins", OFF(map)},
+	{"class_trusted", CT_CLASS,
+	    "banner_delay=0 reply_delay=0 action=relay max_share=100", "key=value ...", 0, 0, 1,
+	    "known-good senders: no shaping", 0},
+	{"class_normal", CT_CLASS,
+	    "banner_delay=0 reply_delay=0 action=relay max_share=100", "key=value ...", 0, 0, 1,
+	    "the default: relayed without delay", 0},
+	{"class_suspect", CT_CLASS,
+	    "banner_delay=15s reply_delay=2s rate_in=64k rate_out=8k max_messages=10 "
+	    "max_rcpt=50 max_per_client=5 max_share=50 session_time=30m action=relay",
+	    "key=value ...", 0, 0, 1,
+	    "doubtful senders: past the 10 s patience of most bots", 0},
+	{"class_hostile", CT_CLASS,
+	    "banner_delay=290s reply_delay=290s stutter=1 stutter_interval=10s rate_in=2k "
+	    "rate_out=512 max_messages=1 max_rcpt=5 max_per_client=2 max_share=40 "
+	    "session_time=60m action=relay",
+	    "key=value ...", 0, 0, 1,
+	    "tarpit: RFC 5321 client timeouts less 10 s, stuttered", 0},
+	{"user", CT_STR, "", "", 0, 0, 0,
+	    "drop root to this user after opening sockets and files (empty = stay)", OFF(user)},
+	{"grace_time", CT_TIME, "30s", "time", 0, 3600000, 1,
+	    "on SIGTERM, how long running sessions may finish", OFF(grace_time)},
+	{"smtp_timeout", CT_TIME, "300s", "time", 1000, 3600000, 1,
+	    "client silence before the session ends with 421", OFF(smtp_timeout)},
+	{"smtp_line_limit", CT_INT, "1024", "bytes", 512, 65536, 1,
+	    "longest command line (RFC 5321 4.5.3.1.4: 512 plus extensions)", OFF(smtp_line_limit)},
+	{"smtp_error_limit", CT_INT, "10", "", 1, 1000, 1,
+	    "errors before the session ends with 421", OFF(smtp_error_limit)},
+	{"bare_policy", CT_ENUM, "normalize", "normalize|reject", 0, 0, 1,
+	    "bare LF, bare CR and NUL in DATA: normalize or reject with 5xx", OFF(bare_policy)},
+	{"message_size_limit", CT_SIZE, "0", "bytes", 0, LMAX, 1,
+	    "largest message (0 = the backend's SIZE, or unlimited)", OFF(message_size_limit)},
+	{"vrfy_command", CT_BOOL, "no", "yes|no", 0, 0, 1,
+	    "answer VRFY with 252 (yes) or refuse it with 502 (no)", OFF(vrfy_command)},
+	{"expn_command", CT_BOOL, "no", "yes|no", 0, 0, 1,
+	    "answer EXPN with 252 (yes) or refuse it with 502 (no)", OFF(expn_command)},
+	{"tls_cert_file", CT_STR, "", "path", 0, 0, 0,
+	    "PEM certificate chain; STARTTLS is offered when this and the key are set", OFF(tls_cert_file)},
+	{"tls_key_file", CT_STR, "", "path", 0, 0, 0,
+	    "PEM private key for tls_cert_file", OFF(tls_key_file)},
+	{"violation_class", CT_STR, "hostile", "class", 0, 0, 1,
+	    "class a session moves to after a protocol violation (empty = stay)", OFF(violation_class)},
+	{"syslog_name", CT_STR, "mailshaper", "", 0, 0, 0,
+	    "syslog ident", OFF(syslog_name)},
+	{"signatures", CT_PATHS, "", "path ...", 0, 0, 0,
+	    "p0f.fp-format files in load order (empty = ours, then /etc/p0f/p0f.fp)", OFF(signatures)},
+	{NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* The keys of a class_<name> line. */
+const struct conf_param conf_class_keys[] = {
+	{"banner_delay", CT_TIME, "0", "time", 0, 290000, 1,
+	    "time until the banner is complete (capped at 290 s)", COFF(banner_delay)},
+	{"reply_delay", CT_TIME, "0", "time", 0, 590000, 1,
+	    "time until each reply is complete, capped per command at the RFC 5321 timeout less 10 s",
+	    COFF(reply_delay)},
+	{"stutter", CT_INT, "0", "bytes", 0, 512, 1,
+	    "while delaying, send the reply this many bytes at a time (0 = all at the end)",
+	    COFF(stutter)},
+	{"stutter_interval", CT_TIME, "1s", "time", 10, 60000, 1,
+	    "time between stutter writes", COFF(stutter_interval)},
+	{"rate_in", CT_SIZE, "0", "bytes/s", 0, LMAX, 1,
+	    "read rate from the client (0 = unlimited)", COFF(rate_in)},
+	{"rate_out", CT_SIZE, "0", "bytes/s", 0, LMAX, 1,
+	    "write rate to the client (0 = unlimited)", COFF(rate_out)},
+	{"max_messages", CT_INT, "0", "", 0, 1000000, 1,
+	    "messages per session (0 = unlimited)", COFF(max_messages)},
+	{"max_rcpt", CT_INT, "0", "", 0, 1000000, 1,
+	    "recipients per session (0 = unlimited)", COFF(max_rcpt)},
+	{"max_per_client", CT_INT, "0", "", 0, 1000000, 1,
+	    "concurrent sessions per client in this class (0 = max_connections_per_client)",
+	    COFF(max_per_client)},
+	{"max_share", CT_INT, "100", "%", 1, 100, 1,
+	    "share of max_connections this class may hold", COFF(max_share)},
+	{"session_time", CT_TIME, "0", "time", 0, 86400000, 1,
+	    "session length before 421 (0 = unlimited)", COFF(session_time)},
+	{"action", CT_ENUM, "relay", "relay|tempfail|reject", 0, 0, 1,
+	    "after the delays: relay, or answer MAIL with 451 or 554", COFF(action)},
+	{NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static const char *const enum_identity[] = {"xclient", "proxy", "none", NULL};
+static const char *const enum_bare[] = {"normalize", "reject", NULL};
+static const char *const enum_action[] = {"relay", "tempfail", "reject", NULL};
+
+/* conf_enum_words - the words an enum parameter accepts */
+static const char *const *
+conf_enum_words(const char *name)
+{
+	if (strcmp(name, "backend_identity") == 0)
+		return enum_identity;
+	if (strcmp(name, "bare_policy") == 0)
+		return enum_bare;
+	return enum_action;
+}
+
+/* conf_parse_num - number with optional unit suffix; times in ms */
+static int
+conf_parse_num(const char *v, int type, long *out, char *err, size_t errlen)
+{
+	char   *end;
+	double	d, mul = 1;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (end == v || errno || d < 0) {
+		snprintf(err, errlen, "'%s' is not a non-negative number", v);
+		return -1;
+	}
+	if (type == CT_TIME) {
+		mul = 1000;
+		if (strcmp(end, "ms") == 0)
+			mul = 1;
+		else if (strcmp(end, "s") == 0 || *end == 0)
+			mul = 1000;
+		else if (strcmp(end, "m") == 0)
+			mul = 60000;
+		else if (strcmp(end, "h") == 0)
+			mul = 3600000;
+		else if (strcmp(end, "d") == 0)
+			mul = 86400000;
+		else
+			goto badunit;
+	} else if (type == CT_SIZE) {
+		if (*end == 0)
+			mul = 1;
+		else if (strcasecmp(end, "k") == 0)
+			mul = 1024;
+		else if (strcasecmp(end, "m") == 0)
+			mul = 1024 * 1024;
+		else if (strcasecmp(end, "g") == 0)
+			mul = 1024.0 * 1024 * 1024;
+		else
+			goto badunit;
+	} else if (*end != 0 || d != (long)d) {
+		snprintf(err, errlen, "'%s' is not an integer", v);
+		return -1;
+	}
+	if (d * mul > (double)LONG_MAX) {
+		snprintf(err, errlen, "'%s' is too large", v);
+		return -1;
+	}
+	*out = (long)(d * mul);
+	return 0;
+badunit:
+	snprintf(err, errlen, "'%s' has an unknown unit '%s'", v, end);
+	return -1;
+}
+
+/* conf_next_word - split lists on commas and white space; NULL at end */
+static char *
+conf_next_word(char **cursor)
+{
+	char   *p = *cursor, *w;
+
+	while (*p && (isspace((unsigned char)*p) || *p == ','))
+		p++;
+	if (*p == 0)
+		return NULL;
+	w = p;
+	while (*p && !isspace((unsigned char)*p) && *p != ',')
+		p++;
+	if (*p)
+		*p++ = 0;
+	*cursor = p;
+	return w;
+}
+
+/* conf_set_value - parse one value of type p->type into base+p->off */
+static int
+conf_set_value(const struct conf_param *p, void *base, const char *value,
+    char *err, size_t errlen)
+{
+	char   *copy, *cur, *w;
+	char	sub[256];
+	int	rc = 0;
+	long	n;
+
+	switch (p->type) {
+	case CT_STR:
+		if (strlen(value) >= 64 && p->off != OFF(eventlog) &&
+		    p->off != OFF(myhostname) && p->off != OFF(tls_cert_file) &&
+		    p->off != OFF(tls_key_file)) {
+			snprintf(err, errlen, "value too long");
+			return -1;
+		}
+		if (strlen(value) >= 256) {
+			snprintf(err, errlen, "value too long");
+			return -1;
+		}
+		if ((p->off == OFF(default_class) ||
+		    p->off == OFF(violation_class)) &&
+		    strlen(value) >= CONF_NAME_MAX) {
+			snprintf(err, errlen, "class name too long");
+			return -1;
+		}
+		strcpy((char *)base + p->off, value);
+		return 0;
+	case CT_INT:
+	case CT_TIME:
+	case CT_SIZE:
+		if (conf_parse_num(value, p->type, &n, err, errlen) < 0)
+			return -1;
+		if (n < p->min || n > p->max) {
+			if (p->type == CT_TIME)
+				snprintf(err, errlen, "'%s' is out of range "
+				    "(%ldms..%ldms)", value, p->min, p->max);
+			else
+				snprintf(err, errlen, "'%s' is out of range "
+				    "(%ld..%ld)", value, p->min, p->max);
+			return -1;
+		}
+		*(long *)((char *)base + p->off) = n;
+		return 0;
+	case CT_BOOL:
+		if (strcmp(value, "yes") == 0)
+			*(int *)((char *)base + p->off) = 1;
+		else if (strcmp(value, "no") == 0)
+			*(int *)((char *)base + p->off) = 0;
+		else {
+			snprintf(err, errlen, "'%s' is not yes or no", value);
+			return -1;
+		}
+		return 0;
+	case CT_ENUM: {
+		const char *const *words = conf_enum_words(p->name);
+		int	i;
+
+		for (i = 0; words[i]; i++)
+			if (strcmp(words[i], value) == 0) {
+				*(int *)((char *)base + p->off) = i;
+				return 0;
+			}
+		snprintf(err, errlen, "'%s' is not one of %s", value, p->unit);
+		return -1;
+	}
+	case CT_ENDPOINT:
+		return addr_parse_endpoint(value, 25,
+		    (struct endpoint *)((char *)base + p->off), err, errlen);
+	default:
+		break;
+	}
+
+	/* List types. */
+	if ((copy = strdup(value)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	cur = copy;
+	if (p->type == CT_LISTEN) {
+		struct conf *cf = base;
+
+		cf->nlisten = 0;
+		while ((w = conf_next_word(&cur)) != NULL && rc == 0) {
+			if (cf->nlisten == CONF_MAX_LISTEN) {
+				snprintf(err, errlen, "more than %d addresses",
+				    CONF_MAX_LISTEN);
+				rc = -1;
+			} else
+				rc = addr_parse_endpoint(w, 25,
+				    &cf->listen[cf->nlisten++], sub, sizeof(sub));
+			if (rc < 0 && *sub)
+				snprintf(err, errlen, "%s", sub), *sub = 0;
+		}
+		if (rc == 0 && cf->nlisten == 0) {
+			snprintf(err, errlen, "no listen address");
+			rc = -1;
+		}
+	} else if (p->type == CT_MAP) {
+		struct conf *cf = base;
+
+		cf->nmap = 0;
+		while ((w = conf_next_word(&cur)) != NULL && rc == 0) {
+			char   *eq = strchr(w, '=');
+			struct class_map *m = &cf->map[cf->nmap];
+
+			if (cf->nmap == CONF_MAX_MAP) {
+				snprintf(err, errlen, "more than %d entries",
+				    CONF_MAX_MAP);
+				rc = -1;
+			} else if (eq == NULL || eq[1] == 0 ||
+			    strlen(eq + 1) >= CONF_NAME_MAX) {
+				snprintf(err, errlen,
+				    "'%s' is not network/len=class", w);
+				rc = -1;
+			} else {
+				*eq = 0;
+				rc = addr_parse_cidr(w, &m->net, err, errlen);
+				strcpy(m->class_name, eq + 1);
+				cf->nmap++;
+			}
+		}
+	} else if (p->type == CT_PATHS) {
+		struct conf *cf = base;
+
+		cf->nsignatures = 0;
+		while ((w = conf_next_word(&cur)) != NULL && rc == 0) {
+			if (cf->nsignatures == CONF_MAX_SIGFILES ||
+			    strlen(w) >= sizeof(cf->signatures[0])) {
+				snprintf(err, errlen, "too many or too long paths");
+				rc = -1;
+			} else
+				strcpy(cf->signatures[cf->nsignatures++], w);
+		}
+	} else if (p->type == CT_CLASS) {
+		struct shclass *c = base;
+
+		while ((w = conf_next_word(&cur)) != NULL && rc == 0) {
+			char   *eq = strchr(w, '=');
+			const struct conf_param *k;
+
+			if (eq == NULL) {
+				snprintf(err, errlen, "'%s' is not key=value", w);
+				rc = -1;
+				break;
+			}
+			*eq = 0;
+			for (k = conf_class_keys; k->name; k++)
+				if (strcmp(k->name, w) == 0)
+					break;
+			if (k->name == NULL) {
+				snprintf(err, errlen, "unknown class key '%s'", w);
+				rc = -1;
+			} else if (conf_set_value(k, c, eq + 1, sub,
+			    sizeof(sub)) < 0) {
+				snprintf(err, errlen, "%s: %s", w, sub);
+				rc = -1;
+			}
+		}
+	}
+	free(copy);
+	return rc;
+}
+
+/* conf_class_slot - the class called name, created from key defaults */
+static struct shclass *
+conf_class_slot(struct conf *cf, const char *name, char *err, size_t errlen)
+{
+	const struct conf_param *k;
+	struct shclass *c;
+	int	i;
+
+	for (i = 0; i < cf->nclasses; i++)
+		if (strcmp(cf->classes[i].name, name) == 0)
+			return &cf->classes[i];
+	if (cf->nclasses == CONF_MAX_CLASSES || strlen(name) >= CONF_NAME_MAX ||
+	    *name == 0 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_")
+	    != strlen(name)) {
+		snprintf(err, errlen, "bad class name '%s' (lower case, digits, "
+		    "'_'; at most %d classes)", name, CONF_MAX_CLASSES);
+		return NULL;
+	}
+	c = &cf->classes[cf->nclasses++];
+	memset(c, 0, sizeof(*c));
+	strcpy(c->name, name);
+	for (k = conf_class_keys; k->name; k++)
+		if (conf_set_value(k, c, k->defval, err, errlen) < 0)
+			return NULL;
+	return c;
+}
+
+/* conf_set - apply "name = value"; the class line replaces the whole class */
+static int
+conf_set(struct conf *cf, const char *name, const char *value, char *err,
+    size_t errlen)
+{
+	const struct conf_param *p;
+	struct shclass *c;
+	char	cname[CONF_NAME_MAX];
+
+	for (p = conf_params; p->name; p++)
+		if (strcmp(p->name, name) == 0)
+			break;
+	if (p->name == NULL && strncmp(name, "class_", 6) != 0) {
+		snprintf(err, errlen, "unknown parameter '%s'", name);
+		return -1;
+	}
+	if (p->name != NULL && p->type != CT_CLASS)
+		return conf_set_value(p, cf, value, err, errlen);
+	if (strlen(name + 6) >= sizeof(cname)) {
+		snprintf(err, errlen, "class name too long");
+		return -1;
+	}
+	strcpy(cname, name + 6);
+	if ((c = conf_class_slot(cf, cname, err, errlen)) == NULL)
+		return -1;
+	{
+		/* A class line is complete: unnamed keys take key defaults. */
+		struct shclass fresh;
+		const struct conf_param *k;
+
+		memset(&fresh, 0, sizeof(fresh));
+		strcpy(fresh.name, cname);
+		for (k = conf_class_keys; k->name; k++)
+			(void)conf_set_value(k, &fresh, k->defval, err, errlen);
+		if (conf_set_value(&(struct conf_param){name, CT_CLASS, "", "",
+		    0, 0, 1, "", 0}, &fresh, value, err, errlen) < 0)
+			return -1;
+		*c = fresh;
+	}
+	return 0;
+}
+
+/* conf_trim - strip leading and trailing white space in place */
+static char *
+conf_trim(char *s)
+{
+	char   *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = 0;
+	return s;
+}
+
+/* conf_apply_line - "name = value" from file:line */
+static int
+conf_apply_line(struct conf *cf, char *line, const char *where, char *err,
+    size_t errlen)
+{
+	char	sub[256];
+	char   *eq, *name, *value;
+
+	if ((eq = strchr(line, '=')) == NULL) {
+		snprintf(err, errlen, "%s: missing '=' in \"%.40s\"", where,
+		    conf_trim(line));
+		return -1;
+	}
+	*eq = 0;
+	name = conf_trim(line);
+	value = conf_trim(eq + 1);
+	if (*name == 0) {
+		snprintf(err, errlen, "%s: missing parameter name", where);
+		return -1;
+	}
+	if (conf_set(cf, name, value, sub, sizeof(sub)) < 0) {
+		snprintf(err, errlen, "%s: %s: %s", where, name, sub);
+		return -1;
+	}
+	return 0;
+}
+
+/* conf_read_file - parse the file, handling continuation lines */
+static int
+conf_read_file(struct conf *cf, const char *path, char *err, size_t errlen)
+{
+	FILE   *fp;
+	char   *line = NULL, *logical = NULL;
+	size_t	cap = 0, llen = 0;
+	ssize_t	n;
+	int	lineno = 0, startline = 0, rc = 0;
+	char	where[300];
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		n = getline(&line, &cap, fp);
+		if (n >= 0)
+			lineno++;
+		if (n > 0 && memchr(line, 0, n) != NULL) {
+			snprintf(err, errlen, "%s:%d: NUL byte in line", path,
+			    lineno);
+			rc = -1;
+			break;
+		}
+		/* A continuation line extends the logical line. */
+		if (n >= 0 && (line[0] == ' ' || line[0] == '\t') &&
+		    *conf_trim(line) != 0 && *conf_trim(line) != '#' &&
+		    logical != NULL) {
+			char   *t = conf_trim(line);
+			char   *grown = realloc(logical, llen + strlen(t) + 2);
+
+			if (grown == NULL) {
+				rc = -1;
+				snprintf(err, errlen, "out of memory");
+				break;
+			}
+			logical = grown;
+			logical[llen++] = ' ';
+			strcpy(logical + llen, t);
+			llen += strlen(t);
+			continue;
+		}
+		if (logical != NULL) {
+			snprintf(where, sizeof(where), "%s:%d", path, startline);
+			rc = conf_apply_line(cf, logical, where, err, errlen);
+			free(logical);
+			logical = NULL;
+			if (rc < 0)
+				break;
+		}
+		if (n < 0)
+			break;
+		{
+			char   *t = conf_trim(line);
+
+			if (*t == 0 || *t == '#')
+				continue;
+			if (line[0] == ' ' || line[0] == '\t') {
+				snprintf(err, errlen, "%s:%d: continuation line "
+				    "without a parameter", path, lineno);
+				rc = -1;
+				break;
+			}
+			if ((logical = strdup(t)) == NULL) {
+				rc = -1;
+				break;
+			}
+			llen = strlen(logical);
+			startline = lineno;
+		}
+	}
+	if (rc == 0 && ferror(fp)) {
+		snprintf(err, errlen, "%s: read error", path);
+		rc = -1;
+	}
+	free(logical);
+	free(line);
+	fclose(fp);
+	return rc;
+}
+
+/* conf_check - cross-parameter rules */
+static int
+conf_check(struct conf *cf, char *err, size_t errlen)
+{
+	int	i;
+
+	if (conf_class(cf, cf->default_class) == NULL) {
+		snprintf(err, errlen, "default_class: no class '%s'",
+		    cf->default_class);
+		return -1;
+	}
+	if (*cf->violation_class && !conf_class(cf, cf->violation_class)) {
+		snprintf(err, errlen, "violation_class: no class '%s'",
+		    cf->violation_class);
+		return -1;
+	}
+	for (i = 0; i < cf->nmap; i++)
+		if (conf_class(cf, cf->map[i].class_name) == NULL) {
+			snprintf(err, errlen, "client_class_map: no class '%s'",
+			    cf->map[i].class_name);
+			return -1;
+		}
+	if ((*cf->tls_cert_file != 0) != (*cf->tls_key_file != 0)) {
+		snprintf(err, errlen, "tls_cert_file and tls_key_file must be "
+		    "set together");
+		return -1;
+	}
+	if (cf->backend.ss.ss_family == AF_INET ||
+	    cf->backend.ss.ss_family == AF_INET6) {
+		for (i = 0; i < cf->nlisten; i++)
+			if (cf->listen[i].len == cf->backend.len &&
+			    memcmp(&cf->listen[i].ss, &cf->backend.ss,
+			    cf->backend.len) == 0) {
+				snprintf(err, errlen, "backend %s is one of "
+				    "our own listen addresses", cf->backend.text);
+				return -1;
+			}
+	}
+	return 0;
+}
+
+/* conf_load - defaults, then the file (if any), then -o overrides */
+struct conf *
+conf_load(const char *path, char **overrides, int noverrides, char *err,
+    size_t errlen)
+{
+	const struct conf_param *p;
+	struct conf *cf;
+	char	where[300];
+	int	i;
+
+	if ((cf = calloc(1, sizeof(*cf))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (p = conf_params; p->name; p++) {
+		if (conf_set(cf, p->name, p->defval, err, errlen) < 0) {
+			/* A broken default is a bug in the table. */
+			char	sub[256];
+
+			snprintf(sub, sizeof(sub), "default of %s: %s", p->name,
+			    err);
+			snprintf(err, errlen, "%s", sub);
+			goto bad;
+		}
+	}
+	if (path != NULL) {
+		snprintf(cf->path, sizeof(cf->path), "%s", path);
+		if (conf_read_file(cf, path, err, errlen) < 0)
+			goto bad;
+	}
+	for (i = 0; i < noverrides; i++) {
+		char   *copy = strdup(overrides[i]);
+		int	rc;
+
+		if (copy == NULL)
+			goto bad;
+		snprintf(where, sizeof(where), "-o %.200s", overrides[i]);
+		rc = conf_apply_line(cf, copy, where, err, errlen);
+		free(copy);
+		if (rc < 0)
+			goto bad;
+	}
+	if (*cf->myhostname == 0 &&
+	    gethostname(cf->myhostname, sizeof(cf->myhostname) - 1) < 0)
+		strcpy(cf->myhostname, "localhost");
+	if (conf_check(cf, err, errlen) < 0) {
+		char	sub[256];
+
+		snprintf(sub, sizeof(sub), "%s: %s", path ? path : "-o", err);
+		snprintf(err, errlen, "%s", sub);
+		goto bad;
+	}
+	return cf;
+bad:
+	free(cf);
+	return NULL;
+}
+
+/* conf_free - release a configuration */
+void
+conf_free(struct conf *cf)
+{
+	free(cf);
+}
+
+/* conf_reload_merge - keep the old values of non-reloadable parameters */
+void
+conf_reload_merge(struct conf *fresh, const struct conf *old)
+{
+	const struct conf_param *p;
+
+	for (p = conf_params; p->name; p++) {
+		if (p->reloadable)
+			continue;
+		switch (p->type) {
+		case CT_LISTEN:
+			memcpy(fresh->listen, old->listen, sizeof(old->listen));
+			fresh->nlisten = old->nlisten;
+			break;
+		case CT_PATHS:
+			memcpy(fresh->signatures, old->signatures,
+			    sizeof(old->signatures));
+			fresh->nsignatures = old->nsignatures;
+			break;
+		case CT_STR:
+			strcpy((char *)fresh + p->off, (const char *)old + p->off);
+			break;
+		case CT_BOOL:
+		case CT_ENUM:
+			*(int *)((char *)fresh + p->off) =
+			    *(const int *)((const char *)old + p->off);
+			break;
+		default:
+			*(long *)((char *)fresh + p->off) =
+			    *(const long *)((const char *)old + p->off);
+			break;
+		}
+	}
+}
+
+/* conf_class - the class called name, or NULL */
+const struct shclass *
+conf_class(const struct conf *cf, const char *name)
+{
+	int	i;
+
+	for (i = 0; i < cf->nclasses; i++)
+		if (strcmp(cf->classes[i].name, name) == 0)
+			return &cf->classes[i];
+	return NULL;
+}

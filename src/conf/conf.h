@@ -1,0 +1,123 @@
+/*
+ * conf.h - the configuration: one table of parameters, Postfix syntax
+ *
+ * A configuration is built by conf_load() from built-in defaults, then the
+ * file, then -o overrides, and is immutable afterwards.  SIGHUP builds a new
+ * one and conf_reload_merge() keeps the values of non-reloadable parameters.
+ * Every parameter is a row of conf_params[]; doc/man/mailshaper.conf.5 must
+ * list each row (a test checks this).
+ */
+#ifndef MS_CONF_H
+#define MS_CONF_H
+
+#include <stddef.h>
+
+#include "util/addr.h"
+
+#define CONF_MAX_LISTEN		16
+#define CONF_MAX_CLASSES	16
+#define CONF_MAX_MAP		256
+#define CONF_MAX_SIGFILES	8
+#define CONF_NAME_MAX		32
+
+enum conf_action {
+	ACTION_RELAY,		/* relay to the backend */
+	ACTION_TEMPFAIL,	/* 451 to MAIL after the delays */
+	ACTION_REJECT,		/* 554 to MAIL after the delays */
+};
+
+enum conf_identity {
+	IDENT_XCLIENT,
+	IDENT_PROXY,
+	IDENT_NONE,
+};
+
+enum conf_bare {
+	BARE_NORMALIZE,		/* bare LF ends a line; CR, NUL become space */
+	BARE_REJECT,		/* the message is refused with 5xx */
+};
+
+struct shclass {
+	char	name[CONF_NAME_MAX];
+	long	banner_delay;		/* ms until the banner is complete */
+	long	reply_delay;		/* ms until each reply is complete */
+	long	stutter;		/* bytes per write while delaying (0 = off) */
+	long	stutter_interval;	/* ms between stutter writes */
+	long	rate_in;		/* client->us bytes/s (0 = unlimited) */
+	long	rate_out;		/* us->client bytes/s (0 = unlimited) */
+	long	max_messages;		/* per session (0 = unlimited) */
+	long	max_rcpt;		/* per session (0 = unlimited) */
+	long	max_per_client;		/* concurrent sessions (0 = global limit) */
+	long	max_share;		/* % of max_connections this class may hold */
+	long	session_time;		/* ms per session (0 = unlimited) */
+	int	action;			/* enum conf_action */
+};
+
+struct class_map {
+	struct cidr net;
+	char	class_name[CONF_NAME_MAX];
+};
+
+struct conf {
+	char	path[256];		/* file it came from ("" = defaults) */
+	struct endpoint listen[CONF_MAX_LISTEN];
+	int	nlisten;
+	long	listen_backlog;
+	struct endpoint backend;
+	int	backend_identity;	/* enum conf_identity */
+	long	backend_max_connections;
+	long	backend_connect_timeout;	/* ms */
+	long	backend_timeout;	/* ms, per reply; 2x for end of data */
+	int	backend_tls;		/* STARTTLS to the backend */
+	char	eventlog[256];
+	char	myhostname[256];
+	long	max_connections;
+	long	max_connections_per_client;
+	int	observe;
+	char	default_class[CONF_NAME_MAX];
+	struct class_map map[CONF_MAX_MAP];
+	int	nmap;
+	struct shclass classes[CONF_MAX_CLASSES];
+	int	nclasses;
+	char	user[64];
+	long	grace_time;		/* ms */
+	long	smtp_timeout;		/* ms of client silence */
+	long	smtp_line_limit;	/* bytes, command lines */
+	long	smtp_error_limit;
+	int	bare_policy;		/* enum conf_bare */
+	long	message_size_limit;	/* bytes (0 = backend's SIZE) */
+	int	vrfy_command;
+	int	expn_command;
+	char	tls_cert_file[256];
+	char	tls_key_file[256];
+	char	violation_class[CONF_NAME_MAX];
+	char	syslog_name[64];
+	char	signatures[CONF_MAX_SIGFILES][256];
+	int	nsignatures;		/* 0 = built-in default list */
+};
+
+/* One row of the parameter table. */
+struct conf_param {
+	const char *name;
+	int	type;			/* CT_* */
+	const char *defval;		/* text form, parsed like a file line */
+	const char *unit;		/* for the man page: "ms", "bytes", "" */
+	long	min, max;		/* bounds for numbers */
+	int	reloadable;
+	const char *doc;		/* one line */
+	size_t	off;			/* offset in struct conf (or class key) */
+};
+
+enum { CT_STR, CT_INT, CT_TIME, CT_SIZE, CT_BOOL, CT_ENUM, CT_LISTEN,
+	CT_ENDPOINT, CT_MAP, CT_CLASS, CT_PATHS };
+
+extern const struct conf_param conf_params[];
+extern const struct conf_param conf_class_keys[];
+
+struct conf *conf_load(const char *path, char **overrides, int noverrides,
+	    char *err, size_t errlen);
+void	conf_free(struct conf *);
+void	conf_reload_merge(struct conf *fresh, const struct conf *old);
+const struct shclass *conf_class(const struct conf *, const char *name);
+
+#endif
