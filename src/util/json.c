@@ -154,7 +154,7 @@ rfc3339(const struct timeval *tv, char *buf, size_t len)
 
 	gmtime_r(&tv->tv_sec, &tm);
 	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%03ldZ", tmp, (long)(tv->tv_usec / 1000));
+	snprintf(buf, len, "%.20s.%03dZ", tmp, (int)(tv->tv_usec / 1000) % 1000);
 }
 
 /* jw_time - RFC 3339 member */

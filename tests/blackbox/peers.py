@@ -587,6 +587,9 @@ class PostfixSmtpd:
             "smtpd_recipient_restrictions":
                 "check_client_access static:HOLD, permit",
             "smtpd_client_port_logging": "yes",
+            # when a test sets smtpd_forbid_bare_newline, apply it to
+            # loopback clients too (the default exempts $mynetworks)
+            "smtpd_forbid_bare_newline_exclusions": "",
             "smtpd_peername_lookup": "yes" if self.peername_lookup else "no",
             "maillog_file": os.path.join(w, "maillog"),
             "maillog_file_prefixes": w,
