@@ -24,6 +24,7 @@ Run with Debian's /usr/bin/python3 (which sees python3-pytest); the module
 itself needs only the standard library.
 """
 
+import atexit
 import ipaddress
 import os
 import re
@@ -43,6 +44,18 @@ POSTFIX_DAEMON_DIR = "/usr/lib/postfix/sbin"
 
 
 # ---------------------------------------------------------------- helpers
+
+_live = set()  # started peers, stopped at exit if a test forgot to
+
+
+@atexit.register
+def _stop_all():
+    for p in list(_live):
+        try:
+            p.stop()
+        except Exception:
+            pass
+
 
 def missing(*paths):
     """missing - return the subset of executable paths that are absent"""
@@ -185,6 +198,7 @@ class SinkMessage(_Message):
     path         the dump file
     client_addr  X-Client-Addr: the TCP peer smtp-sink saw ("127.0.0.1" or
                  "ipv6:::1"); never changed by XCLIENT
+    client_ip    client_addr without the "ipv6:" prefix
     client_proto X-Client-Proto: SMTP, ESMTP or LMTP
     helo         X-Helo-Args (None if no HELO/EHLO was sent)
     mail_args    X-Mail-Args, e.g. "<a@b> SIZE=12 BODY=8BITMIME"
@@ -220,6 +234,7 @@ class SinkMessage(_Message):
                 break
             i += 1
         self.client_addr = meta["X-Client-Addr"]
+        self.client_ip = _bare_ip(self.client_addr)
         self.client_proto = meta["X-Client-Proto"]
         self.helo = meta["X-Helo-Args"]
         self.mail_args = meta["X-Mail-Args"]
@@ -234,6 +249,13 @@ class SinkMessage(_Message):
     def __repr__(self):
         return "<SinkMessage %s from=%s rcpt=%s>" % (
             os.path.basename(self.path), self.mail_from, self.rcpt_to)
+
+
+def _bare_ip(addr):
+    """_bare_ip - address without an "ipv6:"/"IPv6:" prefix"""
+    if addr and addr.lower().startswith("ipv6:"):
+        return addr[5:]
+    return addr
 
 
 def _angle(args):
@@ -342,6 +364,7 @@ class SmtpSink:
                                          start_new_session=True)
         finally:
             out.close()
+        _live.add(self)
         try:
             wait_port(self.host, self.port, timeout, self.proc)
         except Exception:
@@ -363,6 +386,7 @@ class SmtpSink:
 
     def stop(self):
         """stop - terminate smtp-sink and remove its files (idempotent)"""
+        _live.discard(self)
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.terminate()
@@ -398,9 +422,15 @@ class SmtpSink:
 
     def counters(self):
         """counters - latest {'sess': n, 'quit': n, 'mesg': n} from -c"""
+        try:  # only the tail: a benchmark run writes megabytes
+            with open(self._out_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 4096))
+                tail = f.read().decode("utf-8", "replace")
+        except (OSError, AttributeError):
+            tail = ""
         m = None
-        for m in re.finditer(r"sess=(\d+) quit=(\d+) mesg=(\d+)",
-                             self.output()):
+        for m in re.finditer(r"sess=(\d+) quit=(\d+) mesg=(\d+)", tail):
             pass
         if m is None:
             return {"sess": 0, "quit": 0, "mesg": 0}
@@ -450,7 +480,9 @@ class PostfixMessage(_Message):
     """One message accepted by PostfixSmtpd, read from its hold queue.
 
     queue_id, sender, recipients (list)
-    client_address  as Postfix recorded it (after XCLIENT / PROXY)
+    client_address  as Postfix recorded it (after XCLIENT / PROXY); after
+                    XCLIENT ADDR=IPV6:x it keeps the "IPv6:" prefix
+    client_ip       client_address without an "IPv6:" prefix
     client_port     str, "" when unknown
     client_name     verified name ("unknown" with peername lookups off)
     helo            HELO/EHLO argument (after XCLIENT HELO= if given)
@@ -494,6 +526,7 @@ class PostfixMessage(_Message):
         a = self.attrs
         self.client_address = a.get("log_client_address",
                                     a.get("client_address"))
+        self.client_ip = _bare_ip(self.client_address)
         self.client_port = a.get("log_client_port", a.get("client_port", ""))
         self.client_name = a.get("log_client_name", a.get("client_name"))
         self.helo = a.get("log_helo_name", a.get("helo_name"))
@@ -672,6 +705,7 @@ class PostfixSmtpd:
         with open(os.path.join(self.conf_dir, "master.cf"), "w") as f:
             f.write(self._master_cf())
         self.started = True
+        _live.add(self)
         try:
             self._postfix("start", timeout=timeout)
             self._wait_ready(timeout)
@@ -732,6 +766,7 @@ class PostfixSmtpd:
 
     def stop(self):
         """stop - 'postfix stop', kill any leftover, remove files"""
+        _live.discard(self)
         if self.started:
             self.started = False
             pid = self.master_pid()

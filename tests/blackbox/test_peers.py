@@ -74,6 +74,48 @@ def test_sink_feature_flags_and_failures():
             c.cmd("QUIT", 221)
 
 
+def test_sink_ipv6_and_xclient_not_applied():
+    """smtp-sink answers XCLIENT with 250 but keeps the real peer."""
+    peers.need(peers.SMTP_SINK)
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    with SmtpSink(host="::1") as sink:
+        with RawSmtp(*sink.address) as c:
+            c.expect(220)
+            assert "XCLIENT NAME HELO" in c.cmd("EHLO x", 250)
+            c.cmd("XCLIENT ADDR=192.0.2.7 NAME=bot.example", 250)
+            c.cmd("EHLO y", 250)
+            c.send(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
+            c.expect(250)
+            c.expect(250)
+            c.expect(354)
+            c.send(b"Subject: v6\r\n\r\n..x\r\n.\r\n")
+            c.expect(250)
+        (m,) = sink.wait_messages(1)
+        assert m.client_addr == "ipv6:::1"
+        assert m.client_ip == "::1"
+        assert m.helo == "y"
+        assert m.body == b".x\n"
+
+
+def test_sink_disconnect_injection():
+    peers.need(peers.SMTP_SINK)
+    with SmtpSink(disconnect=["DATA"], disconnect_421=["RSET"],
+                  dump=False) as sink:
+        with RawSmtp(*sink.address) as c:
+            c.expect(220)
+            c.cmd("HELO x", 250)
+            c.cmd("RSET", 421)
+            assert c.closed()
+        with RawSmtp(*sink.address) as c:
+            c.expect(220)
+            c.cmd("HELO x", 250)
+            c.cmd("MAIL FROM:<a@b>", 250)
+            c.cmd("RCPT TO:<c@d>", 250)
+            c.send(b"DATA\r\n")
+            assert c.closed()             # no reply at all
+
+
 def test_sink_kill_makes_port_refuse():
     peers.need(peers.SMTP_SINK)
     sink = SmtpSink(dump=False).start()
