@@ -286,7 +286,8 @@ class SmtpSink:
       disconnect_421   -Q: reply 421 and disconnect
       data_abort_delay -A: after 354 wait N s, reply 550 and stop reading
       data_delay       -w: wait N s before answering DATA
-      delays           {"RCPT": 2, ...} -> -W cmd:delay
+      delays           {"RCPT": 2, ...} -> -W cmd:delay (whole seconds >= 1,
+                       or "delay:odds" strings)
     Use kill() to make the backend vanish mid-transaction.
 
     Dump: with dump=True (default) each transaction goes to
@@ -294,6 +295,9 @@ class SmtpSink:
     the transaction is aborted (RSET, disconnect), complete after the
     250 for ".".  messages() parses them; message_count() counts "."
     from smtp-sink's -c counters, so it never sees half a message.
+    A "." rejected with reject_hard/reject_soft still counts in
+    message_count() and its dump file stays: the reply is what differs.
+    session_count() includes the one probe connection start() makes.
     For benchmarks: dump=False, max_conn large (-m), backlog large.
     """
 
@@ -351,7 +355,7 @@ class SmtpSink:
             self.dump_dir = os.path.join(self.workdir, "dump")
             os.mkdir(self.dump_dir)
             if is_root():  # smtp-sink writes after dropping to nobody
-                os.chown(self.dump_dir, 65534, 65534)
+                os.chown(self.dump_dir, _uid("nobody"), -1)
             argv += ["-d", os.path.join(self.dump_dir, "%M.")]
         argv += ["inet:" + hostport(self.host, self.port), str(self.backlog)]
         self.argv = argv
@@ -442,7 +446,7 @@ class SmtpSink:
         return self.counters()["mesg"]
 
     def session_count(self):
-        """session_count - SMTP sessions ended so far"""
+        """session_count - SMTP sessions ended so far (incl. start's probe)"""
         return self.counters()["sess"]
 
     def messages(self):
