@@ -131,12 +131,12 @@ fp_cli_main(int argc, char **argv)
 	const char *filter = NULL;
 	size_t ndb = 0;
 	int json = 0, c, rc = 0, tty = isatty(STDERR_FILENO);
-	char err[512];
+	char err[512], perr[128];
 	struct sigdb *db;
 	struct fp_pcap *p;
 	const unsigned char *ip;
 	size_t iplen;
-	unsigned long long syns = 0, bad = 0, n = 0;
+	unsigned long long syns = 0, bad = 0, other = 0, n = 0;
 	static char outbuf[1 << 16];
 
 	optind = 1;
@@ -205,9 +205,13 @@ fp_cli_main(int argc, char **argv)
 		}
 		if (tty && rfile && (++n & 0x3fff) == 0)
 			progress(p, syns, 0);
-		if (fp_syn_parse(ip, iplen, &s, NULL, 0) == -1) {
-			/* non-TCP IP is not an error; broken TCP/IP is */
-			bad++;
+		if (fp_syn_parse(ip, iplen, &s, perr, sizeof(perr)) == -1) {
+			/* non-TCP IP and fragments are not errors */
+			if (strcmp(perr, "not TCP") == 0 ||
+			    strstr(perr, "fragment") != NULL)
+				other++;
+			else
+				bad++;
 			continue;
 		}
 		if ((s.flags & (FP_TH_SYN | FP_TH_ACK | FP_TH_FIN |
@@ -228,11 +232,11 @@ fp_cli_main(int argc, char **argv)
 
 		if (tty || bad || st->bad_caplen)
 			fprintf(stderr, "mailshaper fingerprint: %llu frames, "
-			    "%llu client SYNs, %llu not TCP/IP or malformed, "
-			    "%llu non-IP, %llu bad caplen\n",
+			    "%llu client SYNs, %llu malformed packets skipped, "
+			    "%llu bad caplen, %llu non-IP, %llu other IP\n",
 			    (unsigned long long)st->frames, syns, bad,
-			    (unsigned long long)st->not_ip,
-			    (unsigned long long)st->bad_caplen);
+			    (unsigned long long)st->bad_caplen,
+			    (unsigned long long)st->not_ip, other);
 	}
 	cli_pcap = NULL;
 	fp_pcap_close(p);

@@ -312,8 +312,13 @@ fp_syn_parse(const unsigned char *buf, size_t len, struct fp_syn *syn,
 	if (t[13] & FP_TH_ACK) {
 		if (rd32(t + 8) == 0)
 			syn->quirks |= FP_Q_ZERO_ACK;
-	} else if (rd32(t + 8) != 0 && !(t[13] & FP_TH_RST))
+	} else if ((t[8] & 1) && !(t[13] & FP_TH_RST)) {
+		/* p0f 3.09b tests "RD32(ack) & !(flags & RST)": a bitwise
+		 * AND with 1, i.e. the low bit of the ACK field's first
+		 * byte on little-endian hosts.  We copy that so that raw
+		 * signatures agree with p0f's. */
 		syn->quirks |= FP_Q_NZ_ACK;
+	}
 	if (t[13] & FP_TH_URG)
 		syn->quirks |= FP_Q_URG;
 	else if (rd16(t + 18) != 0)
