@@ -2,7 +2,7 @@
  * fp_cli.c - `mailshaper fingerprint`: p0f-compatible SYN fingerprinting
  *
  *   mailshaper fingerprint [-r FILE | -i IFACE] [--db FILE]... [--json]
- *                          [--filter BPF]
+ *                          [--filter BPF] [-v]
  *
  * Exports fp_cli_main().  Reads a capture (pcap or pcapng) or sniffs an
  * interface, and prints one line per client SYN (SYN set; ACK, FIN, RST
@@ -39,7 +39,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: mailshaper fingerprint [-r FILE | -i IFACE] "
-	    "[--db FILE]... [--json] [--filter BPF]\n");
+	    "[--db FILE]... [--json] [--filter BPF] [-v]\n");
 }
 
 /* on_signal - stop a live capture cleanly */
@@ -140,7 +140,7 @@ fp_cli_main(int argc, char **argv)
 	static char outbuf[1 << 16];
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "r:i:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:i:hv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': rfile = optarg; break;
 		case 'i': iface = optarg; break;
@@ -155,6 +155,7 @@ fp_cli_main(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'f': filter = optarg; break;
 		case 'h': usage(stdout); return 0;
+		case 'v': log_set_verbose(1); break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -207,6 +208,7 @@ fp_cli_main(int argc, char **argv)
 			progress(p, syns, 0);
 		if (fp_syn_parse(ip, iplen, &s, perr, sizeof(perr)) == -1) {
 			/* non-TCP IP and fragments are not errors */
+			log_debug("skipped packet: %s", perr);
 			if (strcmp(perr, "not TCP") == 0 ||
 			    strstr(perr, "fragment") != NULL)
 				other++;

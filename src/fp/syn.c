@@ -153,14 +153,14 @@ parse_ipv4(const unsigned char *b, size_t len, struct fp_syn *s,
 		return fail(err, errlen, "bogus IPv4 header length");
 	if (hl > len)
 		return fail(err, errlen, "truncated IPv4 options");
-	tot = rd16(b + 2);
-	if (tot < hl + 20)
-		return fail(err, errlen, "IPv4 total length too short for TCP");
 	if (b[9] != 6)
 		return fail(err, errlen, "not TCP");
 	fo = rd16(b + 6);
 	if (fo & ~(0x4000 | 0x8000))
 		return fail(err, errlen, "IPv4 fragment");
+	tot = rd16(b + 2);
+	if (tot < hl + 20)
+		return fail(err, errlen, "IPv4 total length too short for TCP");
 
 	s->ver = 4;
 	s->olen = (uint8_t)(hl - 20);
