@@ -81,9 +81,10 @@ def run_p0f(pcap, fpfile=P0F_FP):
         if line.startswith(".-[ "):
             cur = None
             head = line[4:line.rindex(" ]-")]
-            if not head.endswith("(syn)"):
+            kind = head[head.rindex(" ("):]
+            if kind not in (" (syn)", " (sendsyn probe)"):
                 continue
-            left, right = head[:-len(" (syn)")].split(" -> ")
+            left, right = head[:-len(kind)].split(" -> ")
             s, sp = left.rsplit("/", 1)
             d, dp = right.rsplit("/", 1)
             cur = {"src": norm(s), "sport": int(sp), "dst": norm(d),
@@ -130,3 +131,83 @@ def have_scapy():
 
 def tool(name):
     return shutil.which(name)
+
+
+# --- writing captures by hand, so every byte (and every bogus field) is ours
+
+import struct  # noqa: E402
+
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LOOP = 108
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_LINUX_SLL2 = 276
+
+
+def write_pcap(path, linktype, frames, snaplen=65535):
+    """frames: list of bytes, or (bytes, caplen, wirelen) to lie about sizes."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, snaplen,
+                            linktype))
+        for i, fr in enumerate(frames):
+            if isinstance(fr, tuple):
+                data, caplen, wirelen = fr
+            else:
+                data, caplen, wirelen = fr, len(fr), len(fr)
+            f.write(struct.pack("<IIII", 1700000000 + i, 0, caplen, wirelen))
+            f.write(data)
+
+
+def write_pcapng(path, linktype, frames):
+    def block(btype, body):
+        body += b"\x00" * ((4 - len(body) % 4) % 4)
+        ln = 12 + len(body)
+        return struct.pack("<II", btype, ln) + body + struct.pack("<I", ln)
+    with open(path, "wb") as f:
+        f.write(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+        f.write(block(1, struct.pack("<HHI", linktype, 0, 65535)))
+        for i, fr in enumerate(frames):
+            f.write(block(6, struct.pack("<IIIII", 0, 0, i, len(fr), len(fr))
+                          + fr))
+
+
+def ether(ip, tags=()):
+    """Ethernet frame; tags = sequence of (tpid, vid) outer first."""
+    et = 0x0800 if ip[0] >> 4 == 4 else 0x86dd
+    hdr = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01"
+    for tpid, vid in tags:
+        hdr += struct.pack("!H", tpid)
+        # the TCI follows; the inner type comes with the next tag or at the end
+        hdr += struct.pack("!H", vid)
+    return hdr + struct.pack("!H", et) + ip
+
+
+def sll(ip):
+    et = 0x0800 if ip[0] >> 4 == 4 else 0x86dd
+    return struct.pack("!HHH8sH", 0, 1, 6, b"\x02\x00\x00\x00\x00\x01\x00\x00",
+                       et) + ip
+
+
+def sll2(ip):
+    et = 0x0800 if ip[0] >> 4 == 4 else 0x86dd
+    return struct.pack("!HHIHBB8s", et, 0, 2, 1, 0, 6,
+                       b"\x02\x00\x00\x00\x00\x01\x00\x00") + ip
+
+
+def null_lo(ip):
+    af = 2 if ip[0] >> 4 == 4 else 10
+    return struct.pack("<I", af) + ip
+
+
+def loop_lo(ip):
+    af = 2 if ip[0] >> 4 == 4 else 24
+    return struct.pack("!I", af) + ip
+
+
+def syn(sig, n=1, **kw):
+    """IP bytes of a SYN matching p0f signature string sig (see fp_craft)."""
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import fp_craft
+    return fp_craft.build(sig, n, **kw)
