@@ -1,22 +1,20 @@
 /*
- * main.c - entry point: the daemon and the subcommands
+ * main.c - entry point: the daemon and its subcommands
  *
- *   mailshaper -c FILE [-o name=value]... [-f] [--check-config]
- *   mailshaper fingerprint ...
+ *   mailshaper -c FILE [-o name=value]... [-f] [-v] [--check-config]
+ *   mailshaper fingerprint [-r FILE | -i IFACE] [--db FILE]... [--json] ...
  */
-#include <stdio.h>
 #include <string.h>
 
+#include "daemon/daemon.h"
 #include "fp/fp_cli.h"
 #include "util/log.h"
 
 int
 main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
 	log_init(LOG_TO_STDERR, "mailshaper");
 	if (argc > 1 && strcmp(argv[1], "fingerprint") == 0)
 		return fp_cli_main(argc - 1, argv + 1);
-	return 0;
+	return daemon_main(argc, argv);
 }

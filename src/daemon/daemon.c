@@ -1,0 +1,358 @@
+/*
+ * daemon.c - start-up, signals, reload and shutdown of the daemon
+ *
+ * Exports daemon_main(), daemon_session_gone(), daemon_class_index() and
+ * the process-wide `ms`.
+ *
+ * Start-up order: configuration, logging, TLS contexts, signature
+ * database, listening sockets, event log, then (with `user` set) drop root,
+ * then the backend probe and the loop.  Everything that can fail at start
+ * fails here with a clear message and exit status 1; nothing after start-up
+ * exits because of a peer.
+ *
+ * SIGHUP loads the file again and keeps the values of non-reloadable
+ * parameters; a broken file is logged and the running configuration stays.
+ * SIGTERM stops accepting, gives sessions grace_time to finish, then ends
+ * the rest with 421, writes the event log out and exits.  SIGUSR1 reopens
+ * the event log.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "daemon/daemon.h"
+#include "daemon/listener.h"
+#include "daemon/shaper.h"
+#include "fp/fp.h"
+#include "log/eventlog.h"
+#include "smtp/backend.h"
+#include "smtp/session.h"
+#include "util/log.h"
+
+struct ms *ms;
+
+static struct ms the_ms;
+static struct event *grace_timer;
+static char class_names[CONF_MAX_CLASSES][CONF_NAME_MAX];
+static int nclass_names;
+
+/* daemon_class_index - stable index of a class name for counters */
+int
+daemon_class_index(const char *name)
+{
+	int	i;
+
+	for (i = 0; i < nclass_names; i++)
+		if (strcmp(class_names[i], name) == 0)
+			return i;
+	if (nclass_names == CONF_MAX_CLASSES)
+		return -1;
+	snprintf(class_names[nclass_names], CONF_NAME_MAX, "%s", name);
+	return nclass_names++;
+}
+
+/* daemon_session_gone - a session ended; finish a pending shutdown */
+void
+daemon_session_gone(void)
+{
+	if (ms->stopping && ms->nsess == 0)
+		event_base_loopexit(ms->base, NULL);
+}
+
+/* tls_server_ctx - STARTTLS context from the configured files */
+static SSL_CTX *
+tls_server_ctx(const struct conf *cf, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL) {
+		snprintf(err, errlen, "cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cf->tls_cert_file) != 1) {
+		snprintf(err, errlen, "tls_cert_file %s: %s", cf->tls_cert_file,
+		    ERR_reason_error_string(ERR_get_error()));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, cf->tls_key_file,
+	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "tls_key_file %s: %s", cf->tls_key_file,
+		    ERR_reason_error_string(ERR_get_error()));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* sig_hup - reload */
+static void
+sig_hup(evutil_socket_t sig, short what, void *arg)
+{
+	char	err[512];
+	struct conf *fresh;
+
+	(void)sig;
+	(void)what;
+	(void)arg;
+	fresh = conf_load(ms->conf_path, ms->overrides, ms->noverrides, err,
+	    sizeof(err));
+	if (fresh == NULL) {
+		log_warnx("reload failed, keeping the running configuration: %s",
+		    err);
+		return;
+	}
+	conf_reload_merge(fresh, ms->cf);
+	conf_free(ms->cf);
+	ms->cf = fresh;
+	log_info("configuration reloaded from %s",
+	    ms->conf_path ? ms->conf_path : "defaults");
+	bk_probe();
+}
+
+/* grace_over - sessions had their time */
+static void
+grace_over(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	log_info("grace time over: ending %ld sessions", ms->nsess);
+	event_base_loopexit(ms->base, NULL);
+}
+
+/* sig_term - stop accepting; let sessions finish */
+static void
+sig_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct timeval tv;
+
+	(void)what;
+	(void)arg;
+	if (ms->stopping)
+		return;
+	ms->stopping = 1;
+	log_info("signal %d: stopping; %ld sessions have %lds to finish",
+	    (int)sig, ms->nsess, ms->cf->grace_time / 1000);
+	lst_close();
+	if (ms->nsess == 0) {
+		event_base_loopexit(ms->base, NULL);
+		return;
+	}
+	tv.tv_sec = ms->cf->grace_time / 1000;
+	tv.tv_usec = (ms->cf->grace_time % 1000) * 1000;
+	grace_timer = evtimer_new(ms->base, grace_over, NULL);
+	evtimer_add(grace_timer, &tv);
+}
+
+/* sig_usr1 - log rotation */
+static void
+sig_usr1(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_info("reopening the event log");
+	evlog_reopen();
+}
+
+/* drop_privileges - become `user` once everything is open */
+static void
+drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (*user == 0)
+		return;
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("user %s: no such user", user);
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		fatal("cannot become user %s", user);
+	if (setuid(0) == 0)
+		fatalx("could still regain root after dropping to %s", user);
+	log_info("running as %s", user);
+}
+
+/* raise_nofile - as many descriptors as the hard limit allows */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* load_sigdb - signature files, or the default list */
+static struct sigdb *
+load_sigdb(const struct conf *cf)
+{
+	const char *paths[CONF_MAX_SIGFILES];
+	struct sigdb *db;
+	char	err[512];
+	int	i;
+
+	if (cf->nsignatures == 0)
+		db = sigdb_load_default(err, sizeof(err));
+	else {
+		for (i = 0; i < cf->nsignatures; i++)
+			paths[i] = cf->signatures[i];
+		db = sigdb_load_files(paths, (size_t)cf->nsignatures, err,
+		    sizeof(err));
+	}
+	if (db == NULL)
+		log_warnx("signatures: %s; sessions get no OS label", err);
+	return db;
+}
+
+/* usage - command line help */
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: mailshaper -c FILE [-o name=value]... [-f] [-v] "
+	    "[--check-config]\n"
+	    "       mailshaper fingerprint [-r FILE | -i IFACE] [--db FILE]... "
+	    "[--json] [--filter BPF]\n");
+	exit(2);
+}
+
+/* daemon_main - the daemon's entry point */
+int
+daemon_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"check-config", no_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct event *ev_hup, *ev_term, *ev_int, *ev_usr1;
+	char	err[512];
+	int	ch, foreground = 0, check = 0;
+
+	ms = &the_ms;
+	ms->overrides = calloc((size_t)argc + 1, sizeof(char *));
+	while ((ch = getopt_long(argc, argv, "c:o:fvh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			ms->conf_path = optarg;
+			break;
+		case 'o':
+			ms->overrides[ms->noverrides++] = optarg;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'v':
+			log_set_verbose(1);
+			break;
+		case 'C':
+			check = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	ms->cf = conf_load(ms->conf_path, ms->overrides, ms->noverrides, err,
+	    sizeof(err));
+	if (ms->cf == NULL) {
+		fprintf(stderr, "mailshaper: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		if (*ms->cf->tls_cert_file) {
+			SSL_CTX *ctx = tls_server_ctx(ms->cf, err, sizeof(err));
+
+			if (ctx == NULL) {
+				fprintf(stderr, "mailshaper: %s: %s\n",
+				    ms->conf_path ? ms->conf_path : "-o", err);
+				return 1;
+			}
+			SSL_CTX_free(ctx);
+		}
+		printf("%s: ok\n", ms->conf_path ? ms->conf_path : "defaults");
+		return 0;
+	}
+	log_init(foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG,
+	    ms->cf->syslog_name);
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	if ((ms->base = event_base_new()) == NULL)
+		fatalx("cannot create the event loop");
+	if (*ms->cf->tls_cert_file &&
+	    (ms->tls = tls_server_ctx(ms->cf, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	if (ms->cf->backend_tls) {
+		ms->tls_client = SSL_CTX_new(TLS_client_method());
+		if (ms->tls_client == NULL)
+			fatalx("cannot create the backend TLS context");
+		SSL_CTX_set_min_proto_version(ms->tls_client, TLS1_2_VERSION);
+	}
+	ms->sigdb = load_sigdb(ms->cf);
+	if (lst_open(ms->cf, err, sizeof(err)) < 0)
+		fatalx("%s", err);
+	if (evlog_open(ms->cf->eventlog, err, sizeof(err)) < 0)
+		fatalx("%s", err);
+	drop_privileges(ms->cf->user);
+
+	ev_hup = evsignal_new(ms->base, SIGHUP, sig_hup, NULL);
+	ev_term = evsignal_new(ms->base, SIGTERM, sig_term, NULL);
+	ev_int = evsignal_new(ms->base, SIGINT, sig_term, NULL);
+	ev_usr1 = evsignal_new(ms->base, SIGUSR1, sig_usr1, NULL);
+	evsignal_add(ev_hup, NULL);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	evsignal_add(ev_usr1, NULL);
+	bk_probe();
+	log_info("mailshaper started: backend %s, identity %s%s",
+	    ms->cf->backend.text, ms->cf->backend_identity == IDENT_XCLIENT ?
+	    "xclient" : ms->cf->backend_identity == IDENT_PROXY ? "proxy" :
+	    "none", ms->cf->observe ? ", observe mode" : "");
+
+	event_base_dispatch(ms->base);
+
+	sess_shutdown_all("service shutting down");
+	lst_close();
+	bk_probe_cancel();
+	log_info("stopped: accepted=%lu refused=%lu messages=%lu delivered=%lu "
+	    "syn_missing=%lu violations=%lu backend_errors=%lu",
+	    ms->st.accepted, ms->st.refused, ms->st.messages,
+	    ms->st.delivered, ms->st.syn_missing, ms->st.violations,
+	    ms->st.backend_errors);
+	evlog_close();
+	event_free(ev_hup);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_usr1);
+	if (grace_timer)
+		event_free(grace_timer);
+	shp_flush_cache();
+	if (ms->sigdb)
+		sigdb_free(ms->sigdb);
+	if (ms->tls)
+		SSL_CTX_free(ms->tls);
+	if (ms->tls_client)
+		SSL_CTX_free(ms->tls_client);
+	event_base_free(ms->base);
+	conf_free(ms->cf);
+	free(ms->overrides);
+	return 0;
+}

@@ -1,0 +1,1698 @@
+/*
+ * session.c - the client side of one SMTP session
+ *
+ * Exports sess_accept(), sess_free(), sess_state_name(), sess_add_reason(),
+ * sess_shutdown_all() and sess_backend_reply().
+ *
+ * A session is a named-state machine driven by a command table.  Every reply
+ * goes through sess_reply_at(), which holds it until the class's delay for
+ * that stage is over (stuttering it out, if the class says so), so shaping
+ * is one mechanism for all replies.  Commands the backend must see (MAIL,
+ * RCPT, RSET, the message) are forwarded only after their delay, and the
+ * backend connection is opened at the first valid MAIL.  The message content
+ * is canonicalised into a spool and handed to the backend only after the
+ * client's final dot and its delay, so a slow client never holds the
+ * backend in DATA and a refused message never reaches it.  Replies to MAIL,
+ * RCPT and the end of data are the backend's own; when the backend fails the
+ * client gets 451 or 421, never a 250 the backend did not give.
+ *
+ * Memory: the session owns its bufferevent, timer, reply buffer, spool and
+ * strings, and its struct bk.  Teardown happens only in sess_free().  A
+ * callback disarms its own events before anything that may free the session,
+ * and returns at once afterwards.
+ *
+ * It is an error to write a reply while another is being written (busy).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "daemon/daemon.h"
+#include "daemon/shaper.h"
+#include "fp/fp.h"
+#include "log/eventlog.h"
+#include "policy/policy.h"
+#include "smtp/backend.h"
+#include "smtp/session.h"
+#include "util/json.h"
+#include "util/log.h"
+
+#define SESS_INPUT_HIWAT	(256 * 1024)	/* stop reading beyond this */
+#define SESS_HARD_SIZE		(64L * 1024 * 1024) /* no SIZE anywhere */
+#define SESS_PATH_MAX		512		/* RFC 5321 4.5.3.1.3: 256 */
+
+/* Per-client concurrency, keyed by IPv4 address or IPv6 /64. */
+struct client {
+	struct client *next;
+	uint8_t	key[17];
+	int	total;
+	int	by_class[CONF_MAX_CLASSES];
+};
+
+#define CLIENT_BUCKETS	4096
+static struct client *clients[CLIENT_BUCKETS];
+
+/* Live sessions, for shutdown. */
+static struct sess *sess_list;
+
+static const char *const state_names[] = {
+	[SESS_BANNER] = "banner", [SESS_HELO] = "helo", [SESS_READY] = "ready",
+	[SESS_MAIL] = "mail", [SESS_RCPT] = "rcpt", [SESS_DATA] = "data",
+	[SESS_BDAT] = "bdat", [SESS_TLS] = "tls", [SESS_CLOSING] = "closing",
+};
+
+static const char *const sess_outcome_names[] = {
+	"completed", "abandoned", "protocol_error", "refused", "backend_error",
+};
+
+static const char *const msg_outcome_names[] = {
+	"none", "delivered", "rejected", "deferred", "abandoned",
+	"protocol_error", "backend_error",
+};
+
+static const char *const stage_names[] = { "mail", "rcpt", "data", "dot" };
+
+static unsigned long sess_counter;
+static char sess_line[65536 + 2];	/* the command being parsed */
+
+static void sess_readcb(struct bufferevent *, void *);
+static void sess_eventcb(struct bufferevent *, short, void *);
+static void sess_process(struct sess *);
+static void sess_timer_cb(evutil_socket_t, short, void *);
+static void sess_close(struct sess *, enum sess_outcome, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
+/* Commands. */
+#define CMD_NEED_HELO	0x01	/* only after EHLO/HELO */
+#define CMD_LAST	0x02	/* must end a pipelined group (RFC 2920) */
+#define CMD_REFUSED	0x04	/* never offered to clients */
+#define CMD_DESTROYS	0x08	/* may end the session */
+
+struct sess_cmd {
+	const char *name;
+	int	flags;
+	enum shp_stage stage;
+	const char *(*check)(struct sess *, char *args);
+	void	(*proceed)(struct sess *, char *args);
+};
+
+/* sess_state_name - printable state */
+const char *
+sess_state_name(enum sess_state st)
+{
+	return state_names[st];
+}
+
+/* sess_enter_state - the one place a state changes; logged at debug */
+static void
+sess_enter_state(struct sess *s, enum sess_state st)
+{
+	log_debug("%s: %s -> %s", s->id, state_names[s->state],
+	    state_names[st]);
+	s->state = st;
+}
+
+/* sess_add_reason - append a reason for the class decision */
+void
+sess_add_reason(struct sess *s, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (s->nreasons == SESS_MAX_REASONS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(s->reasons[s->nreasons++], SESS_REASON_LEN, fmt, ap);
+	va_end(ap);
+}
+
+/* ms_since - milliseconds from tv to now */
+static long
+ms_since(const struct timeval *tv)
+{
+	struct timeval now, d;
+
+	gettimeofday(&now, NULL);
+	timersub(&now, tv, &d);
+	return d.tv_sec * 1000L + d.tv_usec / 1000;
+}
+
+/* client_find - the per-client entry for sa, created when create is set */
+static struct client *
+client_find(const struct sockaddr *sa, int create)
+{
+	uint8_t	key[17];
+	uint32_t h = 2166136261u;
+	struct client *c;
+	int	i;
+
+	addr_key(sa, 32, 64, key);
+	for (i = 0; i < 17; i++)
+		h = (h ^ key[i]) * 16777619u;
+	h %= CLIENT_BUCKETS;
+	for (c = clients[h]; c; c = c->next)
+		if (memcmp(c->key, key, 17) == 0)
+			return c;
+	if (!create || (c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	memcpy(c->key, key, 17);
+	c->next = clients[h];
+	clients[h] = c;
+	return c;
+}
+
+/* client_release - one session of this client ended */
+static void
+client_release(const struct sockaddr *sa, int class_idx)
+{
+	struct client *c = client_find(sa, 0), **pp;
+	uint32_t h = 2166136261u;
+	int	i;
+
+	if (c == NULL)
+		return;
+	c->total--;
+	if (class_idx >= 0)
+		c->by_class[class_idx]--;
+	if (c->total > 0)
+		return;
+	for (i = 0; i < 17; i++)
+		h = (h ^ c->key[i]) * 16777619u;
+	for (pp = &clients[h % CLIENT_BUCKETS]; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			free(c);
+			return;
+		}
+}
+
+/* sess_observe - no class setting applies */
+static int
+sess_observe(void)
+{
+	return ms->cf->observe;
+}
+
+/*
+ * Replies.
+ */
+
+/* sess_arm - run the timer at `due` (or now) */
+static void
+sess_arm(struct sess *s, const struct timeval *due)
+{
+	struct timeval now, d = { 0, 0 };
+
+	gettimeofday(&now, NULL);
+	if (timercmp(due, &now, >))
+		timersub(due, &now, &d);
+	evtimer_add(&s->timer, &d);
+}
+
+/* sess_reply_done - the reply is written: resume, or run the follow-up */
+static void
+sess_reply_done(struct sess *s)
+{
+	void	(*after)(struct sess *) = s->after;
+	struct timeval tv;
+
+	s->after = NULL;
+	s->busy = 0;
+	gettimeofday(&s->last_reply, NULL);
+	tv.tv_sec = ms->cf->smtp_timeout / 1000;
+	tv.tv_usec = (ms->cf->smtp_timeout % 1000) * 1000;
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	if (after != NULL) {
+		after(s);
+		return;
+	}
+	sess_process(s);
+}
+
+/* sess_emit - write what is due of the reply; 1 when it is complete */
+static int
+sess_emit(struct sess *s)
+{
+	size_t	left = evbuffer_get_length(s->reply);
+	struct timeval now;
+
+	gettimeofday(&now, NULL);
+	if (s->cls.stutter > 0 && s->reply_interval > 0 && !sess_observe() &&
+	    left > (size_t)s->cls.stutter && timercmp(&now, &s->reply_due, <)) {
+		struct timeval d = { s->reply_interval / 1000,
+		    (s->reply_interval % 1000) * 1000 };
+
+		bufferevent_write(s->bev, evbuffer_pullup(s->reply,
+		    s->cls.stutter), s->cls.stutter);
+		evbuffer_drain(s->reply, s->cls.stutter);
+		evtimer_add(&s->timer, &d);
+		return 0;
+	}
+	bufferevent_write_buffer(s->bev, s->reply);
+	return 1;
+}
+
+/* sess_reply_at - send the reply in s->reply so it completes by `due` */
+static void
+sess_reply_at(struct sess *s, const struct timeval *due)
+{
+	struct timeval now, start;
+	long	budget, interval;
+	size_t	len = evbuffer_get_length(s->reply), chunks;
+
+	s->busy = 1;
+	s->reply_due = *due;
+	gettimeofday(&now, NULL);
+	budget = 0;
+	if (timercmp(due, &now, >)) {
+		struct timeval d;
+
+		timersub(due, &now, &d);
+		budget = d.tv_sec * 1000L + d.tv_usec / 1000;
+	}
+	/* Observe mode and classes without delay answer at once. */
+	if (budget <= 0 || sess_observe()) {
+		sess_emit(s);
+		sess_reply_done(s);
+		return;
+	}
+	interval = shp_chunk_interval(&s->cls, len, budget);
+	s->reply_interval = interval;
+	start = *due;
+	if (interval > 0) {
+		long	span;
+		struct timeval d;
+
+		chunks = (len + s->cls.stutter - 1) / s->cls.stutter;
+		span = (long)(chunks - 1) * interval;
+		d.tv_sec = span / 1000;
+		d.tv_usec = (span % 1000) * 1000;
+		timersub(due, &d, &start);
+	}
+	/* The timer writes the first chunk (or all of it) at `start`. */
+	bufferevent_set_timeouts(s->bev, NULL, NULL);
+	sess_arm(s, &start);
+}
+
+/* sess_due - the deadline for a reply at `stage` to the current command */
+static void
+sess_due(struct sess *s, enum shp_stage stage, struct timeval *due)
+{
+	long	d = shp_delay_ms(&s->cls, stage, sess_observe());
+	struct timeval add = { d / 1000, (d % 1000) * 1000 };
+
+	timeradd(&s->cmd_time, &add, due);
+}
+
+/* sess_reply - format a local reply to the current command and send it */
+static void
+sess_reply(struct sess *s, enum shp_stage stage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+sess_reply(struct sess *s, enum shp_stage stage, const char *fmt, ...)
+{
+	struct timeval due;
+	va_list	ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(s->reply, fmt, ap);
+	va_end(ap);
+	evbuffer_add(s->reply, "\r\n", 2);
+	sess_due(s, stage, &due);
+	sess_reply_at(s, &due);
+}
+
+/* sess_relay - send the backend's reply text verbatim */
+static void
+sess_relay(struct sess *s, const char *text)
+{
+	evbuffer_add(s->reply, text, strlen(text));
+	sess_reply_at(s, &s->reply_due);
+}
+
+/* sess_later - run fn when the pre-delay of `stage` has passed */
+static void
+sess_later(struct sess *s, enum shp_stage stage, void (*fn)(struct sess *))
+{
+	long	pre = shp_pre_delay_ms(&s->cls, stage, sess_observe());
+	struct timeval at, add = { pre / 1000, (pre % 1000) * 1000 };
+
+	s->busy = 1;
+	sess_due(s, stage, &s->reply_due);
+	timeradd(&s->cmd_time, &add, &at);
+	s->cont = fn;
+	bufferevent_set_timeouts(s->bev, NULL, NULL);
+	sess_arm(s, &at);
+}
+
+/* sess_timer_cb - a delay ended: continue, or write the next chunk */
+static void
+sess_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sess *s = arg;
+	void	(*cont)(struct sess *) = s->cont;
+
+	(void)fd;
+	(void)what;
+	if (cont != NULL) {
+		s->cont = NULL;
+		cont(s);
+		return;
+	}
+	if (sess_emit(s))
+		sess_reply_done(s);
+}
+
+/*
+ * Event records and the end of a transaction.
+ */
+
+/* sess_msg_end - log and write the message record; reset the transaction */
+static void
+sess_msg_end(struct sess *s, enum msg_outcome oc, const char *reply)
+{
+	struct evbuffer *b;
+	struct jw w;
+	char	id[32], line[200];
+	struct timeval now;
+
+	if (s->mail_from == NULL)
+		return;
+	gettimeofday(&now, NULL);
+	snprintf(id, sizeof(id), "%s.%d", s->id, s->msgno);
+	if (reply != NULL) {
+		size_t	n = strcspn(reply, "\r\n");
+
+		snprintf(line, sizeof(line), "%.*s", (int)(n < 190 ? n : 190),
+		    reply);
+	}
+	log_info("%s: from=<%s>, nrcpt=%d/%d, size=%zu, class=%s, "
+	    "outcome=%s, stage=%s, reply=%s", id, s->mail_from, s->rcpt_ok,
+	    s->rcpt, s->canon.size, s->cls.name, msg_outcome_names[oc],
+	    stage_names[s->stage], reply ? line : "none");
+	ms->st.messages++;
+	if (oc == MO_DELIVERED)
+		ms->st.delivered++;
+	if ((b = evbuffer_new()) != NULL) {
+		jw_begin(&w, b);
+		jw_str(&w, "type", "message");
+		jw_str(&w, "session", s->id);
+		jw_str(&w, "id", id);
+		jw_time(&w, "time", &now);
+		jw_str(&w, "mail_from", s->mail_from);
+		jw_int(&w, "rcpt", s->rcpt);
+		jw_int(&w, "rcpt_accepted", s->rcpt_ok);
+		jw_int(&w, "size", (long long)s->canon.size);
+		jw_str(&w, "class", s->cls.name);
+		jw_str(&w, "outcome", msg_outcome_names[oc]);
+		jw_str(&w, "stage", stage_names[s->stage]);
+		jw_str(&w, "reply", reply ? line : NULL);
+		jw_str(&w, "client_ip", s->ip);
+		jw_str(&w, "raw_sig", s->fp ? s->fp->raw_sig : NULL);
+		jw_str(&w, "os", s->fp ? s->fp->os : NULL);
+		jw_end(&w);
+		evbuffer_add(b, "\n", 1);
+		evlog_append(b);
+		evbuffer_free(b);
+	}
+	free(s->mail_from);
+	s->mail_from = NULL;
+	free(s->mail_params);
+	s->mail_params = NULL;
+	if (s->spool != NULL) {
+		evbuffer_free(s->spool);
+		s->spool = NULL;
+	}
+	s->rcpt = s->rcpt_ok = 0;
+	s->data_too_big = 0;
+	memset(&s->canon, 0, sizeof(s->canon));
+	s->stage = MST_MAIL;
+	if (s->state == SESS_MAIL || s->state == SESS_RCPT ||
+	    s->state == SESS_DATA || s->state == SESS_BDAT)
+		sess_enter_state(s, SESS_READY);
+}
+
+/* msg_outcome_of - outcome from a final reply code */
+static enum msg_outcome
+msg_outcome_of(int code)
+{
+	if (code >= 200 && code < 300)
+		return MO_DELIVERED;
+	if (code >= 400 && code < 500)
+		return MO_DEFERRED;
+	return MO_REJECTED;
+}
+
+/* sess_record - write the session record */
+static void
+sess_record(struct sess *s)
+{
+	struct evbuffer *b = evbuffer_new();
+	const char *reasons[SESS_MAX_REASONS];
+	struct timeval now;
+	char	fpjson[1024];
+	struct jw w;
+	int	i;
+
+	if (b == NULL)
+		return;
+	gettimeofday(&now, NULL);
+	for (i = 0; i < s->nreasons; i++)
+		reasons[i] = s->reasons[i];
+	jw_begin(&w, b);
+	jw_str(&w, "type", "session");
+	jw_str(&w, "id", s->id);
+	jw_time(&w, "start", &s->start);
+	jw_time(&w, "end", &now);
+	jw_str(&w, "client_ip", s->ip);
+	jw_int(&w, "client_port", s->port);
+	jw_str(&w, "helo", s->helo);
+	jw_bool(&w, "tls", s->tls);
+	jw_str(&w, "class", s->cls.name);
+	jw_strlist(&w, "reasons", reasons, s->nreasons);
+	if (s->fp != NULL && fp_result_json(s->fp, fpjson, sizeof(fpjson)) > 0)
+		jw_raw(&w, "fp", fpjson);
+	else
+		jw_null(&w, "fp");
+	jw_null(&w, "dnsbl");
+	jw_int(&w, "messages", s->messages);
+	jw_str(&w, "outcome", sess_outcome_names[s->outcome]);
+	if (s->outcome == SO_ABANDONED && s->eof)
+		jw_num(&w, "gave_up_after_s", ms_since(&s->start) / 1000.0);
+	else
+		jw_null(&w, "gave_up_after_s");
+	jw_bool(&w, "observe", sess_observe());
+	jw_int(&w, "violations", s->violations);
+	jw_end(&w);
+	evbuffer_add(b, "\n", 1);
+	evlog_append(b);
+	evbuffer_free(b);
+}
+
+/* sess_free - the only teardown: records, counters, memory */
+void
+sess_free(struct sess *s, const char *reason)
+{
+	if (s->mail_from != NULL)
+		sess_msg_end(s, s->backend_failed ? MO_BACKEND_ERROR :
+		    MO_ABANDONED, NULL);
+	log_info("%s: disconnect from [%s]:%d class=%s outcome=%s "
+	    "messages=%d duration=%.3fs%s%s", s->id, s->ip, s->port,
+	    s->cls.name, sess_outcome_names[s->outcome], s->messages,
+	    ms_since(&s->start) / 1000.0, reason ? " reason=" : "",
+	    reason ? reason : "");
+	sess_record(s);
+	evtimer_del(&s->timer);
+	if (s->bk != NULL) {
+		bk_free(s->bk, 1);
+		s->bk = NULL;
+	}
+	if (s->bev != NULL) {
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+	if (s->counted) {
+		client_release((struct sockaddr *)&s->peer, s->class_idx);
+		ms->nsess--;
+	}
+	if (s->class_idx >= 0)
+		ms->class_count[s->class_idx]--;
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (sess_list == s)
+		sess_list = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	evbuffer_free(s->reply);
+	s->reply = NULL;
+	if (s->spool)
+		evbuffer_free(s->spool);
+	free(s->fp);
+	free(s->helo);
+	free(s->mail_from);
+	free(s->mail_params);
+	free(s->pending);
+	free(s->pending_args);
+	free(s);
+	daemon_session_gone();
+}
+
+/* sess_drained - the final reply is flushed: free */
+static void
+sess_drained(struct bufferevent *bev, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)bev;
+	sess_free(s, NULL);
+}
+
+/* sess_close - write a final reply (no delay) and end the session */
+static void
+sess_close(struct sess *s, enum sess_outcome oc, const char *fmt, ...)
+{
+	struct timeval tv = { 10, 0 };
+	va_list	ap;
+
+	evtimer_del(&s->timer);
+	s->cont = NULL;
+	s->busy = 1;
+	s->outcome = oc;
+	sess_enter_state(s, SESS_CLOSING);
+	if (s->bk != NULL) {
+		bk_free(s->bk, 1);
+		s->bk = NULL;
+	}
+	evbuffer_drain(s->reply, evbuffer_get_length(s->reply));
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(bufferevent_get_output(s->bev), fmt, ap);
+	va_end(ap);
+	evbuffer_add(bufferevent_get_output(s->bev), "\r\n", 2);
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
+	bufferevent_setcb(s->bev, NULL, sess_drained, sess_eventcb, s);
+}
+
+/* sess_error - a syntax or sequence error; too many end the session */
+static void
+sess_error(struct sess *s, enum shp_stage stage, const char *reply)
+{
+	if (++s->errors >= ms->cf->smtp_error_limit) {
+		log_info("%s: too many errors from [%s]:%d", s->id, s->ip,
+		    s->port);
+		sess_close(s, SO_PROTOCOL_ERROR, "421 4.7.0 %s Error: too many "
+		    "errors", ms->cf->myhostname);
+		return;
+	}
+	sess_reply(s, stage, "%s", reply);
+}
+
+/*
+ * The backend.
+ */
+
+/* sess_backend_down - forget a failed backend connection */
+static void
+sess_backend_down(struct sess *s, const char *text)
+{
+	log_warnx("%s: backend %s: %s", s->id, ms->cf->backend.text, text);
+	ms->st.backend_errors++;
+	s->backend_failed = 1;
+	if (s->bk != NULL) {
+		bk_free(s->bk, 0);
+		s->bk = NULL;
+	}
+}
+
+/* sess_tempfail_txn - the backend failed mid-transaction: 451, record */
+static void
+sess_tempfail_txn(struct sess *s, const char *text)
+{
+	sess_backend_down(s, text);
+	evbuffer_add_printf(s->reply, "451 4.3.0 Error: queue file write "
+	    "error, try again later\r\n");
+	s->outcome = SO_BACKEND_ERROR;
+	sess_msg_end(s, MO_BACKEND_ERROR, NULL);
+	sess_reply_at(s, &s->reply_due);
+}
+
+/* sess_mail_reply - the backend answered MAIL */
+static void
+sess_mail_reply(struct sess *s, int code, const char *text)
+{
+	if (code < 0)
+		return sess_tempfail_txn(s, text);
+	s->backend_failed = 0;
+	if (code >= 200 && code < 300) {
+		sess_enter_state(s, SESS_MAIL);
+		if (s->outcome == SO_BACKEND_ERROR)
+			s->outcome = SO_COMPLETED;
+	} else
+		sess_msg_end(s, msg_outcome_of(code), text);
+	sess_relay(s, text);
+}
+
+/* sess_send_mail - backend ready: forward MAIL */
+static void
+sess_bk_ready(struct sess *s, int code, const char *text)
+{
+	char	line[SESS_PATH_MAX + 600];
+
+	if (code < 0)
+		return sess_tempfail_txn(s, text);
+	snprintf(line, sizeof(line), "MAIL FROM:<%s>%s%s", s->mail_from,
+	    *s->mail_params ? " " : "", s->mail_params);
+	bk_command(s->bk, line, sess_mail_reply);
+}
+
+/* sess_mail_go - MAIL after its delay: class action, backend, forward */
+static void
+sess_mail_go(struct sess *s)
+{
+	if (!sess_observe() && s->cls.action == ACTION_TEMPFAIL) {
+		evbuffer_add_printf(s->reply, "451 4.7.1 Service temporarily "
+		    "unavailable, try again later\r\n");
+		sess_msg_end(s, MO_DEFERRED, NULL);
+		return sess_reply_at(s, &s->reply_due);
+	}
+	if (!sess_observe() && s->cls.action == ACTION_REJECT) {
+		evbuffer_add_printf(s->reply, "554 5.7.1 Service refused\r\n");
+		sess_msg_end(s, MO_REJECTED, NULL);
+		return sess_reply_at(s, &s->reply_due);
+	}
+	if (s->bk != NULL) {
+		sess_bk_ready(s, 250, "");
+		return;
+	}
+	if (ms->nbackend >= ms->cf->backend_max_connections) {
+		log_warnx("%s: backend_max_connections (%ld) reached", s->id,
+		    ms->cf->backend_max_connections);
+		evbuffer_add_printf(s->reply, "451 4.3.2 Too busy, try again "
+		    "later\r\n");
+		s->outcome = SO_BACKEND_ERROR;
+		sess_msg_end(s, MO_BACKEND_ERROR, NULL);
+		return sess_reply_at(s, &s->reply_due);
+	}
+	if ((s->bk = bk_open(s, sess_bk_ready)) == NULL)
+		return sess_tempfail_txn(s, "cannot allocate a connection");
+}
+
+/* sess_rcpt_reply - the backend answered RCPT */
+static void
+sess_rcpt_reply(struct sess *s, int code, const char *text)
+{
+	if (code < 0)
+		return sess_tempfail_txn(s, text);
+	if (code >= 200 && code < 300) {
+		s->rcpt_ok++;
+		s->rcpt_total++;
+		sess_enter_state(s, SESS_RCPT);
+	}
+	sess_relay(s, text);
+}
+
+/* sess_rcpt_go - forward the held RCPT */
+static void
+sess_rcpt_go(struct sess *s)
+{
+	char   *line = s->pending;
+
+	s->pending = NULL;
+	if (s->bk == NULL) {
+		free(line);
+		return sess_tempfail_txn(s, "connection lost");
+	}
+	s->stage = MST_RCPT;
+	bk_command(s->bk, line, sess_rcpt_reply);
+	free(line);
+}
+
+/* sess_dot_reply - the backend's verdict on the message */
+static void
+sess_dot_reply(struct sess *s, int code, const char *text)
+{
+	if (code < 0)
+		return sess_tempfail_txn(s, text);
+	s->messages++;
+	sess_msg_end(s, msg_outcome_of(code), text);
+	sess_relay(s, text);
+}
+
+/* sess_dot_go - the message is complete and its delay is over */
+static void
+sess_dot_go(struct sess *s)
+{
+	struct evbuffer *content = s->spool;
+
+	s->stage = MST_DOT;
+	if (s->data_too_big) {
+		evbuffer_add_printf(s->reply, "552 5.3.4 Error: message file "
+		    "too big\r\n");
+		sess_msg_end(s, MO_REJECTED, NULL);
+		return sess_reply_at(s, &s->reply_due);
+	}
+	if (s->canon.bad && ms->cf->bare_policy == BARE_REJECT) {
+		log_info("%s: message refused: %s in content", s->id,
+		    canon_bad_text(s->canon.bad));
+		evbuffer_add_printf(s->reply, "550 5.5.2 Error: %s received\r\n",
+		    canon_bad_text(s->canon.bad));
+		sess_msg_end(s, MO_PROTOCOL_ERROR, NULL);
+		return sess_reply_at(s, &s->reply_due);
+	}
+	if (s->bk == NULL)
+		return sess_tempfail_txn(s, "connection lost before the message");
+	s->spool = NULL;
+	bk_data(s->bk, content, sess_dot_reply);
+}
+
+/* sess_rset_reply - the backend answered RSET */
+static void
+sess_rset_reply(struct sess *s, int code, const char *text)
+{
+	if (code < 0) {
+		sess_backend_down(s, text);
+		s->backend_failed = 0;
+	}
+	evbuffer_add_printf(s->reply, "250 2.0.0 Ok\r\n");
+	sess_reply_at(s, &s->reply_due);
+}
+
+/* sess_rset_go - RSET after its delay */
+static void
+sess_rset_go(struct sess *s)
+{
+	if (s->bk != NULL) {
+		bk_command(s->bk, "RSET", sess_rset_reply);
+		return;
+	}
+	evbuffer_add_printf(s->reply, "250 2.0.0 Ok\r\n");
+	sess_reply_at(s, &s->reply_due);
+}
+
+/*
+ * Commands.
+ */
+
+/* sess_size_limit - the largest message we take */
+static long
+sess_size_limit(void)
+{
+	long	lim = ms->cf->message_size_limit;
+
+	if (ms->caps.has_size && ms->caps.size > 0 &&
+	    (lim == 0 || ms->caps.size < lim))
+		lim = ms->caps.size;
+	return lim > 0 ? lim : SESS_HARD_SIZE;
+}
+
+/* sess_apply_rate - the class's byte-rate limits (none in observe mode) */
+static void
+sess_apply_rate(struct sess *s)
+{
+	struct ev_token_bucket_cfg *cfg = NULL;
+
+	if (!sess_observe())
+		cfg = shp_rate_cfg(&s->cls);
+	bufferevent_set_rate_limit(s->bev, cfg);
+}
+
+/* sess_violation - count, demote, and re-apply the class's limits */
+static void
+sess_violation(struct sess *s, const char *what)
+{
+	pol_violation(s, what);
+	sess_apply_rate(s);
+}
+
+/* parse_path - "FROM:<path> params" -> path and params; NULL on success */
+static const char *
+parse_path(char *args, const char *prefix, char **path, char **params)
+{
+	size_t	plen = strlen(prefix);
+	char   *p, *end;
+
+	if (strncasecmp(args, prefix, plen) != 0)
+		return "bad syntax";
+	p = args + plen;
+	while (*p == ' ')
+		p++;
+	if (*p != '<')
+		return "missing '<'";
+	end = strchr(p, '>');
+	if (end == NULL)
+		return "missing '>'";
+	if (end - p - 1 > 256)
+		return "address too long";
+	*end = 0;
+	*path = p + 1;
+	for (p = *path; *p; p++)
+		if (*p <= ' ' || *p == '<' || (unsigned char)*p == 0x7f)
+			return "bad character in address";
+	p = end + 1;
+	if (*p != 0 && *p != ' ')
+		return "bad syntax after address";
+	while (*p == ' ')
+		p++;
+	*params = p;
+	return NULL;
+}
+
+/* sess_txn_abandon - a new EHLO, RSET or the end drops the transaction */
+static void
+sess_txn_abandon(struct sess *s)
+{
+	if (s->mail_from != NULL)
+		sess_msg_end(s, MO_ABANDONED, NULL);
+}
+
+/* check_helo - EHLO/HELO need a name */
+static const char *
+check_helo(struct sess *s, char *args)
+{
+	(void)s;
+	if (*args == 0)
+		return "501 5.5.4 Syntax: EHLO hostname";
+	if (strlen(args) > 255)
+		return "501 5.5.4 Error: host name too long";
+	return NULL;
+}
+
+/* sess_set_helo - remember the client's name */
+static void
+sess_set_helo(struct sess *s, const char *name, int esmtp)
+{
+	free(s->helo);
+	s->helo = strdup(name);
+	s->esmtp = esmtp;
+	sess_txn_abandon(s);
+	sess_enter_state(s, SESS_READY);
+}
+
+/* do_ehlo - our own EHLO reply, from the backend probe's keywords */
+static void
+do_ehlo(struct sess *s, char *args)
+{
+	const struct bk_caps *c = &ms->caps;
+	char	size[32];
+	const char *kw[12];
+	struct timeval due;
+	int	n = 0, i;
+
+	sess_set_helo(s, args, 1);
+	kw[n++] = ms->cf->myhostname;
+	kw[n++] = "PIPELINING";
+	if (c->has_size || ms->cf->message_size_limit > 0) {
+		snprintf(size, sizeof(size), "SIZE %ld", sess_size_limit());
+		kw[n++] = size;
+	}
+	if (ms->cf->vrfy_command)
+		kw[n++] = "VRFY";
+	if (ms->tls != NULL && !s->tls)
+		kw[n++] = "STARTTLS";
+	if (c->enhanced)
+		kw[n++] = "ENHANCEDSTATUSCODES";
+	if (c->eightbit)
+		kw[n++] = "8BITMIME";
+	if (c->smtputf8)
+		kw[n++] = "SMTPUTF8";
+	if (c->chunking)
+		kw[n++] = "CHUNKING";
+	for (i = 0; i < n; i++)
+		evbuffer_add_printf(s->reply, "250%c%s\r\n",
+		    i == n - 1 ? ' ' : '-', kw[i]);
+	sess_due(s, SHP_MAIL, &due);
+	sess_reply_at(s, &due);
+}
+
+/* do_helo - plain SMTP greeting */
+static void
+do_helo(struct sess *s, char *args)
+{
+	sess_set_helo(s, args, 0);
+	sess_reply(s, SHP_MAIL, "250 %s", ms->cf->myhostname);
+}
+
+/* check_mail - sequence, syntax, parameters, limits */
+static const char *
+check_mail(struct sess *s, char *args)
+{
+	char   *path, *params, *p, *w;
+	const char *why;
+	static char reply[160];
+	struct evbuffer *fwd;
+
+	if (s->state == SESS_MAIL || s->state == SESS_RCPT)
+		return "503 5.5.1 Error: nested MAIL command";
+	if ((why = parse_path(args, "FROM:", &path, &params)) != NULL) {
+		snprintf(reply, sizeof(reply), "501 5.1.7 Bad sender address "
+		    "syntax (%s)", why);
+		return reply;
+	}
+	if (!sess_observe() && s->cls.max_messages > 0 &&
+	    s->msgno >= s->cls.max_messages)
+		return "452 4.5.3 Error: too many messages in this session";
+	fwd = evbuffer_new();
+	for (p = params; (w = strsep(&p, " ")) != NULL;) {
+		if (*w == 0)
+			continue;
+		if (strncasecmp(w, "SIZE=", 5) == 0 &&
+		    strspn(w + 5, "0123456789") == strlen(w + 5) && w[5] &&
+		    strlen(w + 5) < 19) {
+			if (atol(w + 5) > sess_size_limit()) {
+				evbuffer_free(fwd);
+				return "552 5.3.4 Message size exceeds fixed "
+				    "limit";
+			}
+		} else if (strcasecmp(w, "BODY=7BIT") == 0 ||
+		    (strcasecmp(w, "BODY=8BITMIME") == 0 && ms->caps.eightbit) ||
+		    (strcasecmp(w, "SMTPUTF8") == 0 && ms->caps.smtputf8)) {
+			/* offered, forwarded as given */
+		} else {
+			snprintf(reply, sizeof(reply), "555 5.5.4 Unsupported "
+			    "option: %.60s", w);
+			evbuffer_free(fwd);
+			return reply;
+		}
+		evbuffer_add_printf(fwd, "%s%s", evbuffer_get_length(fwd) ?
+		    " " : "", w);
+	}
+	evbuffer_add(fwd, "", 1);
+	free(s->mail_params);
+	s->mail_params = strdup((char *)evbuffer_pullup(fwd, -1));
+	evbuffer_free(fwd);
+	free(s->mail_from);
+	s->mail_from = strdup(path);
+	return NULL;
+}
+
+/* do_mail - start a transaction; the backend sees it after the delay */
+static void
+do_mail(struct sess *s, char *args)
+{
+	(void)args;
+	s->msgno++;
+	s->rcpt = s->rcpt_ok = 0;
+	s->stage = MST_MAIL;
+	canon_init(&s->canon, 0, 1);
+	sess_later(s, SHP_MAIL, sess_mail_go);
+}
+
+/* check_rcpt - need MAIL; syntax; per-session recipient limit */
+static const char *
+check_rcpt(struct sess *s, char *args)
+{
+	char   *path, *params;
+	const char *why;
+	static char reply[160];
+
+	if (s->state != SESS_MAIL && s->state != SESS_RCPT)
+		return "503 5.5.1 Error: need MAIL command";
+	if ((why = parse_path(args, "TO:", &path, &params)) != NULL) {
+		snprintf(reply, sizeof(reply), "501 5.1.3 Bad recipient address "
+		    "syntax (%s)", why);
+		return reply;
+	}
+	if (*path == 0)
+		return "501 5.1.3 Bad recipient address syntax";
+	if (*params) {
+		snprintf(reply, sizeof(reply), "555 5.5.4 Unsupported option: "
+		    "%.60s", params);
+		return reply;
+	}
+	if (!sess_observe() && s->cls.max_rcpt > 0 &&
+	    s->rcpt_total + s->rcpt >= s->cls.max_rcpt)
+		return "452 4.5.3 Error: too many recipients";
+	free(s->pending);
+	if (asprintf(&s->pending, "RCPT TO:<%s>", path) < 0)
+		s->pending = NULL;
+	return s->pending ? NULL : "451 4.3.0 Error: out of memory";
+}
+
+/* do_rcpt - forwarded after the delay */
+static void
+do_rcpt(struct sess *s, char *args)
+{
+	(void)args;
+	s->rcpt++;
+	sess_later(s, SHP_RCPT, sess_rcpt_go);
+}
+
+/* check_data - need accepted recipients */
+static const char *
+check_data(struct sess *s, char *args)
+{
+	if (*args)
+		return "501 5.5.4 Syntax: DATA";
+	if (s->state == SESS_MAIL)
+		return "554 5.5.1 Error: no valid recipients";
+	if (s->state != SESS_RCPT)
+		return "503 5.5.1 Error: need RCPT command";
+	return NULL;
+}
+
+/* sess_data_begin - after 354: read content into the spool */
+static void
+sess_data_begin(struct sess *s)
+{
+	canon_init(&s->canon, 0, s->crlf_data);
+	s->stage = MST_DATA;
+	s->spool = evbuffer_new();
+	sess_enter_state(s, SESS_DATA);
+	sess_process(s);
+}
+
+/* do_data - our own 354, after the DATA-initiation delay */
+static void
+do_data(struct sess *s, char *args)
+{
+	(void)args;
+	s->after = sess_data_begin;
+	sess_reply(s, SHP_DATA_INIT, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* check_bdat - "BDAT size [LAST]"; errors are replied after the chunk */
+static const char *
+check_bdat(struct sess *s, char *args)
+{
+	char   *end;
+	long	n;
+
+	errno = 0;
+	n = strtol(args, &end, 10);
+	if (!isdigit((unsigned char)*args) || errno || n < 0 ||
+	    (*end && strcasecmp(end, " LAST") != 0))
+		return "501 5.5.4 Syntax: BDAT count [LAST]";
+	s->bdat_left = n;
+	s->bdat_last = *end != 0;
+	s->bdat_error = NULL;
+	if (!ms->caps.chunking)
+		s->bdat_error = "502 5.5.1 Error: command not implemented";
+	else if (s->state == SESS_MAIL)
+		s->bdat_error = "554 5.5.1 Error: no valid recipients";
+	else if (s->state != SESS_RCPT)
+		s->bdat_error = "503 5.5.1 Error: need RCPT command";
+	return NULL;
+}
+
+/* do_bdat - read the chunk (even when it will be refused) */
+static void
+do_bdat(struct sess *s, char *args)
+{
+	(void)args;
+	if (s->bdat_error == NULL && s->spool == NULL) {
+		canon_init(&s->canon, 1, 1);
+		s->stage = MST_DATA;
+		s->spool = evbuffer_new();
+	}
+	s->busy = 0;
+	sess_enter_state(s, SESS_BDAT);
+}
+
+/* do_rset - drop the transaction; the backend is told too */
+static void
+do_rset(struct sess *s, char *args)
+{
+	(void)args;
+	sess_txn_abandon(s);
+	if (s->state != SESS_HELO)
+		sess_enter_state(s, SESS_READY);
+	sess_later(s, SHP_MAIL, sess_rset_go);
+}
+
+/* check_noargs - commands that take no argument */
+static const char *
+check_noargs(struct sess *s, char *args)
+{
+	(void)s;
+	return *args ? "501 5.5.4 Syntax: no parameters allowed" : NULL;
+}
+
+/* do_noop - 250 */
+static void
+do_noop(struct sess *s, char *args)
+{
+	(void)args;
+	sess_reply(s, SHP_MAIL, "250 2.0.0 Ok");
+}
+
+/* sess_quit_done - 221 is written: close */
+static void
+sess_quit_done(struct sess *s)
+{
+	sess_close(s, SO_COMPLETED, "221 2.0.0 Bye");
+}
+
+/* do_quit - goodbye (no delay: the client is leaving anyway) */
+static void
+do_quit(struct sess *s, char *args)
+{
+	(void)args;
+	s->quit = 1;
+	sess_txn_abandon(s);
+	if (s->outcome != SO_BACKEND_ERROR)
+		s->outcome = SO_COMPLETED;
+	sess_quit_done(s);
+}
+
+/* do_vrfy - VRFY and EXPN, as configured */
+static void
+do_vrfy(struct sess *s, char *args)
+{
+	int	allowed = toupper((unsigned char)s->verb[0]) == 'V' ?
+	    ms->cf->vrfy_command : ms->cf->expn_command;
+
+	if (*args == 0)
+		return sess_reply(s, SHP_MAIL, "501 5.5.4 Syntax: %s address",
+		    s->verb);
+	if (allowed)
+		sess_reply(s, SHP_MAIL, "252 2.0.0 Cannot verify, but will "
+		    "accept the message and attempt delivery");
+	else
+		sess_reply(s, SHP_MAIL, "502 5.5.1 %s command is disabled",
+		    s->verb);
+}
+
+/* do_help - a short list */
+static void
+do_help(struct sess *s, char *args)
+{
+	(void)args;
+	sess_reply(s, SHP_MAIL, "214 2.0.0 Commands: EHLO HELO MAIL RCPT "
+	    "DATA%s RSET NOOP QUIT%s", ms->caps.chunking ? " BDAT" : "",
+	    ms->tls && !s->tls ? " STARTTLS" : "");
+}
+
+/* do_refused - XCLIENT, XFORWARD, AUTH: never for clients */
+static void
+do_refused(struct sess *s, char *args)
+{
+	(void)args;
+	log_warnx("%s: refused %s from [%s]:%d", s->id, s->verb, s->ip,
+	    s->port);
+	sess_error(s, SHP_MAIL, "502 5.5.1 Error: command not implemented");
+}
+
+/* check_starttls - offered, not yet done, outside a transaction */
+static const char *
+check_starttls(struct sess *s, char *args)
+{
+	if (ms->tls == NULL || s->tls)
+		return "502 5.5.1 Error: command not implemented";
+	if (*args)
+		return "501 5.5.4 Syntax: STARTTLS";
+	if (s->state == SESS_MAIL || s->state == SESS_RCPT)
+		return "503 5.5.1 Error: MAIL transaction in progress";
+	return NULL;
+}
+
+/* sess_tls_go - 220 is written: discard injected input, wrap in TLS */
+static void
+sess_tls_go(struct sess *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct bufferevent *tb;
+	SSL    *ssl;
+
+	/* CVE-2011-0411: anything sent with STARTTLS is not trusted. */
+	if (evbuffer_get_length(in) > 0) {
+		log_info("%s: discarded %zu bytes pipelined after STARTTLS",
+		    s->id, evbuffer_get_length(in));
+		evbuffer_drain(in, evbuffer_get_length(in));
+	}
+	if ((ssl = SSL_new(ms->tls)) == NULL) {
+		sess_close(s, SO_PROTOCOL_ERROR, "454 4.7.0 TLS not available");
+		return;
+	}
+	tb = bufferevent_openssl_filter_new(ms->base, s->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		sess_close(s, SO_PROTOCOL_ERROR, "454 4.7.0 TLS not available");
+		return;
+	}
+	s->bev = tb;
+	s->busy = 1;
+	sess_enter_state(s, SESS_TLS);
+	bufferevent_setcb(tb, sess_readcb, NULL, sess_eventcb, s);
+	bufferevent_setwatermark(tb, EV_READ, 0, SESS_INPUT_HIWAT);
+	bufferevent_enable(tb, EV_READ | EV_WRITE);
+}
+
+/* do_starttls - 220, then TLS */
+static void
+do_starttls(struct sess *s, char *args)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	(void)args;
+	evbuffer_drain(in, evbuffer_get_length(in));
+	s->after = sess_tls_go;
+	sess_reply(s, SHP_MAIL, "220 2.0.0 Ready to start TLS");
+}
+
+static const struct sess_cmd sess_cmds[] = {
+	{"EHLO", CMD_LAST, SHP_MAIL, check_helo, do_ehlo},
+	{"HELO", CMD_LAST, SHP_MAIL, check_helo, do_helo},
+	{"MAIL", CMD_NEED_HELO, SHP_MAIL, check_mail, do_mail},
+	{"RCPT", CMD_NEED_HELO, SHP_RCPT, check_rcpt, do_rcpt},
+	{"DATA", CMD_NEED_HELO | CMD_LAST, SHP_DATA_INIT, check_data, do_data},
+	{"BDAT", CMD_NEED_HELO, SHP_DATA_END, check_bdat, do_bdat},
+	{"RSET", 0, SHP_MAIL, check_noargs, do_rset},
+	{"NOOP", CMD_LAST, SHP_MAIL, NULL, do_noop},
+	{"QUIT", CMD_LAST | CMD_DESTROYS, SHP_MAIL, check_noargs, do_quit},
+	{"STARTTLS", CMD_NEED_HELO | CMD_LAST, SHP_MAIL, check_starttls,
+	    do_starttls},
+	{"VRFY", CMD_LAST, SHP_MAIL, NULL, do_vrfy},
+	{"EXPN", CMD_LAST, SHP_MAIL, NULL, do_vrfy},
+	{"HELP", 0, SHP_MAIL, NULL, do_help},
+	{"XCLIENT", CMD_REFUSED, SHP_MAIL, NULL, do_refused},
+	{"XFORWARD", CMD_REFUSED, SHP_MAIL, NULL, do_refused},
+	{"AUTH", CMD_REFUSED, SHP_MAIL, NULL, do_refused},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* sess_command - one command line (no CRLF); more: input already waiting */
+static void
+sess_command(struct sess *s, char *line, int more)
+{
+	const struct sess_cmd *cmd;
+	const char *err;
+	char   *args;
+	size_t	vlen;
+
+	gettimeofday(&s->cmd_time, NULL);
+	s->busy = 1;
+	if (!sess_observe() && s->cls.session_time > 0 &&
+	    ms_since(&s->start) > s->cls.session_time) {
+		sess_close(s, SO_ABANDONED, "421 4.4.2 %s Error: session time "
+		    "limit exceeded", ms->cf->myhostname);
+		return;
+	}
+	vlen = strcspn(line, " ");
+	args = line + vlen;
+	while (*args == ' ')
+		args++;
+	{
+		char   *e = args + strlen(args);
+
+		while (e > args && e[-1] == ' ')
+			*--e = 0;
+	}
+	snprintf(s->verb, sizeof(s->verb), "%.*s", (int)(vlen < 15 ? vlen : 15),
+	    line);
+	for (cmd = sess_cmds; cmd->name; cmd++)
+		if (strlen(cmd->name) == vlen &&
+		    strncasecmp(cmd->name, line, vlen) == 0)
+			break;
+	if (cmd->name == NULL) {
+		sess_error(s, SHP_MAIL, "502 5.5.2 Error: command not "
+		    "recognized");
+		return;
+	}
+	snprintf(s->verb, sizeof(s->verb), "%s", cmd->name);
+	if (more && (cmd->flags & CMD_LAST) && !s->pipe_warned &&
+	    cmd->proceed != do_quit) {
+		s->pipe_warned = 1;
+		sess_violation(s, "improper pipelining");
+	}
+	if (cmd->flags & CMD_REFUSED) {
+		cmd->proceed(s, args);
+		return;
+	}
+	if ((cmd->flags & CMD_NEED_HELO) && s->state == SESS_HELO) {
+		sess_error(s, cmd->stage, "503 5.5.1 Error: send HELO/EHLO "
+		    "first");
+		return;
+	}
+	if (cmd->check != NULL && (err = cmd->check(s, args)) != NULL) {
+		sess_error(s, cmd->stage, err);
+		return;
+	}
+	cmd->proceed(s, args);
+}
+
+/* sess_line_ok - printable US-ASCII and UTF-8, no controls */
+static int
+sess_line_ok(const char *p, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c < 0x20 && c != '\t')
+			return 0;
+		if (c == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+/* sess_data_input - feed the message content; 1 when the input is used up */
+static int
+sess_data_input(struct sess *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_iovec v;
+	size_t	used;
+	int	end;
+
+	while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+		size_t	want = v.iov_len;
+
+		if (s->state == SESS_BDAT && (long)want > s->bdat_left)
+			want = (size_t)s->bdat_left;
+		end = canon_feed(&s->canon, v.iov_base, want,
+		    s->data_too_big || s->bdat_error ? NULL : s->spool, &used);
+		evbuffer_drain(in, used);
+		if (s->state == SESS_BDAT)
+			s->bdat_left -= (long)used;
+		if (!s->data_too_big && (long)s->canon.size > sess_size_limit()) {
+			s->data_too_big = 1;
+			evbuffer_drain(s->spool, evbuffer_get_length(s->spool));
+		}
+		if (end) {
+			/* The final dot: delay, then hand over. */
+			gettimeofday(&s->cmd_time, NULL);
+			s->busy = 1;
+			sess_enter_state(s, SESS_RCPT);
+			sess_later(s, SHP_DATA_END, sess_dot_go);
+			return 0;
+		}
+		if (s->state == SESS_BDAT && s->bdat_left == 0)
+			break;
+	}
+	if (s->state == SESS_BDAT && s->bdat_left == 0) {
+		gettimeofday(&s->cmd_time, NULL);
+		s->busy = 1;
+		sess_enter_state(s, s->mail_from ? SESS_RCPT : SESS_READY);
+		if (s->bdat_error != NULL) {
+			sess_error(s, SHP_DATA_BLOCK, s->bdat_error);
+		} else if (s->bdat_last) {
+			canon_finish(&s->canon, s->data_too_big ? NULL :
+			    s->spool);
+			sess_later(s, SHP_DATA_END, sess_dot_go);
+		} else
+			sess_reply(s, SHP_DATA_BLOCK, "250 2.0.0 Ok: %zu octets "
+			    "received", s->canon.size);
+		return 0;
+	}
+	return 1;
+}
+
+/* sess_end_eof - the client closed and nothing more can be done */
+static void
+sess_end_eof(struct sess *s)
+{
+	if (!s->quit && s->outcome != SO_BACKEND_ERROR)
+		s->outcome = SO_ABANDONED;
+	sess_free(s, "client closed");
+}
+
+/* sess_process - handle buffered input until busy or out of input */
+static void
+sess_process(struct sess *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr eol;
+	size_t	n, eol_len;
+
+	while (!s->busy) {
+		if (s->state == SESS_DATA || s->state == SESS_BDAT) {
+			if (sess_data_input(s) && s->eof) {
+				sess_end_eof(s);
+				return;
+			}
+			if (!s->busy)
+				return;
+			continue;
+		}
+		if (s->state != SESS_HELO && s->state != SESS_READY &&
+		    s->state != SESS_MAIL && s->state != SESS_RCPT)
+			return;
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+		if (eol.pos < 0) {
+			n = evbuffer_get_length(in);
+			if (n > (size_t)ms->cf->smtp_line_limit) {
+				evbuffer_drain(in, n);
+				s->skip_line = 1;
+				gettimeofday(&s->cmd_time, NULL);
+				sess_error(s, SHP_MAIL, "500 5.5.2 Error: line "
+				    "too long");
+				continue;
+			}
+			if (s->eof)
+				sess_end_eof(s);
+			return;
+		}
+		n = (size_t)eol.pos;
+		if (s->skip_line || n > (size_t)ms->cf->smtp_line_limit) {
+			evbuffer_drain(in, n + 1);
+			if (s->skip_line) {
+				s->skip_line = 0;
+				continue;
+			}
+			gettimeofday(&s->cmd_time, NULL);
+			sess_error(s, SHP_MAIL, "500 5.5.2 Error: line too long");
+			continue;
+		}
+		evbuffer_remove(in, sess_line, n + 1);
+		s->crlf_data = n > 0 && sess_line[n - 1] == '\r';
+		if (s->crlf_data)
+			n--;
+		sess_line[n] = 0;
+		gettimeofday(&s->cmd_time, NULL);
+		if (!s->crlf_data && !s->barelf_warned) {
+			s->barelf_warned = 1;
+			sess_violation(s, "bare LF in command");
+		}
+		if (!sess_line_ok(sess_line, n)) {
+			s->busy = 1;
+			sess_error(s, SHP_MAIL, "500 5.5.2 Error: bad characters "
+			    "in command");
+			continue;
+		}
+		sess_command(s, sess_line, evbuffer_get_length(in) > 0);
+	}
+}
+
+/* sess_readcb - input arrived */
+static void
+sess_readcb(struct bufferevent *bev, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)bev;
+	if (s->state == SESS_BANNER) {
+		if (!s->pregreet) {
+			s->pregreet = 1;
+			ms->st.pregreet++;
+			sess_violation(s, "pregreet");
+		}
+		return;
+	}
+	if (!s->busy)
+		sess_process(s);
+}
+
+/* sess_eventcb - EOF, errors, timeouts, TLS handshake done */
+static void
+sess_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* TLS handshake complete: start over, RFC 3207 4.2. */
+		s->tls = 1;
+		s->busy = 0;
+		free(s->helo);
+		s->helo = NULL;
+		s->esmtp = 0;
+		sess_enter_state(s, SESS_HELO);
+		log_info("%s: TLS established with [%s]:%d", s->id, s->ip,
+		    s->port);
+		sess_process(s);
+		return;
+	}
+	if (s->state == SESS_CLOSING) {
+		sess_free(s, NULL);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (what & BEV_EVENT_WRITING) {
+			s->outcome = SO_ABANDONED;
+			sess_free(s, "write timeout");
+			return;
+		}
+		s->outcome = SO_ABANDONED;
+		sess_close(s, SO_ABANDONED, "421 4.4.2 %s Error: timeout "
+		    "exceeded", ms->cf->myhostname);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		s->eof = 1;
+		bufferevent_disable(s->bev, EV_READ);
+		/* A client that closes while we hold a reply has given up. */
+		if (s->busy || s->state == SESS_BANNER || s->state == SESS_TLS ||
+		    s->state == SESS_DATA || s->state == SESS_BDAT) {
+			sess_end_eof(s);
+			return;
+		}
+		sess_process(s);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(s->bev);
+
+		s->eof = 1;
+		if (!s->quit && s->outcome != SO_BACKEND_ERROR)
+			s->outcome = s->state == SESS_TLS ? SO_PROTOCOL_ERROR :
+			    SO_ABANDONED;
+		sess_free(s, e ? "TLS error" : "connection error");
+	}
+}
+
+/* sess_banner_done - the greeting is out: pregreet bytes are discarded */
+static void
+sess_banner_done(struct sess *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	if (evbuffer_get_length(in) > 0 && !s->pregreet) {
+		s->pregreet = 1;
+		ms->st.pregreet++;
+		sess_violation(s, "pregreet");
+	}
+	if (s->pregreet)
+		evbuffer_drain(in, evbuffer_get_length(in));
+	sess_enter_state(s, SESS_HELO);
+	sess_process(s);
+}
+
+/* sess_accept - a client connected: caps, class, fingerprint, banner */
+void
+sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
+    const unsigned char *syn, int synlen)
+{
+	struct sess *s;
+	struct client *cl;
+	socklen_t llen = sizeof(s->local);
+	struct timeval due;
+	const char *refuse = NULL;
+	char	err[128];
+
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->reply = evbuffer_new()) == NULL ||
+	    (s->bev = bufferevent_socket_new(ms->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		log_warnx("out of memory accepting a connection");
+		if (s != NULL && s->reply != NULL)
+			evbuffer_free(s->reply);
+		free(s);
+		close(fd);
+		return;
+	}
+	gettimeofday(&s->start, NULL);
+	s->cmd_time = s->start;
+	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)
+	    (s->start.tv_sec & 0xffffffff), sess_counter++ & 0xffff);
+	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
+	addr_unmap(&s->peer);
+	if (getsockname(fd, (struct sockaddr *)&s->local, &llen) == 0)
+		addr_unmap(&s->local);
+	addr_ntop((struct sockaddr *)&s->peer, s->ip, sizeof(s->ip), &s->port);
+	if (synlen > 0 && (syn[0] >> 4) == 4 && s->peer.ss_family != AF_INET)
+		log_warnx("%s: SYN is IPv4 but the peer is %s", s->id, s->ip);
+	s->class_idx = -1;
+	s->outcome = SO_COMPLETED;
+	evtimer_assign(&s->timer, ms->base, sess_timer_cb, s);
+	s->next = sess_list;
+	if (sess_list)
+		sess_list->prev = s;
+	sess_list = s;
+	ms->st.accepted++;
+
+	/* Fingerprint: the SYN that opened this connection, if saved. */
+	if (synlen > 0 && ms->sigdb != NULL) {
+		if ((s->fp = malloc(sizeof(*s->fp))) != NULL &&
+		    fp_fingerprint_syn(ms->sigdb, syn, (size_t)synlen, s->fp,
+		    err, sizeof(err)) < 0) {
+			log_warnx("%s: SYN from [%s]:%d: %s", s->id, s->ip,
+			    s->port, err);
+			free(s->fp);
+			s->fp = NULL;
+		}
+	} else if (synlen <= 0)
+		ms->st.syn_missing++;
+
+	pol_classify(s);
+
+	/* Caps: global, per client, per class. */
+	cl = client_find((struct sockaddr *)&s->peer, 1);
+	if (ms->stopping)
+		refuse = "service shutting down";
+	else if (ms->nsess >= ms->cf->max_connections)
+		refuse = "too many connections";
+	else if (cl == NULL || cl->total >= ms->cf->max_connections_per_client)
+		refuse = "too many connections from your address";
+	else if (!sess_observe() && s->class_idx >= 0 &&
+	    ms->class_count[s->class_idx] > ms->cf->max_connections *
+	    s->cls.max_share / 100)
+		refuse = "too many connections of your class";
+	else if (!sess_observe() && s->cls.max_per_client > 0 &&
+	    s->class_idx >= 0 &&
+	    cl->by_class[s->class_idx] >= s->cls.max_per_client)
+		refuse = "too many connections from your address";
+	log_info("%s: connect from [%s]:%d class=%s reasons=\"%s%s%s\" fp=%s%s%s",
+	    s->id, s->ip, s->port, s->cls.name, s->reasons[0],
+	    s->nreasons > 1 ? "; " : "", s->nreasons > 1 ? s->reasons[1] : "",
+	    s->fp ? s->fp->os : "null", s->fp ? " " : "",
+	    s->fp ? s->fp->raw_sig : "");
+	if (refuse != NULL) {
+		ms->st.refused++;
+		log_warnx("%s: refused [%s]:%d: %s", s->id, s->ip, s->port,
+		    refuse);
+		sess_close(s, SO_REFUSED, "421 4.7.0 %s Error: %s",
+		    ms->cf->myhostname, refuse);
+		bufferevent_enable(s->bev, EV_WRITE);
+		if (cl != NULL && cl->total == 0) {
+			/* Not counted: drop the empty entry again. */
+			cl->total = 1;
+			client_release((struct sockaddr *)&s->peer, -1);
+		}
+		return;
+	}
+	s->counted = 1;
+	ms->nsess++;
+	cl->total++;
+	if (s->class_idx >= 0) {
+		cl->by_class[s->class_idx]++;
+		ms->st.by_class[s->class_idx]++;
+	}
+
+	sess_apply_rate(s);
+	bufferevent_setcb(s->bev, sess_readcb, NULL, sess_eventcb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESS_INPUT_HIWAT);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->state = SESS_BANNER;
+	s->after = sess_banner_done;
+	evbuffer_add_printf(s->reply, "220 %s ESMTP mailshaper\r\n",
+	    ms->cf->myhostname);
+	sess_due(s, SHP_GREETING, &due);
+	sess_reply_at(s, &due);
+}
+
+/* sess_shutdown_all - end every session now (after the grace time) */
+void
+sess_shutdown_all(const char *why)
+{
+	while (sess_list != NULL) {
+		struct sess *s = sess_list;
+
+		if (s->state != SESS_CLOSING) {
+			s->outcome = s->quit ? SO_COMPLETED : SO_ABANDONED;
+			/* Best effort: tell the client, then free now. */
+			evbuffer_add_printf(bufferevent_get_output(s->bev),
+			    "421 4.3.2 %s Error: %s\r\n", ms->cf->myhostname,
+			    why);
+			(void)evbuffer_write(bufferevent_get_output(s->bev),
+			    bufferevent_getfd(s->bev));
+		}
+		sess_free(s, why);
+	}
+}

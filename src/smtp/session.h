@@ -1,0 +1,118 @@
+/*
+ * session.h - one client SMTP session: state machine, shaping, relay
+ */
+#ifndef MS_SESSION_H
+#define MS_SESSION_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <event2/event_struct.h>
+
+#include "conf/conf.h"
+#include "smtp/canon.h"
+
+struct bufferevent;
+struct evbuffer;
+struct bk;
+struct fp_result;
+
+#define SESS_MAX_REASONS	8
+#define SESS_REASON_LEN		96
+#define SESS_SYN_MAX		120	/* IPv6 + TCP with options */
+
+enum sess_state {
+	SESS_BANNER,		/* banner being delayed */
+	SESS_HELO,		/* waiting for EHLO/HELO */
+	SESS_READY,		/* greeted, no transaction */
+	SESS_MAIL,		/* MAIL accepted */
+	SESS_RCPT,		/* at least one RCPT accepted */
+	SESS_DATA,		/* reading message content */
+	SESS_BDAT,		/* reading a BDAT chunk */
+	SESS_TLS,		/* TLS handshake after STARTTLS */
+	SESS_CLOSING,		/* final reply being written */
+};
+
+enum sess_outcome {
+	SO_COMPLETED, SO_ABANDONED, SO_PROTOCOL_ERROR, SO_REFUSED,
+	SO_BACKEND_ERROR,
+};
+
+enum msg_outcome {
+	MO_NONE, MO_DELIVERED, MO_REJECTED, MO_DEFERRED, MO_ABANDONED,
+	MO_PROTOCOL_ERROR, MO_BACKEND_ERROR,
+};
+
+enum msg_stage { MST_MAIL, MST_RCPT, MST_DATA, MST_DOT };
+
+struct sess {
+	char	id[16];			/* session id, e.g. 6567a1b2c3d4 */
+	struct bufferevent *bev;	/* client side (TLS filter after STARTTLS) */
+	struct bk *bk;			/* backend connection, or NULL */
+	struct event timer;		/* delays and stutter */
+	enum sess_state state;
+	struct sockaddr_storage peer;	/* client, IPv4-mapped folded */
+	struct sockaddr_storage local;	/* the address it connected to */
+	char	ip[48];			/* peer as text */
+	int	port;
+	struct timeval start;
+	struct timeval last_reply;	/* when the last reply completed */
+	struct shclass cls;		/* copy: a reload never changes a session */
+	int	class_idx;		/* index in ms->class_count */
+	char	reasons[SESS_MAX_REASONS][SESS_REASON_LEN];
+	int	nreasons;
+	struct fp_result *fp;		/* NULL: no saved SYN */
+	char   *helo;			/* strdup'd, NULL until EHLO/HELO */
+	int	esmtp;
+	int	tls;			/* STARTTLS done */
+	int	errors;			/* syntax and sequence errors */
+	int	violations;
+	int	messages;		/* transactions that reached the dot */
+	int	rcpt_total;		/* accepted, whole session */
+	int	busy;			/* waiting on a timer or the backend */
+	char	verb[16];		/* the current command's name */
+	int	counted;		/* holds a slot in the caps */
+	struct timeval cmd_time;	/* when the current command was read */
+	void	(*cont)(struct sess *);	/* run when the timer fires */
+	struct sess *prev, *next;	/* live sessions */
+	int	eof;			/* client closed its side */
+	int	quit;			/* QUIT received */
+	int	crlf_data;		/* DATA line ended with CRLF */
+	int	skip_line;		/* discarding an over-long line */
+	int	data_too_big;
+	int	backend_failed;		/* this session saw a backend failure */
+	enum sess_outcome outcome;
+	/* The reply being written. */
+	struct evbuffer *reply;		/* bytes not yet written */
+	long	reply_interval;		/* ms between stutter writes */
+	struct timeval reply_due;	/* latest time for the last byte */
+	void	(*after)(struct sess *); /* run when the reply is complete */
+	/* The current transaction. */
+	int	msgno;
+	char   *mail_from;		/* strdup'd reverse path, NULL = none */
+	char   *mail_params;		/* forwarded MAIL parameters */
+	int	rcpt;			/* RCPT commands in this transaction */
+	int	rcpt_ok;		/* accepted by the backend */
+	enum msg_stage stage;
+	struct canon canon;
+	struct evbuffer *spool;		/* canonical message content */
+	long	bdat_left;		/* bytes left in the BDAT chunk */
+	int	bdat_last;
+	const char *bdat_error;		/* reply after the chunk, or NULL */
+	int	pregreet;		/* talked before the banner */
+	int	pipe_warned;		/* improper pipelining logged */
+	int	barelf_warned;		/* bare LF in a command logged */
+	char   *pending;		/* command held for the backend */
+	char   *pending_args;		/* its arguments, for BDAT */
+};
+
+void	sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
+	    const unsigned char *syn, int synlen);
+void	sess_free(struct sess *, const char *reason);
+const char *sess_state_name(enum sess_state);
+void	sess_add_reason(struct sess *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	sess_shutdown_all(const char *why);
+
+#endif
