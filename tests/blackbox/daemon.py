@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from peers import free_port, wait_port, _live
+from peers import free_port, _live
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("MAILSHAPER_BUILD", os.path.join(ROOT, "build"))
@@ -62,16 +62,17 @@ class Daemon:
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      env=env)
         _live.add(self)
-        wait_port(self.host if ":" not in self.host else "::1", self.port,
-                  timeout=timeout, proc=self.proc)
-        if wait_probe and "backend" in self.params:
-            deadline = time.time() + timeout
-            while time.time() < deadline:
-                t = self.log()
-                if "probe ok" in t or "backend probe" in t:
-                    break
-                time.sleep(0.05)
-        return self
+        # Wait for the log, not a connection: a probe would be a session.
+        deadline = time.time() + timeout
+        want = "probe" if wait_probe and "backend" in self.params \
+            else "mailshaper started"
+        while time.time() < deadline:
+            if want in self.log():
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError("mailshaper exited:\n" + self.log())
+            time.sleep(0.02)
+        raise RuntimeError("mailshaper did not start:\n" + self.log())
 
     def log(self):
         try:
