@@ -814,7 +814,17 @@ sess_apply_rate(struct sess *s)
 static void
 sess_violation(struct sess *s, const char *what)
 {
+	int	before = s->class_idx;
+	struct client *c;
+
 	pol_violation(s, what);
+	if (s->counted && before != s->class_idx &&
+	    (c = client_find((struct sockaddr *)&s->peer, 0)) != NULL) {
+		if (before >= 0)
+			c->by_class[before]--;
+		if (s->class_idx >= 0)
+			c->by_class[s->class_idx]++;
+	}
 	sess_apply_rate(s);
 }
 
