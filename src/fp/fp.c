@@ -14,7 +14,7 @@
  * to a static string.  It is an error to pass a database that was not
  * returned by a sigdb_load_*() function.
  */
-#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +33,52 @@ copy_str(char *dst, size_t len, const char *src)
 	dst[n] = '\0';
 }
 
+/* make_key - the raw signature with "ttl+dist" replaced by the initial TTL */
+static void
+make_key(const char *raw, const struct fp_syn *syn, char *key, size_t len)
+{
+	const char *c1 = strchr(raw, ':'), *c2;
+	unsigned ittl = (unsigned)(syn->ttl + fp_guess_dist(syn->ttl));
+	char num[4];
+	size_t o = 0, n;
+	int i = 3;
+
+	if (c1 == NULL || (c2 = strchr(c1 + 1, ':')) == NULL) {
+		copy_str(key, len, "?");
+		return;
+	}
+	num[3] = '\0';
+	do {
+		num[--i] = (char)('0' + ittl % 10);
+		ittl /= 10;
+	} while (ittl && i > 0);
+	n = (size_t)(c1 - raw) + 1;		/* "4:" */
+	if (n + strlen(num + i) + strlen(c2) >= len) {
+		copy_str(key, len, "?");
+		return;
+	}
+	memcpy(key, raw, n);
+	o = n;
+	n = strlen(num + i);
+	memcpy(key + o, num + i, n);
+	o += n;
+	memcpy(key + o, c2, strlen(c2) + 1);
+}
+
+/* hex64 - 16 lower-case hex digits and a NUL */
+static void
+hex64(uint64_t v, char out[17])
+{
+	static const char hx[] = "0123456789abcdef";
+	int i;
+
+	for (i = 15; i >= 0; i--) {
+		out[i] = hx[v & 0xf];
+		v >>= 4;
+	}
+	out[16] = '\0';
+}
+
 /* fp_result_from_syn - match a parsed SYN and fill *out */
 void
 fp_result_from_syn(const struct sigdb *db, const struct fp_syn *syn,
@@ -45,10 +91,8 @@ fp_result_from_syn(const struct sigdb *db, const struct fp_syn *syn,
 	fp_match(db, syn, &m);
 	if (fp_render_sig(syn, 0, out->raw_sig, sizeof(out->raw_sig)) < 0)
 		copy_str(out->raw_sig, sizeof(out->raw_sig), "?");
-	if (fp_render_sig(syn, 1, out->key, sizeof(out->key)) < 0)
-		copy_str(out->key, sizeof(out->key), "?");
-	snprintf(out->key_hash, sizeof(out->key_hash), "%016" PRIx64,
-	    fp_fnv1a64(out->key));
+	make_key(out->raw_sig, syn, out->key, sizeof(out->key));
+	hex64(fp_fnv1a64(out->key), out->key_hash);
 	copy_str(out->os, sizeof(out->os), m.label ? m.label->os : "???");
 	out->is_app = m.label != NULL && m.label->class_id == -1;
 	out->match = fp_match_kind(&m);

@@ -51,13 +51,79 @@ on_signal(int sig)
 		fp_pcap_break(cli_pcap);
 }
 
-/* fmt_addr - address text; IPv6 in brackets when with_port */
+/* Output line builder: printf is too slow for 150k lines a second. */
+struct line {
+	char	buf[1024];
+	size_t	o;
+};
+
+/* ln_str - append a string (silently truncated) */
+static void
+ln_str(struct line *l, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > sizeof(l->buf) - 1 - l->o)
+		n = sizeof(l->buf) - 1 - l->o;
+	memcpy(l->buf + l->o, s, n);
+	l->o += n;
+}
+
+/* ln_int - append a decimal number */
+static void
+ln_int(struct line *l, long v)
+{
+	char tmp[24];
+	int n = 0;
+
+	if (v < 0) {
+		ln_str(l, "-");
+		v = -v;
+	}
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n > 0 && l->o < sizeof(l->buf) - 1)
+		l->buf[l->o++] = tmp[--n];
+}
+
+/* ln_json - append a JSON string */
+static void
+ln_json(struct line *l, const char *s)
+{
+	char tmp[512];
+
+	if (fp_json_str(tmp, sizeof(tmp), s) < 0)
+		ln_str(l, "\"\"");
+	else
+		ln_str(l, tmp);
+}
+
+/* fmt_addr - address text */
 static void
 fmt_addr(const struct fp_syn *s, const unsigned char *a, char *buf,
     size_t len)
 {
-	if (inet_ntop(s->ver == 4 ? AF_INET : AF_INET6, a, buf,
-	    (socklen_t)len) == NULL)
+	if (s->ver == 4 && len >= 16) {
+		size_t o = 0;
+		int i;
+
+		for (i = 0; i < 4; i++) {
+			unsigned v = a[i];
+
+			if (i)
+				buf[o++] = '.';
+			if (v >= 100)
+				buf[o++] = (char)('0' + v / 100);
+			if (v >= 10)
+				buf[o++] = (char)('0' + v / 10 % 10);
+			buf[o++] = (char)('0' + v % 10);
+		}
+		buf[o] = '\0';
+		return;
+	}
+	if (inet_ntop(AF_INET6, a, buf, (socklen_t)len) == NULL)
 		snprintf(buf, len, "?");
 }
 
@@ -66,30 +132,66 @@ static void
 print_text(const struct fp_syn *s, const struct fp_result *r)
 {
 	char src[64], dst[64];
+	struct line l;
 
+	l.o = 0;
 	fmt_addr(s, s->src, src, sizeof(src));
 	fmt_addr(s, s->dst, dst, sizeof(dst));
-	if (s->ver == 6)
-		printf("[%s]:%u -> [%s]:%u  %s  %s  %d  %s\n", src, s->sport,
-		    dst, s->dport, r->os, r->raw_sig, r->dist, r->match);
-	else
-		printf("%s:%u -> %s:%u  %s  %s  %d  %s\n", src, s->sport,
-		    dst, s->dport, r->os, r->raw_sig, r->dist, r->match);
+	ln_str(&l, s->ver == 6 ? "[" : "");
+	ln_str(&l, src);
+	ln_str(&l, s->ver == 6 ? "]:" : ":");
+	ln_int(&l, s->sport);
+	ln_str(&l, s->ver == 6 ? " -> [" : " -> ");
+	ln_str(&l, dst);
+	ln_str(&l, s->ver == 6 ? "]:" : ":");
+	ln_int(&l, s->dport);
+	ln_str(&l, "  ");
+	ln_str(&l, r->os);
+	ln_str(&l, "  ");
+	ln_str(&l, r->raw_sig);
+	ln_str(&l, "  ");
+	ln_int(&l, r->dist);
+	ln_str(&l, "  ");
+	ln_str(&l, r->match);
+	l.buf[l.o++] = '\n';
+	fwrite(l.buf, 1, l.o, stdout);
 }
 
 /* print_json - one JSON object per line */
 static void
 print_json(const struct fp_syn *s, const struct fp_result *r)
 {
-	char src[64], dst[64], body[1024];
+	char src[64], dst[64];
+	struct line l;
 
+	l.o = 0;
 	fmt_addr(s, s->src, src, sizeof(src));
 	fmt_addr(s, s->dst, dst, sizeof(dst));
-	if (fp_result_json(r, body, sizeof(body)) < 0)
-		return;
-	/* body is {"raw_sig":...}; splice the addresses in front */
-	printf("{\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\",\"dport\":%u,%s\n",
-	    src, s->sport, dst, s->dport, body + 1);
+	ln_str(&l, "{\"src\":\"");
+	ln_str(&l, src);
+	ln_str(&l, "\",\"sport\":");
+	ln_int(&l, s->sport);
+	ln_str(&l, ",\"dst\":\"");
+	ln_str(&l, dst);
+	ln_str(&l, "\",\"dport\":");
+	ln_int(&l, s->dport);
+	ln_str(&l, ",\"raw_sig\":");
+	ln_json(&l, r->raw_sig);
+	ln_str(&l, ",\"key\":");
+	ln_json(&l, r->key);
+	ln_str(&l, ",\"key_hash\":\"");
+	ln_str(&l, r->key_hash);
+	ln_str(&l, "\",\"os\":");
+	ln_json(&l, r->os);
+	ln_str(&l, ",\"match\":\"");
+	ln_str(&l, r->match);
+	ln_str(&l, "\",\"dist\":");
+	ln_int(&l, r->dist);
+	ln_str(&l, ",\"link\":");
+	ln_json(&l, r->link);
+	ln_str(&l, "}");
+	l.buf[l.o++] = '\n';
+	fwrite(l.buf, 1, l.o, stdout);
 }
 
 /* progress - a one-line bar on stderr */

@@ -16,7 +16,6 @@
  * must outlive it.  It is an error to call fp_match() on a database that
  * has not been through sigdb_finish().
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "fp/match.h"
@@ -183,6 +182,44 @@ fp_match_kind(const struct fp_match *m)
 	return m->fuzzy ? "fuzzy" : "exact";
 }
 
+/* Bounded string builder: no printf on the hot path. */
+struct sbuf {
+	char	*p;
+	size_t	len;	/* size of p */
+	size_t	o;	/* bytes written, may pass len (then truncated) */
+};
+
+/* sb_str - append a string */
+static void
+sb_str(struct sbuf *b, const char *s)
+{
+	while (*s) {
+		if (b->o + 1 < b->len)
+			b->p[b->o] = *s;
+		b->o++;
+		s++;
+	}
+}
+
+/* sb_uint - append a decimal number */
+static void
+sb_uint(struct sbuf *b, unsigned v)
+{
+	char tmp[12];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n > 0) {
+		if (b->o + 1 < b->len)
+			b->p[b->o] = tmp[n - 1];
+		b->o++;
+		n--;
+	}
+}
+
 /* fp_render_sig - p0f's raw_sig (key = 0) or the canonical key (key = 1) */
 int
 fp_render_sig(const struct fp_syn *s, int key, char *buf, size_t len)
@@ -190,52 +227,67 @@ fp_render_sig(const struct fp_syn *s, int key, char *buf, size_t len)
 	static const char *const onames[9] = {
 		NULL, "nop", "mss", "ws", "sok", "sack", NULL, NULL, "ts"
 	};
-	size_t o = 0;
-	int dist = fp_guess_dist(s->ttl), use_mtu, wm, n, i, first;
+	struct sbuf b = { buf, len, 0 };
+	int dist = fp_guess_dist(s->ttl), use_mtu, wm, i, first;
 
-#define PUT(...) do {							\
-	n = snprintf(buf + o, o < len ? len - o : 0, __VA_ARGS__);	\
-	if (n < 0) return -1;						\
-	o += (size_t)n;							\
-} while (0)
-
-	if (key)
-		PUT("%d:%d:%u:", s->ver, s->ttl + dist, s->olen);
-	else if (dist > FP_MAX_DIST)
-		PUT("%d:%u+?:%u:", s->ver, s->ttl, s->olen);
-	else
-		PUT("%d:%u+%d:%u:", s->ver, s->ttl, dist, s->olen);
-	PUT("%u:", s->mss);
+	if (len == 0)
+		return -1;
+	sb_uint(&b, (unsigned)s->ver);
+	sb_str(&b, ":");
+	if (key) {
+		sb_uint(&b, (unsigned)(s->ttl + dist));
+	} else {
+		sb_uint(&b, s->ttl);
+		sb_str(&b, "+");
+		if (dist > FP_MAX_DIST)
+			sb_str(&b, "?");
+		else
+			sb_uint(&b, (unsigned)dist);
+	}
+	sb_str(&b, ":");
+	sb_uint(&b, s->olen);
+	sb_str(&b, ":");
+	sb_uint(&b, s->mss);
+	sb_str(&b, ":");
 	wm = fp_win_multi(s, &use_mtu);
-	if (wm > 0)
-		PUT("%s*%d", use_mtu ? "mtu" : "mss", wm);
-	else
-		PUT("%u", s->win);
-	PUT(",%u:", s->wscale);
+	if (wm > 0) {
+		sb_str(&b, use_mtu ? "mtu*" : "mss*");
+		sb_uint(&b, (unsigned)wm);
+	} else
+		sb_uint(&b, s->win);
+	sb_str(&b, ",");
+	sb_uint(&b, s->wscale);
+	sb_str(&b, ":");
 	for (i = 0; i < s->opt_cnt; i++) {
 		unsigned k = s->layout[i];
-		const char *sep = i ? "," : "";
 
-		if (k == FP_OPT_EOL)
-			PUT("%seol+%u", sep, s->eol_pad);
-		else if (k < 9 && onames[k] != NULL)
-			PUT("%s%s", sep, onames[k]);
-		else
-			PUT("%s?%u", sep, k);
+		if (i)
+			sb_str(&b, ",");
+		if (k == FP_OPT_EOL) {
+			sb_str(&b, "eol+");
+			sb_uint(&b, s->eol_pad);
+		} else if (k < 9 && onames[k] != NULL)
+			sb_str(&b, onames[k]);
+		else {
+			sb_str(&b, "?");
+			sb_uint(&b, k);
+		}
 	}
-	PUT(":");
+	sb_str(&b, ":");
 	first = 1;
 	for (i = 0; i < FP_Q_COUNT; i++) {
 		if (s->quirks & (1u << i)) {
-			PUT("%s%s", first ? "" : ",", fp_quirk_names[i]);
+			if (!first)
+				sb_str(&b, ",");
+			sb_str(&b, fp_quirk_names[i]);
 			first = 0;
 		}
 	}
-	PUT(":%s", s->pay_len ? "+" : "0");
-#undef PUT
-	if (o >= len)
+	sb_str(&b, s->pay_len ? ":+" : ":0");
+	buf[b.o < len ? b.o : len - 1] = '\0';
+	if (b.o >= len)
 		return -1;
-	return (int)o;
+	return (int)b.o;
 }
 
 /* fp_fnv1a64 - 64-bit FNV-1a of a string */
