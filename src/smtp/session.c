@@ -1413,9 +1413,9 @@ sess_end_eof(struct sess *s)
 	sess_free(s, "client closed");
 }
 
-/* sess_process - handle buffered input until busy or out of input */
-static void
-sess_process(struct sess *s)
+/* sess_input - handle buffered input until busy; 1 when s was freed */
+static int
+sess_input(struct sess *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer_ptr eol;
@@ -1425,15 +1425,15 @@ sess_process(struct sess *s)
 		if (s->state == SESS_DATA || s->state == SESS_BDAT) {
 			if (sess_data_input(s) && s->eof) {
 				sess_end_eof(s);
-				return;
+				return 1;
 			}
 			if (!s->busy)
-				return;
+				return 0;
 			continue;
 		}
 		if (s->state != SESS_HELO && s->state != SESS_READY &&
 		    s->state != SESS_MAIL && s->state != SESS_RCPT)
-			return;
+			return 0;
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		if (eol.pos < 0) {
 			n = evbuffer_get_length(in);
@@ -1445,9 +1445,11 @@ sess_process(struct sess *s)
 				    "too long");
 				continue;
 			}
-			if (s->eof)
+			if (s->eof) {
 				sess_end_eof(s);
-			return;
+				return 1;
+			}
+			return 0;
 		}
 		n = (size_t)eol.pos;
 		if (s->skip_line || n > (size_t)ms->cf->smtp_line_limit) {
@@ -1478,6 +1480,23 @@ sess_process(struct sess *s)
 		}
 		sess_command(s, sess_line, evbuffer_get_length(in) > 0);
 	}
+	return 0;
+}
+
+/*
+ * sess_process - run the input loop.  Replies that need no delay complete
+ * inside the loop, and the nested sess_process() they make returns at once
+ * while the outer loop goes on, so a long pipelined burst costs no stack.
+ * Only the outermost loop may free the session.
+ */
+static void
+sess_process(struct sess *s)
+{
+	if (s->in_process)
+		return;
+	s->in_process = 1;
+	if (sess_input(s) == 0)
+		s->in_process = 0;
 }
 
 /* sess_readcb - input arrived */

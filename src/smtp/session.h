@@ -73,6 +73,7 @@ struct sess {
 	int	busy;			/* waiting on a timer or the backend */
 	char	verb[16];		/* the current command's name */
 	int	counted;		/* holds a slot in the caps */
+	int	in_process;		/* sess_process() is on the stack */
 	struct timeval cmd_time;	/* when the current command was read */
 	void	(*cont)(struct sess *);	/* run when the timer fires */
 	struct sess *prev, *next;	/* live sessions */
