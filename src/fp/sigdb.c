@@ -832,11 +832,14 @@ sigdb_finish(struct sigdb *db, char *err, size_t errlen)
 
 	for (i = 0; i < db->nsigs; i++) {
 		const struct sigdb_sig *s = &db->sigs[i];
+		const struct sigdb_group *found;
 		struct sigdb_group *gr;
 		uint32_t h = sigdb_layout_hash(s->layout, s->opt_cnt);
-		int g = (int)(sigdb_find_group(db, s->layout, s->opt_cnt) ?
-		    sigdb_find_group(db, s->layout, s->opt_cnt) - db->groups :
-		    -1);
+		int g = -1;
+
+		found = sigdb_find_group(db, s->layout, s->opt_cnt);
+		if (found != NULL)
+			g = (int)(found - db->groups);
 
 		if (g == -1) {
 			gr = realloc(db->groups,
