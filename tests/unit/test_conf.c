@@ -211,12 +211,14 @@ entry_line(const struct conf_param *p, char *buf, size_t len)
 			time_text(p->max, b, sizeof(b));
 		} else {
 			snprintf(a, sizeof(a), "%ld", p->min);
-			if (p->max == LONG_MAX)
-				snprintf(b, sizeof(b), "no limit");
-			else
-				snprintf(b, sizeof(b), "%ld", p->max);
+			snprintf(b, sizeof(b), "%ld", p->max);
 		}
-		n += (size_t)snprintf(buf + n, len - n, " Range: %s to %s", a, b);
+		if (p->max == LONG_MAX)
+			n += (size_t)snprintf(buf + n, len - n,
+			    " Range: %s or more", a);
+		else
+			n += (size_t)snprintf(buf + n, len - n,
+			    " Range: %s to %s", a, b);
 		if (*p->unit && p->type != CT_TIME)
 			n += (size_t)snprintf(buf + n, len - n, " %s", p->unit);
 		n += (size_t)snprintf(buf + n, len - n, ".");
