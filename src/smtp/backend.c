@@ -313,7 +313,8 @@ bk_start_tls(struct bk *b)
 	if (ssl == NULL)
 		return -1;
 	tb = bufferevent_openssl_filter_new(ms->base, b->bev, ssl,
-	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	    BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tb == NULL) {
 		SSL_free(ssl);
 		return -1;

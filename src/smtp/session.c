@@ -578,13 +578,14 @@ sess_close(struct sess *s, enum sess_outcome oc, const char *fmt, ...)
 		s->bk = NULL;
 	}
 	evbuffer_drain(s->reply, evbuffer_get_length(s->reply));
+	/* Callbacks first: a TLS filter may drain the output at once. */
+	bufferevent_setcb(s->bev, NULL, sess_drained, sess_eventcb, s);
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
 	va_start(ap, fmt);
 	evbuffer_add_vprintf(bufferevent_get_output(s->bev), fmt, ap);
 	va_end(ap);
 	evbuffer_add(bufferevent_get_output(s->bev), "\r\n", 2);
-	bufferevent_disable(s->bev, EV_READ);
-	bufferevent_set_timeouts(s->bev, NULL, &tv);
-	bufferevent_setcb(s->bev, NULL, sess_drained, sess_eventcb, s);
 }
 
 /* sess_error - a syntax or sequence error; too many end the session */
@@ -1228,7 +1229,8 @@ sess_tls_go(struct sess *s)
 		return;
 	}
 	tb = bufferevent_openssl_filter_new(ms->base, s->bev, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	    BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tb == NULL) {
 		SSL_free(ssl);
 		sess_close(s, SO_PROTOCOL_ERROR, "454 4.7.0 TLS not available");
