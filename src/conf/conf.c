@@ -109,6 +109,28 @@ const struct conf_param conf_params[] = {
 	    "syslog ident", OFF(syslog_name)},
 	{"signatures", CT_PATHS, "", "path ...", 0, 0, 0,
 	    "p0f.fp-format files in load order (empty = ours, then /etc/p0f/p0f.fp)", OFF(signatures)},
+	{"dnsbl_sites", CT_STR, "", "zone[=filter]*weight ...", 0, 0, 1,
+	    "DNS lists and their weights, postscreen syntax; negative = allow list", OFF(dnsbl_sites)},
+	{"dns_servers", CT_STR, "", "ip[:port] ...", 0, 0, 0,
+	    "resolvers for DNSBL and reverse lookups (empty = /etc/resolv.conf)", OFF(dns_servers)},
+	{"dnsbl_timeout", CT_TIME, "5s", "time", 100, 60000, 1,
+	    "time to wait for one DNS list answer", OFF(dnsbl_timeout)},
+	{"dnsbl_negative_ttl", CT_TIME, "300s", "time", 0, 86400000, 1,
+	    "how long a not-listed answer is cached", OFF(dnsbl_negative_ttl)},
+	{"dnsbl_cache_size", CT_INT, "100000", "entries", 0, 10000000, 0,
+	    "DNS list answers kept in memory", OFF(dnsbl_cache_size)},
+	{"rep_store", CT_STR, "sqlite:/var/lib/mailshaper/reputation.db", "url", 0, 0, 0,
+	    "reputation store: sqlite:/path or redis://host:port (empty = memory only)", OFF(rep_store)},
+	{"rep_half_life", CT_TIME, "7d", "time", 60000, 31536000000L, 1,
+	    "half-life of outcome counts", OFF(rep_half_life)},
+	{"rep_prefix_v4", CT_INT, "24", "bits", 8, 32, 1,
+	    "IPv4 network prefix used as a reputation key", OFF(rep_prefix_v4)},
+	{"rep_prefix_v6", CT_INT, "64", "bits", 16, 128, 1,
+	    "IPv6 network prefix used as a reputation key", OFF(rep_prefix_v6)},
+	{"rep_cache_size", CT_INT, "200000", "entries", 0, 50000000, 0,
+	    "reputation keys kept in memory", OFF(rep_cache_size)},
+	{"rep_key_ttl", CT_TIME, "90d", "time", 60000, 31536000000L, 1,
+	    "how long a Redis key lives after its last update", OFF(rep_key_ttl)},
 	{NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -157,6 +179,33 @@ conf_enum_words(const char *name)
 	if (strcmp(name, "bare_policy") == 0)
 		return enum_bare;
 	return enum_action;
+}
+
+/* conf_str_size - size of the string field at offset off */
+static size_t
+conf_str_size(size_t off)
+{
+	static const struct {
+		size_t	off, size;
+	} sizes[] = {
+		{OFF(eventlog), sizeof(((struct conf *)0)->eventlog)},
+		{OFF(myhostname), sizeof(((struct conf *)0)->myhostname)},
+		{OFF(default_class), CONF_NAME_MAX},
+		{OFF(violation_class), CONF_NAME_MAX},
+		{OFF(user), sizeof(((struct conf *)0)->user)},
+		{OFF(tls_cert_file), sizeof(((struct conf *)0)->tls_cert_file)},
+		{OFF(tls_key_file), sizeof(((struct conf *)0)->tls_key_file)},
+		{OFF(syslog_name), sizeof(((struct conf *)0)->syslog_name)},
+		{OFF(dnsbl_sites), sizeof(((struct conf *)0)->dnsbl_sites)},
+		{OFF(dns_servers), sizeof(((struct conf *)0)->dns_servers)},
+		{OFF(rep_store), sizeof(((struct conf *)0)->rep_store)},
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		if (sizes[i].off == off)
+			return sizes[i].size;
+	return 64;
 }
 
 /* conf_parse_num - number with optional unit suffix; times in ms */
@@ -243,20 +292,9 @@ conf_set_value(const struct conf_param *p, void *base, const char *value,
 
 	switch (p->type) {
 	case CT_STR:
-		if (strlen(value) >= 64 && p->off != OFF(eventlog) &&
-		    p->off != OFF(myhostname) && p->off != OFF(tls_cert_file) &&
-		    p->off != OFF(tls_key_file)) {
-			snprintf(err, errlen, "value too long");
-			return -1;
-		}
-		if (strlen(value) >= 256) {
-			snprintf(err, errlen, "value too long");
-			return -1;
-		}
-		if ((p->off == OFF(default_class) ||
-		    p->off == OFF(violation_class)) &&
-		    strlen(value) >= CONF_NAME_MAX) {
-			snprintf(err, errlen, "class name too long");
+		if (strlen(value) >= conf_str_size(p->off)) {
+			snprintf(err, errlen, "value too long (at most %zu "
+			    "bytes)", conf_str_size(p->off) - 1);
 			return -1;
 		}
 		strcpy((char *)base + p->off, value);

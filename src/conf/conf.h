@@ -94,6 +94,18 @@ struct conf {
 	char	syslog_name[64];
 	char	signatures[CONF_MAX_SIGFILES][256];
 	int	nsignatures;		/* 0 = built-in default list */
+	/* Decision engine (issue 4). */
+	char	dnsbl_sites[1024];	/* zone[=filter]*weight ... */
+	char	dns_servers[256];	/* ip[:port] ... ("" = /etc/resolv.conf) */
+	long	dnsbl_timeout;		/* ms per query */
+	long	dnsbl_negative_ttl;	/* ms a not-listed answer is cached */
+	long	dnsbl_cache_size;	/* entries */
+	char	rep_store[256];		/* sqlite:/path or redis://host:port */
+	long	rep_half_life;		/* ms */
+	long	rep_prefix_v4;		/* bits */
+	long	rep_prefix_v6;		/* bits */
+	long	rep_cache_size;		/* entries */
+	long	rep_key_ttl;		/* ms a Redis key lives after its last update */
 };
 
 /* One row of the parameter table. */
