@@ -24,21 +24,25 @@
 #      failed), that the sink got every message, and the event log shows
 #      them delivered; stops everything.
 #
-# Usage: bench/tarpit.sh [-n RUNS] [-c HOLD] [-i STUTTER_INTERVAL]
-#   RUNS default 3, HOLD default 15000, STUTTER_INTERVAL default 10s (the
-#   class_hostile default; the whole class line is restated, with only
-#   max_per_client=20000 and max_share=100 raised so HOLD sessions fit).
+# Usage: bench/tarpit.sh [-n RUNS] [-c HOLD] [-i STUTTER_INTERVAL] [-b BANNER_DELAY]
+#   RUNS default 3, HOLD default 15000, STUTTER_INTERVAL default 10s and
+#   BANNER_DELAY default 290s (the class_hostile defaults; the whole class
+#   line is restated, with only max_per_client=20000 and max_share=100
+#   raised so HOLD sessions fit).  The banner is stuttered over the whole
+#   delay when (len-1) x interval exceeds it, so -b 30s makes every session
+#   write a byte every ~0.7 s (~22,000 writes/s at 15,000 sessions) while
+#   the trusted relay runs; after 30 s the sessions wait silently for EHLO.
 #   MAILSHAPER=path (default build/mailshaper), KEEP=dir keeps the logs.
 # Loopback only; needs `ulimit -n 20000` to be allowed (root or hard limit).
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
-RUNS=3 HOLD=15000 SI=10s MSGS=4000 SESS=20 LEN=1000
-while getopts n:c:i:m: o; do
+RUNS=3 HOLD=15000 SI=10s BD=290s MSGS=4000 SESS=20 LEN=1000
+while getopts n:c:i:b:m: o; do
 	case $o in
-	n) RUNS=$OPTARG ;; c) HOLD=$OPTARG ;; i) SI=$OPTARG ;; m) MSGS=$OPTARG ;;
-	*) echo "usage: $0 [-n runs] [-c hold] [-i stutter_interval] [-m msgs]" >&2; exit 2 ;;
+	n) RUNS=$OPTARG ;; c) HOLD=$OPTARG ;; i) SI=$OPTARG ;; b) BD=$OPTARG ;; m) MSGS=$OPTARG ;;
+	*) echo "usage: $0 [-n runs] [-c hold] [-i stutter_interval] [-b banner_delay] [-m msgs]" >&2; exit 2 ;;
 	esac
 done
 
@@ -104,7 +108,7 @@ delivered() {
 	grep -c '"type":"message".*"outcome":"delivered"' "$T/events.jsonl"
 }
 
-HOSTILE="banner_delay=290s reply_delay=290s stutter=1 stutter_interval=$SI"
+HOSTILE="banner_delay=$BD reply_delay=290s stutter=1 stutter_interval=$SI"
 HOSTILE="$HOSTILE rate_in=2k rate_out=512 max_messages=1 max_rcpt=5"
 HOSTILE="$HOSTILE max_per_client=20000 max_share=100 session_time=60m action=relay"
 
