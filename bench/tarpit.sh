@@ -207,7 +207,7 @@ for ((r = 1; r <= RUNS; r++)); do
 	tail -1 "$T/mailshaper.$r.out" | sed 's/^/    /'
 	ERR=$(grep -ciwE 'error|fatal|panic|warning|assert' "$T/mailshaper.$r.out")
 	[ "$ERR" != 0 ] && grep -iwE 'error|fatal|panic|warning|assert' \
-	    "$T/mailshaper.$r.out" | sed 's/\[[0-9.]*\]:[0-9]*//; s/[0-9A-F]\{12\}//' |
+	    "$T/mailshaper.$r.out" | sed 's/^mailshaper\[[0-9]*\]: //; s/\[[0-9.]*\]:[0-9]*/[ip]:port/g; s/[0-9A-F]\{12\}//; s/duration=[0-9.]*s/duration=Ns/' |
 	    sort | uniq -c | sort -rn | head -5 | sed 's/^/    log: /'
 	sleep 2	# let the loopback sockets drain
 done
