@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,7 +218,7 @@ conf_parse_num(const char *v, int type, long *out, char *err, size_t errlen)
 
 	errno = 0;
 	d = strtod(v, &end);
-	if (end == v || errno || d < 0) {
+	if (end == v || errno || isnan(d) || d < 0 || !isdigit((unsigned char)*v)) {
 		snprintf(err, errlen, "'%s' is not a non-negative number", v);
 		return -1;
 	}
@@ -246,11 +247,12 @@ conf_parse_num(const char *v, int type, long *out, char *err, size_t errlen)
 			mul = 1024.0 * 1024 * 1024;
 		else
 			goto badunit;
-	} else if (*end != 0 || d != (long)d) {
+	} else if (*end != 0 || !isfinite(d) || d >= (double)LONG_MAX ||
+	    d != floor(d)) {
 		snprintf(err, errlen, "'%s' is not an integer", v);
 		return -1;
 	}
-	if (d * mul > (double)LONG_MAX) {
+	if (!(d * mul < (double)LONG_MAX)) {
 		snprintf(err, errlen, "'%s' is too large", v);
 		return -1;
 	}
@@ -286,7 +288,7 @@ conf_set_value(const struct conf_param *p, void *base, const char *value,
     char *err, size_t errlen)
 {
 	char   *copy, *cur, *w;
-	char	sub[256];
+	char	sub[256] = "";
 	int	rc = 0;
 	long	n;
 
@@ -464,8 +466,8 @@ conf_class_slot(struct conf *cf, const char *name, char *err, size_t errlen)
 
 /* conf_set - apply "name = value"; the class line replaces the whole class */
 static int
-conf_set(struct conf *cf, const char *name, const char *value, char *err,
-    size_t errlen)
+conf_set(struct conf *cf, const char *name, const char *value, int line,
+    char *err, size_t errlen)
 {
 	const struct conf_param *p;
 	struct shclass *c;
@@ -478,6 +480,8 @@ conf_set(struct conf *cf, const char *name, const char *value, char *err,
 		snprintf(err, errlen, "unknown parameter '%s'", name);
 		return -1;
 	}
+	if (p->name != NULL)
+		cf->setline[p - conf_params] = line;
 	if (p->name != NULL && p->type != CT_CLASS)
 		return conf_set_value(p, cf, value, err, errlen);
 	if (strlen(name + 6) >= sizeof(cname)) {
@@ -518,10 +522,10 @@ conf_trim(char *s)
 	return s;
 }
 
-/* conf_apply_line - "name = value" from file:line */
+/* conf_apply_line - "name = value" from file:line (lineno -1: -o) */
 static int
-conf_apply_line(struct conf *cf, char *line, const char *where, char *err,
-    size_t errlen)
+conf_apply_line(struct conf *cf, char *line, const char *where, int lineno,
+    char *err, size_t errlen)
 {
 	char	sub[256];
 	char   *eq, *name, *value;
@@ -538,7 +542,7 @@ conf_apply_line(struct conf *cf, char *line, const char *where, char *err,
 		snprintf(err, errlen, "%s: missing parameter name", where);
 		return -1;
 	}
-	if (conf_set(cf, name, value, sub, sizeof(sub)) < 0) {
+	if (conf_set(cf, name, value, lineno, sub, sizeof(sub)) < 0) {
 		snprintf(err, errlen, "%s: %s: %s", where, name, sub);
 		return -1;
 	}
@@ -590,7 +594,8 @@ conf_read_file(struct conf *cf, const char *path, char *err, size_t errlen)
 		}
 		if (logical != NULL) {
 			snprintf(where, sizeof(where), "%s:%d", path, startline);
-			rc = conf_apply_line(cf, logical, where, err, errlen);
+			rc = conf_apply_line(cf, logical, where, startline,
+			    err, errlen);
 			free(logical);
 			logical = NULL;
 			if (rc < 0)
@@ -627,31 +632,55 @@ conf_read_file(struct conf *cf, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
-/* conf_check - cross-parameter rules */
+/* conf_where - "file:line", "-o name" or "file" for a parameter */
+static const char *
+conf_where(const struct conf *cf, const char *name, char *buf, size_t len)
+{
+	const struct conf_param *p;
+	int	line = 0;
+
+	for (p = conf_params; p->name; p++)
+		if (strcmp(p->name, name) == 0)
+			line = cf->setline[p - conf_params];
+	if (line > 0)
+		snprintf(buf, len, "%s:%d", cf->path, line);
+	else if (line < 0)
+		snprintf(buf, len, "-o %s", name);
+	else
+		snprintf(buf, len, "%s", *cf->path ? cf->path : "defaults");
+	return buf;
+}
+
+/* conf_check - cross-parameter rules, reported where the value was set */
 static int
 conf_check(struct conf *cf, char *err, size_t errlen)
 {
+	char	w[300];
 	int	i;
 
 	if (conf_class(cf, cf->default_class) == NULL) {
-		snprintf(err, errlen, "default_class: no class '%s'",
+		snprintf(err, errlen, "%s: default_class: no class '%s'",
+		    conf_where(cf, "default_class", w, sizeof(w)),
 		    cf->default_class);
 		return -1;
 	}
 	if (*cf->violation_class && !conf_class(cf, cf->violation_class)) {
-		snprintf(err, errlen, "violation_class: no class '%s'",
+		snprintf(err, errlen, "%s: violation_class: no class '%s'",
+		    conf_where(cf, "violation_class", w, sizeof(w)),
 		    cf->violation_class);
 		return -1;
 	}
 	for (i = 0; i < cf->nmap; i++)
 		if (conf_class(cf, cf->map[i].class_name) == NULL) {
-			snprintf(err, errlen, "client_class_map: no class '%s'",
-			    cf->map[i].class_name);
+			snprintf(err, errlen, "%s: client_class_map: no class "
+			    "'%s'", conf_where(cf, "client_class_map", w,
+			    sizeof(w)), cf->map[i].class_name);
 			return -1;
 		}
 	if ((*cf->tls_cert_file != 0) != (*cf->tls_key_file != 0)) {
-		snprintf(err, errlen, "tls_cert_file and tls_key_file must be "
-		    "set together");
+		snprintf(err, errlen, "%s: tls_cert_file and tls_key_file must "
+		    "be set together", conf_where(cf, *cf->tls_cert_file ?
+		    "tls_cert_file" : "tls_key_file", w, sizeof(w)));
 		return -1;
 	}
 	if (cf->backend.ss.ss_family == AF_INET ||
@@ -660,8 +689,9 @@ conf_check(struct conf *cf, char *err, size_t errlen)
 			if (cf->listen[i].len == cf->backend.len &&
 			    memcmp(&cf->listen[i].ss, &cf->backend.ss,
 			    cf->backend.len) == 0) {
-				snprintf(err, errlen, "backend %s is one of "
-				    "our own listen addresses", cf->backend.text);
+				snprintf(err, errlen, "%s: backend %s is one of "
+				    "our own listen addresses", conf_where(cf,
+				    "backend", w, sizeof(w)), cf->backend.text);
 				return -1;
 			}
 	}
@@ -683,7 +713,7 @@ conf_load(const char *path, char **overrides, int noverrides, char *err,
 		return NULL;
 	}
 	for (p = conf_params; p->name; p++) {
-		if (conf_set(cf, p->name, p->defval, err, errlen) < 0) {
+		if (conf_set(cf, p->name, p->defval, 0, err, errlen) < 0) {
 			/* A broken default is a bug in the table. */
 			char	sub[256];
 
@@ -705,7 +735,7 @@ conf_load(const char *path, char **overrides, int noverrides, char *err,
 		if (copy == NULL)
 			goto bad;
 		snprintf(where, sizeof(where), "-o %.200s", overrides[i]);
-		rc = conf_apply_line(cf, copy, where, err, errlen);
+		rc = conf_apply_line(cf, copy, where, -1, err, errlen);
 		free(copy);
 		if (rc < 0)
 			goto bad;
@@ -713,13 +743,8 @@ conf_load(const char *path, char **overrides, int noverrides, char *err,
 	if (*cf->myhostname == 0 &&
 	    gethostname(cf->myhostname, sizeof(cf->myhostname) - 1) < 0)
 		strcpy(cf->myhostname, "localhost");
-	if (conf_check(cf, err, errlen) < 0) {
-		char	sub[256];
-
-		snprintf(sub, sizeof(sub), "%s: %s", path ? path : "-o", err);
-		snprintf(err, errlen, "%s", sub);
+	if (conf_check(cf, err, errlen) < 0)
 		goto bad;
-	}
 	return cf;
 bad:
 	free(cf);

@@ -19,6 +19,7 @@
 #define CONF_MAX_MAP		256
 #define CONF_MAX_SIGFILES	8
 #define CONF_NAME_MAX		32
+#define CONF_MAX_PARAMS		64	/* rows of conf_params[] */
 
 enum conf_action {
 	ACTION_RELAY,		/* relay to the backend */
@@ -60,6 +61,8 @@ struct class_map {
 
 struct conf {
 	char	path[256];		/* file it came from ("" = defaults) */
+	int	setline[CONF_MAX_PARAMS]; /* per row: file line, 0 = default,
+					   * -1 = an -o override */
 	struct endpoint listen[CONF_MAX_LISTEN];
 	int	nlisten;
 	long	listen_backlog;

@@ -5,6 +5,7 @@
  * Parsers return -1 and fill the caller's error buffer; they never log.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,8 @@ addr_parse_endpoint(const char *s, int default_port, struct endpoint *ep,
 	if (port != NULL) {
 		errno = 0;
 		pn = strtol(port, &end, 10);
-		if (*port == 0 || *end != 0 || errno || pn < 0 || pn > 65535) {
+		if (!isdigit((unsigned char)*port) || *end != 0 || errno ||
+		    pn < 0 || pn > 65535) {
 			snprintf(err, errlen, "bad port in '%s'", s);
 			return -1;
 		}
@@ -139,7 +141,8 @@ addr_parse_cidr(const char *s, struct cidr *c, char *err, size_t errlen)
 	if (slash != NULL) {
 		errno = 0;
 		plen = strtol(slash, &end, 10);
-		if (*slash == 0 || *end || errno || plen < 0 || plen > max) {
+		if (!isdigit((unsigned char)*slash) || *end || errno ||
+		    plen < 0 || plen > max) {
 			snprintf(err, errlen, "bad prefix length in '%s'", s);
 			return -1;
 		}

@@ -606,9 +606,6 @@ test_good_cases(void **state)
 	}
 }
 
-#define NOLINE	1	/* error without a line number (see its row) */
-#define KNOWN_BUG 2	/* conf.c misbehaves on this row today: skipped,
-			 * with a note; drop the flag once conf.c is fixed */
 
 struct bad_case {
 	const char *label;
@@ -617,7 +614,6 @@ struct bad_case {
 	const char *ovr[2];
 	const char *want;	/* "%s" is the file's path */
 	int	line;		/* the line the error names (0: -o) */
-	int	flags;
 };
 
 /* 17 listen addresses, one more than CONF_MAX_LISTEN. */
@@ -636,126 +632,110 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
 	{"unknown parameter", FILE_TEXT("# x\nfoo = 1\n"), {NULL},
-	    "%s:2: foo: unknown parameter 'foo'", 2, 0},
+	    "%s:2: foo: unknown parameter 'foo'", 2},
 	{"missing '='", FILE_TEXT("listen 127.0.0.1:25\n"), {NULL},
-	    "%s:1: missing '=' in \"listen 127.0.0.1:25\"", 1, 0},
+	    "%s:1: missing '=' in \"listen 127.0.0.1:25\"", 1},
 	{"missing name", FILE_TEXT("\n= 5\n"), {NULL},
-	    "%s:2: missing parameter name", 2, 0},
+	    "%s:2: missing parameter name", 2},
 	{"bad number", FILE_TEXT("listen_backlog = abc\n"), {NULL},
-	    "%s:1: listen_backlog: 'abc' is not a non-negative number", 1, 0},
+	    "%s:1: listen_backlog: 'abc' is not a non-negative number", 1},
 	{"negative number", FILE_TEXT("grace_time = -1s\n"), {NULL},
-	    "%s:1: grace_time: '-1s' is not a non-negative number", 1, 0},
+	    "%s:1: grace_time: '-1s' is not a non-negative number", 1},
 	{"not an integer", FILE_TEXT("listen_backlog = 12x\n"), {NULL},
-	    "%s:1: listen_backlog: '12x' is not an integer", 1, 0},
+	    "%s:1: listen_backlog: '12x' is not an integer", 1},
 	{"fraction for an integer", FILE_TEXT("smtp_error_limit = 2.5\n"),
-	    {NULL}, "%s:1: smtp_error_limit: '2.5' is not an integer", 1, 0},
+	    {NULL}, "%s:1: smtp_error_limit: '2.5' is not an integer", 1},
 	{"out of range", FILE_TEXT("\n\nlisten_backlog = 10\n"), {NULL},
-	    "%s:3: listen_backlog: '10' is out of range (16..65535)", 3, 0},
+	    "%s:3: listen_backlog: '10' is out of range (16..65535)", 3},
 	{"time out of range", FILE_TEXT("smtp_timeout = 500ms\n"), {NULL},
 	    "%s:1: smtp_timeout: '500ms' is out of range (1000ms..3600000ms)",
-	    1, 0},
+	    1},
 	{"unknown time unit", FILE_TEXT("smtp_timeout = 5x\n"), {NULL},
-	    "%s:1: smtp_timeout: '5x' has an unknown unit 'x'", 1, 0},
+	    "%s:1: smtp_timeout: '5x' has an unknown unit 'x'", 1},
 	{"unknown size unit", FILE_TEXT("message_size_limit = 5t\n"), {NULL},
-	    "%s:1: message_size_limit: '5t' has an unknown unit 't'", 1, 0},
+	    "%s:1: message_size_limit: '5t' has an unknown unit 't'", 1},
 	{"bad boolean", FILE_TEXT("observe = true\n"), {NULL},
-	    "%s:1: observe: 'true' is not yes or no", 1, 0},
+	    "%s:1: observe: 'true' is not yes or no", 1},
 	{"bad enum", FILE_TEXT("backend_identity = haproxy\n"), {NULL},
 	    "%s:1: backend_identity: 'haproxy' is not one of xclient|proxy|none",
-	    1, 0},
+	    1},
 	{"IPv6 without brackets", FILE_TEXT("listen = ::1:25\n"), {NULL},
 	    "%s:1: listen: bad address '::1:25': write IPv6 as [addr]:port",
-	    1, 0},
+	    1},
 	{"host name as address", FILE_TEXT("backend = mx.example:25\n"), {NULL},
 	    "%s:1: backend: bad address 'mx.example:25': need a numeric IP "
-	    "address", 1, 0},
+	    "address", 1},
 	{"relative unix path", FILE_TEXT("backend = unix:smtpd\n"), {NULL},
-	    "%s:1: backend: bad unix socket path 'unix:smtpd'", 1, 0},
-	/*
-	 * KNOWN BUG: conf_set_value() (CT_LISTEN) tests and copies its
-	 * uninitialised `sub` buffer when the 17th address is refused, so the
-	 * error text is stack garbage (seen with -O2).
-	 */
+	    "%s:1: backend: bad unix socket path 'unix:smtpd'", 1},
 	{"too many listen addresses", FILE_TEXT(L17), {NULL},
-	    "%s:1: listen: more than 16 addresses", 1, KNOWN_BUG},
-	/*
-	 * KNOWN BUG: conf_parse_num() converts inf, nan and numbers beyond
-	 * LONG_MAX to long, which is undefined (UBSan aborts).  The texts
-	 * are what the existing messages would say.
-	 */
+	    "%s:1: listen: more than 16 addresses", 1},
 	{"infinite integer", FILE_TEXT("listen_backlog = inf\n"), {NULL},
-	    "%s:1: listen_backlog: 'inf' is not an integer", 1, KNOWN_BUG},
+	    "%s:1: listen_backlog: 'inf' is not a non-negative number", 1},
 	{"huge integer", FILE_TEXT("listen_backlog = 1e30\n"), {NULL},
-	    "%s:1: listen_backlog: '1e30' is not an integer", 1, KNOWN_BUG},
+	    "%s:1: listen_backlog: '1e30' is not an integer", 1},
 	{"NaN time", FILE_TEXT("smtp_timeout = nan\n"), {NULL},
-	    "%s:1: smtp_timeout: 'nan' is not a non-negative number", 1,
-	    KNOWN_BUG},
+	    "%s:1: smtp_timeout: 'nan' is not a non-negative number", 1},
 	{"empty listen", FILE_TEXT("listen = ,\n"), {NULL},
-	    "%s:1: listen: no listen address", 1, 0},
+	    "%s:1: listen: no listen address", 1},
 	{"error in a continued line names its first line", FILE_TEXT(
 	    "# x\nlisten = 127.0.0.1:25,\n  [::1:25\nobserve = yes\n"), {NULL},
-	    "%s:2: listen: bad address '[::1:25': missing ']'", 2, 0},
+	    "%s:2: listen: bad address '[::1:25': missing ']'", 2},
 	{"unknown class key", FILE_TEXT("class_x = banner_delay=1s foo=1\n"),
-	    {NULL}, "%s:1: class_x: unknown class key 'foo'", 1, 0},
+	    {NULL}, "%s:1: class_x: unknown class key 'foo'", 1},
 	{"class key out of range", FILE_TEXT("class_x = banner_delay=300s\n"),
 	    {NULL}, "%s:1: class_x: banner_delay: '300s' is out of range "
-	    "(0ms..290000ms)", 1, 0},
+	    "(0ms..290000ms)", 1},
 	{"class item without '='", FILE_TEXT("class_x = fast\n"), {NULL},
-	    "%s:1: class_x: 'fast' is not key=value", 1, 0},
+	    "%s:1: class_x: 'fast' is not key=value", 1},
 	{"bad class action", FILE_TEXT("class_x = action=drop\n"), {NULL},
 	    "%s:1: class_x: action: 'drop' is not one of relay|tempfail|reject",
-	    1, 0},
+	    1},
 	{"bad class name", FILE_TEXT("class_Big = max_rcpt=1\n"), {NULL},
 	    "%s:1: class_Big: bad class name 'Big' (lower case, digits, '_'; "
-	    "at most 16 classes)", 1, 0},
+	    "at most 16 classes)", 1},
 	{"too many classes", FILE_TEXT(C13), {NULL},
 	    "%s:13: class_c13: bad class name 'c13' (lower case, digits, '_'; "
-	    "at most 16 classes)", 13, 0},
+	    "at most 16 classes)", 13},
 	{"bad map entry", FILE_TEXT("client_class_map = 10.0.0.0/8\n"), {NULL},
 	    "%s:1: client_class_map: '10.0.0.0/8' is not network/len=class",
-	    1, 0},
+	    1},
 	{"bad map prefix", FILE_TEXT("client_class_map = 10.0.0.0/33=normal\n"),
 	    {NULL}, "%s:1: client_class_map: bad prefix length in '10.0.0.0/33'",
-	    1, 0},
+	    1},
 	{"continuation line first", FILE_TEXT("  listen = 127.0.0.1:25\n"),
-	    {NULL}, "%s:1: continuation line without a parameter", 1, 0},
+	    {NULL}, "%s:1: continuation line without a parameter", 1},
 	{"continuation line after a comment", FILE_TEXT(
 	    "listen_backlog = 100\n# note\n  200\n"), {NULL},
-	    "%s:3: continuation line without a parameter", 3, 0},
+	    "%s:3: continuation line without a parameter", 3},
 	{"NUL byte", FILE_TEXT("listen_backlog = 100\nsmtp_timeout = 1\0s\n"),
-	    {NULL}, "%s:2: NUL byte in line", 2, 0},
-	/*
-	 * Cross-parameter errors (conf_check()) carry the file name but no
-	 * line number, although the issue asks for "file:line: reason" for
-	 * every malformed configuration.  These rows pin today's text; when
-	 * conf.c learns the line, give them their line and drop NOLINE.
-	 */
+	    {NULL}, "%s:2: NUL byte in line", 2},
+	/* Cross-parameter errors name the line that set the value. */
 	{"default_class names no class", FILE_TEXT(
 	    "observe = no\ndefault_class = nosuch\n"), {NULL},
-	    "%s: default_class: no class 'nosuch'", 2, NOLINE},
+	    "%s:2: default_class: no class 'nosuch'", 2},
 	{"violation_class names no class", FILE_TEXT(
 	    "violation_class = tarpit\n"), {NULL},
-	    "%s: violation_class: no class 'tarpit'", 1, NOLINE},
+	    "%s:1: violation_class: no class 'tarpit'", 1},
 	{"client_class_map names no class", FILE_TEXT(
 	    "client_class_map = 10.0.0.0/8=nosuch\n"), {NULL},
-	    "%s: client_class_map: no class 'nosuch'", 1, NOLINE},
+	    "%s:1: client_class_map: no class 'nosuch'", 1},
 	{"certificate without key", FILE_TEXT("tls_cert_file = /x.pem\n"),
-	    {NULL}, "%s: tls_cert_file and tls_key_file must be set together",
-	    1, NOLINE},
+	    {NULL}, "%s:1: tls_cert_file and tls_key_file must be set together",
+	    1},
 	{"backend is a listen address", FILE_TEXT(
 	    "listen = 127.0.0.1:2525\nbackend = 127.0.0.1:2525\n"), {NULL},
-	    "%s: backend 127.0.0.1:2525 is one of our own listen addresses",
-	    2, NOLINE},
+	    "%s:2: backend 127.0.0.1:2525 is one of our own listen addresses",
+	    2},
 	/* -o errors name the override. */
 	{"-o unknown parameter", FILE_TEXT(""), {"foo=bar"},
-	    "-o foo=bar: foo: unknown parameter 'foo'", 0, 0},
+	    "-o foo=bar: foo: unknown parameter 'foo'", 0},
 	{"-o missing '='", NULL, 0, {"observe"},
-	    "-o observe: missing '=' in \"observe\"", 0, 0},
+	    "-o observe: missing '=' in \"observe\"", 0},
 	{"-o out of range", NULL, 0, {"class_hostile=reply_delay=11m"},
 	    "-o class_hostile=reply_delay=11m: class_hostile: reply_delay: "
-	    "'11m' is out of range (0ms..590000ms)", 0, 0},
+	    "'11m' is out of range (0ms..590000ms)", 0},
 	{"-o class that does not exist", NULL, 0, {"default_class=x"},
-	    "-o: default_class: no class 'x'", 0, NOLINE},
+	    "-o default_class: default_class: no class 'x'", 0},
 };
 
 /* test_bad_cases - every bad_cases[] row fails with its exact text */
@@ -770,11 +750,6 @@ test_bad_cases(void **state)
 		char	path[64], err[512], want[512], prefix[128];
 		struct conf *cf;
 
-		if (tc->flags & KNOWN_BUG) {
-			print_message("skipped, known bug in conf.c: %s\n",
-			    tc->label);
-			continue;
-		}
 		memset(err, 0, sizeof(err));
 		cf = load(tc->text, tc->len, tc->ovr, path, sizeof(path), err,
 		    sizeof(err));
@@ -789,7 +764,7 @@ test_bad_cases(void **state)
 			    tc->label, err, want);
 			fail();
 		}
-		if (tc->line > 0 && !(tc->flags & NOLINE)) {
+		if (tc->line > 0) {
 			snprintf(prefix, sizeof(prefix), "%s:%d: ", path,
 			    tc->line);
 			assert_memory_equal(err, prefix, strlen(prefix));
