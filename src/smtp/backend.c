@@ -567,6 +567,15 @@ bk_idle_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (b->step == BK_DEAD) {
+		/* An operation was issued after the backend went away. */
+		bk_cb  *cb = b->cb;
+
+		b->cb = NULL;
+		if (cb != NULL)
+			(void)bk_call(b, cb, -1, "connection lost while idle");
+		return;
+	}
 	if (b->step != BK_READY)
 		return;
 	bk_write(b, "NOOP");
@@ -628,10 +637,22 @@ bk_open(struct sess *s, bk_cb *ready)
 	return b;
 }
 
+/* bk_dead_op - the backend died while idle: fail the operation next round */
+static void
+bk_dead_op(struct bk *b, bk_cb *cb)
+{
+	b->cb = cb;
+	event_active(b->idle, EV_TIMEOUT, 0);
+}
+
 /* bk_command - send one command line (no CRLF); cb gets the reply */
 void
 bk_command(struct bk *b, const char *line, bk_cb *cb)
 {
+	if (b->step == BK_DEAD) {
+		bk_dead_op(b, cb);
+		return;
+	}
 	if (b->step == BK_NOOP) {
 		b->queued = strdup(line);
 		b->queued_cb = cb;
@@ -650,6 +671,10 @@ void
 bk_data(struct bk *b, struct evbuffer *content, bk_cb *cb)
 {
 	b->queued_data = content;
+	if (b->step == BK_DEAD) {
+		bk_dead_op(b, cb);
+		return;
+	}
 	if (b->step == BK_NOOP) {
 		b->queued = strdup("DATA");
 		b->queued_cb = cb;

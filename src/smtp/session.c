@@ -551,14 +551,41 @@ sess_free(struct sess *s, const char *reason)
 	daemon_session_gone();
 }
 
-/* sess_drained - the final reply is flushed: free */
+/* sess_flushed - 1 when nothing is left to write, TLS layer included */
+static int
+sess_flushed(struct sess *s)
+{
+	struct bufferevent *u = bufferevent_get_underlying(s->bev);
+
+	return evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 &&
+	    (u == NULL || evbuffer_get_length(bufferevent_get_output(u)) == 0);
+}
+
+/* sess_drain_check - poll until a TLS session's last bytes are sent */
+static void
+sess_drain_check(struct sess *s)
+{
+	struct timeval tv = { 0, 20000 };
+
+	if (sess_flushed(s) || ms_since(&s->cmd_time) > 10000) {
+		sess_free(s, NULL);
+		return;
+	}
+	s->cont = sess_drain_check;
+	evtimer_add(&s->timer, &tv);
+}
+
+/* sess_drained - the final reply left our buffer: free once it is sent */
 static void
 sess_drained(struct bufferevent *bev, void *arg)
 {
 	struct sess *s = arg;
 
 	(void)bev;
-	sess_free(s, NULL);
+	if (s->cont == sess_drain_check)
+		return;
+	gettimeofday(&s->cmd_time, NULL);
+	sess_drain_check(s);
 }
 
 /* sess_close - write a final reply (no delay) and end the session */
@@ -610,7 +637,8 @@ sess_error(struct sess *s, enum shp_stage stage, const char *reply)
 static void
 sess_backend_down(struct sess *s, const char *text)
 {
-	log_warnx("%s: backend %s: %s", s->id, ms->cf->backend.text, text);
+	log_warnx("%s: backend %s: %.*s", s->id, ms->cf->backend.text,
+	    (int)strcspn(text, "\r\n"), text);
 	ms->st.backend_errors++;
 	s->backend_failed = 1;
 	if (s->bk != NULL) {
@@ -623,11 +651,14 @@ sess_backend_down(struct sess *s, const char *text)
 static void
 sess_tempfail_txn(struct sess *s, const char *text)
 {
+	/* A 421 is the backend's own last word: keep it as the reply. */
+	int	said = strncmp(text, "421", 3) == 0;
+
 	sess_backend_down(s, text);
-	evbuffer_add_printf(s->reply, "451 4.3.0 Error: queue file write "
-	    "error, try again later\r\n");
+	evbuffer_add_printf(s->reply, "451 4.3.0 Error: temporary failure, "
+	    "try again later\r\n");
 	s->outcome = SO_BACKEND_ERROR;
-	sess_msg_end(s, MO_BACKEND_ERROR, NULL);
+	sess_msg_end(s, MO_BACKEND_ERROR, said ? text : NULL);
 	sess_reply_at(s, &s->reply_due);
 }
 
@@ -635,7 +666,7 @@ sess_tempfail_txn(struct sess *s, const char *text)
 static void
 sess_mail_reply(struct sess *s, int code, const char *text)
 {
-	if (code < 0)
+	if (code < 0 || code == 421)
 		return sess_tempfail_txn(s, text);
 	s->backend_failed = 0;
 	if (code >= 200 && code < 300) {
@@ -696,7 +727,7 @@ sess_mail_go(struct sess *s)
 static void
 sess_rcpt_reply(struct sess *s, int code, const char *text)
 {
-	if (code < 0)
+	if (code < 0 || code == 421)
 		return sess_tempfail_txn(s, text);
 	if (code >= 200 && code < 300) {
 		s->rcpt_ok++;
@@ -726,7 +757,7 @@ sess_rcpt_go(struct sess *s)
 static void
 sess_dot_reply(struct sess *s, int code, const char *text)
 {
-	if (code < 0)
+	if (code < 0 || code == 421)
 		return sess_tempfail_txn(s, text);
 	s->messages++;
 	sess_msg_end(s, msg_outcome_of(code), text);
@@ -1144,7 +1175,7 @@ do_noop(struct sess *s, char *args)
 static void
 sess_quit_done(struct sess *s)
 {
-	sess_close(s, SO_COMPLETED, "221 2.0.0 Bye");
+	sess_close(s, s->outcome, "221 2.0.0 Bye");
 }
 
 /* do_quit - goodbye (no delay: the client is leaving anyway) */
@@ -1248,10 +1279,7 @@ sess_tls_go(struct sess *s)
 static void
 do_starttls(struct sess *s, char *args)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-
 	(void)args;
-	evbuffer_drain(in, evbuffer_get_length(in));
 	s->after = sess_tls_go;
 	sess_reply(s, SHP_MAIL, "220 2.0.0 Ready to start TLS");
 }
