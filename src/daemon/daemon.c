@@ -330,6 +330,7 @@ daemon_main(int argc, char **argv)
 	event_base_dispatch(ms->base);
 
 	sess_shutdown_all("service shutting down");
+	sess_deinit();
 	lst_close();
 	bk_probe_cancel();
 	log_info("stopped: accepted=%lu refused=%lu messages=%lu delivered=%lu "

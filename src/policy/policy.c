@@ -47,7 +47,7 @@ pol_classify(struct sess *s)
 
 	for (i = 0; i < cf->nmap; i++) {
 		if (addr_cidr_match(&cf->map[i].net,
-		    (const struct sockaddr *)&s->peer)) {
+		    &s->peer.sa)) {
 			char	net[INET6_ADDRSTRLEN];
 
 			inet_ntop(cf->map[i].net.family, cf->map[i].net.addr,

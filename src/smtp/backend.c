@@ -227,7 +227,7 @@ bk_send_xclient(struct bk *b)
 	evbuffer_add_printf(out, "XCLIENT");
 	if (xa & BK_XA_ADDR)
 		evbuffer_add_printf(out, " ADDR=%s%s",
-		    s->peer.ss_family == AF_INET6 ? "IPV6:" : "", s->ip);
+		    s->peer.sa.sa_family == AF_INET6 ? "IPV6:" : "", s->ip);
 	if (xa & BK_XA_PORT)
 		evbuffer_add_printf(out, " PORT=%d", s->port);
 	if (xa & BK_XA_NAME)
@@ -258,9 +258,10 @@ bk_send_proxy(struct bk *b)
 
 	memcpy(hdr, sig, 12);
 	hdr[12] = 0x21;				/* version 2, PROXY */
-	if (s->peer.ss_family == AF_INET && s->local.ss_family == AF_INET) {
-		const struct sockaddr_in *p = (const void *)&s->peer;
-		const struct sockaddr_in *l = (const void *)&s->local;
+	if (s->peer.sa.sa_family == AF_INET &&
+	    s->local.sa.sa_family == AF_INET) {
+		const struct sockaddr_in *p = &s->peer.sin;
+		const struct sockaddr_in *l = &s->local.sin;
 
 		hdr[13] = 0x11;			/* TCP over IPv4 */
 		hdr[14] = 0;
@@ -270,10 +271,10 @@ bk_send_proxy(struct bk *b)
 		memcpy(hdr + 24, &p->sin_port, 2);
 		memcpy(hdr + 26, &l->sin_port, 2);
 		len = 28;
-	} else if (s->peer.ss_family == AF_INET6 &&
-	    s->local.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *p = (const void *)&s->peer;
-		const struct sockaddr_in6 *l = (const void *)&s->local;
+	} else if (s->peer.sa.sa_family == AF_INET6 &&
+	    s->local.sa.sa_family == AF_INET6) {
+		const struct sockaddr_in6 *p = &s->peer.sin6;
+		const struct sockaddr_in6 *l = &s->local.sin6;
 
 		hdr[13] = 0x21;			/* TCP over IPv6 */
 		hdr[14] = 0;

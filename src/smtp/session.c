@@ -25,6 +25,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -131,12 +132,37 @@ void
 sess_add_reason(struct sess *s, const char *fmt, ...)
 {
 	va_list	ap;
+	char	buf[256], *grown;
+	int	n;
 
 	if (s->nreasons == SESS_MAX_REASONS)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(s->reasons[s->nreasons++], SESS_REASON_LEN, fmt, ap);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	if ((grown = realloc(s->reasons, s->reasons_len + n + 1)) == NULL)
+		return;
+	s->reasons = grown;
+	memcpy(s->reasons + s->reasons_len, buf, n + 1);
+	s->reasons_len += n + 1;
+	s->nreasons++;
+}
+
+/* sess_reason - the i-th reason */
+static const char *
+sess_reason(const struct sess *s, int i)
+{
+	const char *r = s->reasons;
+
+	if (i >= s->nreasons)
+		return "";
+	while (i-- > 0)
+		r += strlen(r) + 1;
+	return r;
 }
 
 /* ms_since - milliseconds from tv to now */
@@ -197,6 +223,129 @@ client_release(const struct sockaddr *sa, int class_idx)
 			free(c);
 			return;
 		}
+}
+
+/*
+ * Fingerprints repeat: sessions share one refcounted copy per raw
+ * signature and hop distance, so a held session costs a pointer, not a
+ * 500-byte result.
+ */
+struct fp_ref {
+	struct fp_ref *next;
+	unsigned refs;
+	uint32_t hash;
+	struct fp_result r;
+};
+
+#define FP_BUCKETS	1024
+static struct fp_ref *fp_table[FP_BUCKETS];
+
+/* fp_ref_of - the entry that holds r */
+static struct fp_ref *
+fp_ref_of(struct fp_result *r)
+{
+	return (struct fp_ref *)((char *)r - offsetof(struct fp_ref, r));
+}
+
+/* fp_intern - a shared copy of r */
+static struct fp_result *
+fp_intern(const struct fp_result *r)
+{
+	uint32_t h = 2166136261u;
+	const char *p;
+	struct fp_ref *e;
+
+	for (p = r->raw_sig; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	for (e = fp_table[h % FP_BUCKETS]; e; e = e->next)
+		if (e->hash == h && strcmp(e->r.raw_sig, r->raw_sig) == 0 &&
+		    strcmp(e->r.os, r->os) == 0) {
+			e->refs++;
+			return &e->r;
+		}
+	if ((e = malloc(sizeof(*e))) == NULL)
+		return NULL;
+	e->refs = 1;
+	e->hash = h;
+	e->r = *r;
+	e->next = fp_table[h % FP_BUCKETS];
+	fp_table[h % FP_BUCKETS] = e;
+	return &e->r;
+}
+
+/* fp_release - drop a session's reference */
+static void
+fp_release(struct fp_result *r)
+{
+	struct fp_ref *e, **pp;
+
+	if (r == NULL)
+		return;
+	e = fp_ref_of(r);
+	if (--e->refs > 0)
+		return;
+	for (pp = &fp_table[e->hash % FP_BUCKETS]; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	free(e);
+}
+
+/*
+ * The banner is one shared, refcounted string that session reply buffers
+ * reference: a tarpitted session stutters it out over minutes without
+ * holding a 1 KiB buffer chunk of its own.
+ */
+struct banner {
+	unsigned refs;		/* references from reply buffers */
+	size_t	len;
+	char	text[300];	/* "220 host ESMTP mailshaper\r\n" */
+};
+
+static struct banner *banner_cur;
+
+/* banner_unref - libevent is done with one reference */
+static void
+banner_unref(const void *data, size_t len, void *arg)
+{
+	struct banner *b = arg;
+
+	(void)data;
+	(void)len;
+	if (--b->refs == 0 && b != banner_cur)
+		free(b);
+}
+
+/* banner_add - append the banner for the current myhostname to buf */
+static void
+banner_add(struct evbuffer *buf)
+{
+	char	text[300];
+	int	n = snprintf(text, sizeof(text), "220 %s ESMTP mailshaper\r\n",
+	    ms->cf->myhostname);
+
+	if (n < 0 || (size_t)n >= sizeof(text))
+		n = snprintf(text, sizeof(text), "220 ESMTP mailshaper\r\n");
+	if (banner_cur == NULL || strcmp(banner_cur->text, text) != 0) {
+		struct banner *b = calloc(1, sizeof(*b));
+
+		if (b == NULL) {
+			evbuffer_add(buf, text, n);
+			return;
+		}
+		memcpy(b->text, text, n + 1);
+		b->len = (size_t)n;
+		if (banner_cur != NULL && banner_cur->refs == 0)
+			free(banner_cur);
+		banner_cur = b;
+	}
+	banner_cur->refs++;
+	if (evbuffer_add_reference(buf, banner_cur->text, banner_cur->len,
+	    banner_unref, banner_cur) < 0) {
+		banner_cur->refs--;
+		evbuffer_add(buf, text, n);
+	}
 }
 
 /* sess_observe - no class setting applies */
@@ -472,7 +621,7 @@ sess_record(struct sess *s)
 		return;
 	gettimeofday(&now, NULL);
 	for (i = 0; i < s->nreasons; i++)
-		reasons[i] = s->reasons[i];
+		reasons[i] = sess_reason(s, i);
 	jw_begin(&w, b);
 	jw_str(&w, "type", "session");
 	jw_str(&w, "id", s->id);
@@ -526,7 +675,7 @@ sess_free(struct sess *s, const char *reason)
 		s->bev = NULL;
 	}
 	if (s->counted) {
-		client_release((struct sockaddr *)&s->peer, s->class_idx);
+		client_release(&s->peer.sa, s->class_idx);
 		ms->nsess--;
 	}
 	if (s->class_idx >= 0)
@@ -541,7 +690,8 @@ sess_free(struct sess *s, const char *reason)
 	s->reply = NULL;
 	if (s->spool)
 		evbuffer_free(s->spool);
-	free(s->fp);
+	fp_release(s->fp);
+	free(s->reasons);
 	free(s->helo);
 	free(s->mail_from);
 	free(s->mail_params);
@@ -851,7 +1001,7 @@ sess_violation(struct sess *s, const char *what)
 
 	pol_violation(s, what);
 	if (s->counted && before != s->class_idx &&
-	    (c = client_find((struct sockaddr *)&s->peer, 0)) != NULL) {
+	    (c = client_find(&s->peer.sa, 0)) != NULL) {
 		if (before >= 0)
 			c->by_class[before]--;
 		if (s->class_idx >= 0)
@@ -1630,7 +1780,8 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 {
 	struct sess *s;
 	struct client *cl;
-	socklen_t llen = sizeof(s->local);
+	struct sockaddr_storage ss;
+	socklen_t llen = sizeof(ss);
 	struct timeval due;
 	const char *refuse = NULL;
 	char	err[128];
@@ -1650,12 +1801,17 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	s->cmd_time = s->start;
 	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)
 	    (s->start.tv_sec & 0xffffffff), sess_counter++ & 0xffff);
-	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
-	addr_unmap(&s->peer);
-	if (getsockname(fd, (struct sockaddr *)&s->local, &llen) == 0)
-		addr_unmap(&s->local);
-	addr_ntop((struct sockaddr *)&s->peer, s->ip, sizeof(s->ip), &s->port);
-	if (synlen > 0 && (syn[0] >> 4) == 4 && s->peer.ss_family != AF_INET)
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, sa, salen < sizeof(ss) ? salen : sizeof(ss));
+	addr_unmap(&ss);
+	memcpy(&s->peer, &ss, sizeof(s->peer));
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &llen) == 0) {
+		addr_unmap(&ss);
+		memcpy(&s->local, &ss, sizeof(s->local));
+	}
+	addr_ntop(&s->peer.sa, s->ip, sizeof(s->ip), &s->port);
+	if (synlen > 0 && (syn[0] >> 4) == 4 && s->peer.sa.sa_family != AF_INET)
 		log_warnx("%s: SYN is IPv4 but the peer is %s", s->id, s->ip);
 	s->class_idx = -1;
 	s->outcome = SO_COMPLETED;
@@ -1668,21 +1824,21 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 
 	/* Fingerprint: the SYN that opened this connection, if saved. */
 	if (synlen > 0 && ms->sigdb != NULL) {
-		if ((s->fp = malloc(sizeof(*s->fp))) != NULL &&
-		    fp_fingerprint_syn(ms->sigdb, syn, (size_t)synlen, s->fp,
-		    err, sizeof(err)) < 0) {
+		struct fp_result r;
+
+		if (fp_fingerprint_syn(ms->sigdb, syn, (size_t)synlen, &r, err,
+		    sizeof(err)) < 0)
 			log_warnx("%s: SYN from [%s]:%d: %s", s->id, s->ip,
 			    s->port, err);
-			free(s->fp);
-			s->fp = NULL;
-		}
+		else
+			s->fp = fp_intern(&r);
 	} else if (synlen <= 0)
 		ms->st.syn_missing++;
 
 	pol_classify(s);
 
 	/* Caps: global, per client, per class. */
-	cl = client_find((struct sockaddr *)&s->peer, 1);
+	cl = client_find(&s->peer.sa, 1);
 	if (ms->stopping)
 		refuse = "service shutting down";
 	else if (ms->nsess >= ms->cf->max_connections)
@@ -1698,8 +1854,8 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	    cl->by_class[s->class_idx] >= s->cls.max_per_client)
 		refuse = "too many connections from your address";
 	log_info("%s: connect from [%s]:%d class=%s reasons=\"%s%s%s\" fp=%s%s%s",
-	    s->id, s->ip, s->port, s->cls.name, s->reasons[0],
-	    s->nreasons > 1 ? "; " : "", s->nreasons > 1 ? s->reasons[1] : "",
+	    s->id, s->ip, s->port, s->cls.name, sess_reason(s, 0),
+	    s->nreasons > 1 ? "; " : "", sess_reason(s, 1),
 	    s->fp ? s->fp->os : "null", s->fp ? " " : "",
 	    s->fp ? s->fp->raw_sig : "");
 	if (refuse != NULL) {
@@ -1712,7 +1868,7 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		if (cl != NULL && cl->total == 0) {
 			/* Not counted: drop the empty entry again. */
 			cl->total = 1;
-			client_release((struct sockaddr *)&s->peer, -1);
+			client_release(&s->peer.sa, -1);
 		}
 		return;
 	}
@@ -1730,8 +1886,7 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	s->state = SESS_BANNER;
 	s->after = sess_banner_done;
-	evbuffer_add_printf(s->reply, "220 %s ESMTP mailshaper\r\n",
-	    ms->cf->myhostname);
+	banner_add(s->reply);
 	sess_due(s, SHP_GREETING, &due);
 	sess_reply_at(s, &due);
 }
@@ -1753,5 +1908,15 @@ sess_shutdown_all(const char *why)
 			    bufferevent_getfd(s->bev));
 		}
 		sess_free(s, why);
+	}
+}
+
+/* sess_deinit - free what sessions shared (at exit, after the last one) */
+void
+sess_deinit(void)
+{
+	if (banner_cur != NULL && banner_cur->refs == 0) {
+		free(banner_cur);
+		banner_cur = NULL;
 	}
 }

@@ -18,9 +18,7 @@ struct evbuffer;
 struct bk;
 struct fp_result;
 
-#define SESS_MAX_REASONS	8
-#define SESS_REASON_LEN		96
-#define SESS_SYN_MAX		120	/* IPv6 + TCP with options */
+#define SESS_MAX_REASONS	16
 
 enum sess_state {
 	SESS_BANNER,		/* banner being delayed */
@@ -52,15 +50,16 @@ struct sess {
 	struct bk *bk;			/* backend connection, or NULL */
 	struct event timer;		/* delays and stutter */
 	enum sess_state state;
-	struct sockaddr_storage peer;	/* client, IPv4-mapped folded */
-	struct sockaddr_storage local;	/* the address it connected to */
+	union ipaddr peer;		/* client, IPv4-mapped folded */
+	union ipaddr local;		/* the address it connected to */
 	char	ip[48];			/* peer as text */
 	int	port;
 	struct timeval start;
 	struct timeval last_reply;	/* when the last reply completed */
 	struct shclass cls;		/* copy: a reload never changes a session */
 	int	class_idx;		/* index in ms->class_count */
-	char	reasons[SESS_MAX_REASONS][SESS_REASON_LEN];
+	char   *reasons;		/* heap: reasons, each ended by NUL */
+	size_t	reasons_len;		/* bytes used in reasons */
 	int	nreasons;
 	struct fp_result *fp;		/* NULL: no saved SYN */
 	char   *helo;			/* strdup'd, NULL until EHLO/HELO */
@@ -115,5 +114,6 @@ const char *sess_state_name(enum sess_state);
 void	sess_add_reason(struct sess *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	sess_shutdown_all(const char *why);
+void	sess_deinit(void);
 
 #endif

@@ -22,6 +22,13 @@ struct endpoint {
 	char	text[128];		/* as written in the configuration */
 };
 
+/* A socket address of either IP family, in 28 bytes instead of 128. */
+union ipaddr {
+	struct sockaddr sa;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+};
+
 struct cidr {
 	int	family;			/* AF_INET or AF_INET6 */
 	uint8_t	addr[16];		/* network bytes, host bits zeroed */

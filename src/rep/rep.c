@@ -1,0 +1,1065 @@
+/*
+ * rep.c - reputation cache, estimate, write-behind queue and store worker
+ *
+ * Exports the rep_* functions of rep.h.  Three parts:
+ *   - the cache: at most rep_cache_size entries (CLOCK eviction), owned by
+ *     the loop thread; each entry holds one decayed count per outcome, valid
+ *     at its timestamp t.  rep_lookup() and rep_update() touch only the cache
+ *     and two short mutex sections, so they never wait for I/O.
+ *   - the write-behind queue: a bounded ring (REP_QUEUE_MAX) of updates and
+ *     fetch requests, loop thread -> worker.  When it is full, an update is
+ *     dropped and counted (the cache has it anyway); the loop never waits.
+ *   - the worker thread: pops up to REP_BATCH_MAX entries, coalesces the
+ *     updates per key, and hands them to the store (rep_store.h) as one
+ *     transaction.  Fetch answers go back to the loop through a reply list
+ *     that rep_lookup()/rep_update()/rep_sync() merge, at most REP_MERGE_MAX
+ *     per call.  A failed write is retried with back-off, so updates queued
+ *     while the store is down arrive when it returns.
+ * Memory: the state is static; rep_close() frees everything.  It is an error
+ * to call rep_open() twice without rep_close() in between.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+
+#include "conf/conf.h"
+#include "rep/rep.h"
+#include "rep/rep_store.h"
+#include "util/addr.h"
+#include "util/log.h"
+
+#define REP_NIL		UINT32_MAX
+#define REP_MIN_CACHE	16		/* entries, whatever rep_cache_size says */
+#define REP_MERGE_MAX	1024		/* fetch answers merged per call */
+#define REP_REFRESH_MS	60000		/* shared store: re-read a key after */
+#define REP_RETRY_MS	5000		/* a failed fetch is retried after */
+#define REP_BACKOFF_MIN	50		/* ms before the first retry */
+#define REP_BACKOFF_MAX	2000		/* ms, at most, between retries */
+#define REP_CLOSE_GRACE	3000		/* ms rep_close() retries a dead store */
+#define REP_LOG_EVERY	10000		/* ms between two store error lines */
+
+struct rep_entry {
+	struct rep_key key;
+	uint32_t hash;
+	uint32_t next;			/* hash chain (REP_NIL = end) */
+	double	c[REP_NOUTCOMES];	/* counts valid at t */
+	int64_t	t;			/* ms (0 = never updated) */
+	double	since[REP_NOUTCOMES];	/* updates since the fetch request */
+	int64_t	since_t;		/* ms (0 = none) */
+	int64_t	refresh_at;		/* ms: fetch again after (0 = never) */
+	uint32_t fetch_seq;		/* outstanding fetch (0 = none) */
+	uint8_t	used;			/* CLOCK reference bit */
+	uint8_t	live;			/* slot holds a key */
+	uint8_t	warm;			/* store answered, or memory only */
+};
+
+enum { ITEM_UPDATE, ITEM_FETCH };
+
+struct rep_item {
+	struct rep_key key;
+	int64_t	t;			/* ms of the update */
+	double	weight;
+	uint32_t seq;			/* ITEM_FETCH: entry's fetch_seq */
+	uint8_t	type;			/* ITEM_* */
+	uint8_t	outcome;		/* ITEM_UPDATE: enum rep_outcome */
+};
+
+struct rep_reply {
+	struct rep_rec rec;
+	uint32_t seq;
+	int	ok;			/* 0 = the store could not answer */
+};
+
+struct rep_replies {
+	struct rep_replies *next;
+	size_t	n, done;
+	struct rep_reply r[];
+};
+
+static struct {
+	int	open;
+	double	half_life;		/* ms */
+	int	v4_bits, v6_bits;
+	/* cache: loop thread only */
+	struct rep_entry *ent;
+	uint32_t nent, aent, cap;	/* used, allocated, maximum */
+	uint32_t *bucket;
+	uint32_t nbucket;		/* power of two */
+	uint32_t hand;			/* CLOCK hand */
+	uint32_t seq;			/* last fetch_seq handed out */
+	/* store and worker */
+	const struct rep_store_ops *ops;
+	void   *store;
+	char	spec[256];
+	pthread_t worker;
+	int	have_worker;
+	pthread_mutex_t qlock;
+	pthread_cond_t qwork, qidle;
+	struct rep_item *q;		/* ring of REP_QUEUE_MAX */
+	size_t	qhead, qcount, inflight;
+	int	closing;
+	struct rep_replies *rhead, **rtail;
+	pthread_mutex_t rlock;
+	atomic_int rpending;
+	/* counters */
+	atomic_ulong updates, lookups, misses, dropped, lost, written;
+	atomic_ulong fetches, store_errors, evictions;
+	_Atomic double latency_ms;
+	atomic_int store_up;
+} rep;
+
+static atomic_llong rep_clock;		/* ms (0 = real time) */
+
+static const char *const outcome_names[REP_NOUTCOMES] = {
+	"delivered", "rejected", "deferred", "abandoned", "protocol_error",
+	"spam", "ham",
+};
+static const char *const kind_names[REPK_NKINDS] = {
+	"ip", "prefix", "rawsig", "os", "prefix_rawsig", "domain",
+};
+
+/* rep_outcome_name - "delivered", ...; "?" when out of range */
+const char *
+rep_outcome_name(enum rep_outcome o)
+{
+	return (unsigned)o < REP_NOUTCOMES ? outcome_names[o] : "?";
+}
+
+/* rep_keykind_name - "ip", "prefix", ...; "?" when out of range */
+const char *
+rep_keykind_name(enum rep_keykind k)
+{
+	return (unsigned)k < REPK_NKINDS ? kind_names[k] : "?";
+}
+
+/* rep_now - wall-clock ms since the epoch, or the test clock */
+int64_t
+rep_now(void)
+{
+	struct timespec ts;
+	int64_t	fixed = atomic_load_explicit(&rep_clock, memory_order_relaxed);
+
+	if (fixed)
+		return fixed;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* rep_set_clock - tests: freeze the clock at ms (0 = real time again) */
+void
+rep_set_clock(int64_t ms)
+{
+	atomic_store(&rep_clock, ms);
+}
+
+/* mono_ms - monotonic ms, for back-off and log rate limits */
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* rep_decay - the factor 2^(-dt/half_life); 1 for dt <= 0 */
+double
+rep_decay(double half_life_ms, int64_t dt_ms)
+{
+	if (dt_ms <= 0 || half_life_ms <= 0)
+		return 1.0;
+	return exp2(-(double)dt_ms / half_life_ms);
+}
+
+/* rep_merge - add counts d (valid at td) to c (valid at *t); *t = max */
+void
+rep_merge(double *c, int64_t *t, const double *d, int64_t td,
+    double half_life_ms)
+{
+	double	f;
+	int	i;
+
+	if (*t == 0 || td >= *t) {
+		f = *t == 0 ? 0.0 : rep_decay(half_life_ms, td - *t);
+		for (i = 0; i < REP_NOUTCOMES; i++)
+			c[i] = c[i] * f + d[i];
+		*t = td;
+	} else {
+		f = rep_decay(half_life_ms, *t - td);
+		for (i = 0; i < REP_NOUTCOMES; i++)
+			c[i] += d[i] * f;
+	}
+}
+
+/* rep_estimate - p_spam, evidence and log-odds of decayed counts */
+void
+rep_estimate(const double counts[REP_NOUTCOMES], struct rep_est *e)
+{
+	double	bad, good;
+
+	if (e->counts != counts)
+		memcpy(e->counts, counts, sizeof(e->counts));
+	bad = counts[REP_REJECTED] + counts[REP_ABANDONED] +
+	    counts[REP_PROTOCOL_ERROR] + counts[REP_SPAM];
+	good = counts[REP_DELIVERED] + counts[REP_HAM];
+	e->evidence = bad + good;
+	e->p_spam = (bad + REP_PRIOR_BAD) /
+	    (bad + good + REP_PRIOR_BAD + REP_PRIOR_GOOD);
+	e->log_odds = log((bad + REP_PRIOR_BAD) / (good + REP_PRIOR_GOOD));
+}
+
+/* key_hash - FNV-1a over the kind and the text */
+static uint32_t
+key_hash(const struct rep_key *k)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)k->kind;
+	const unsigned char *p;
+
+	h *= 16777619u;
+	for (p = (const unsigned char *)k->text; *p; p++) {
+		h ^= *p;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* key_eq - same kind and text */
+static int
+key_eq(const struct rep_key *a, const struct rep_key *b)
+{
+	return a->kind == b->kind && strcmp(a->text, b->text) == 0;
+}
+
+/* rep_keys_for - the keys a session has; empty inputs give no key */
+int
+rep_keys_for(const struct sockaddr *client, const char *rawsig_hash,
+    const char *os, const char *domain, struct rep_key keys[REPK_NKINDS])
+{
+	struct sockaddr_storage ss;
+	char	host[INET6_ADDRSTRLEN], net[INET6_ADDRSTRLEN];
+	char	prefix[REP_KEY_MAX];
+	uint8_t	kb[17];
+	int	n = 0, bits = 0, have_prefix = 0;
+	int	v4 = rep.v4_bits ? rep.v4_bits : 24;
+	int	v6 = rep.v6_bits ? rep.v6_bits : 64;
+
+	prefix[0] = '\0';
+	if (client != NULL && (client->sa_family == AF_INET ||
+	    client->sa_family == AF_INET6)) {
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, client, client->sa_family == AF_INET ?
+		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+		addr_unmap(&ss);
+		if (addr_ntop((struct sockaddr *)&ss, host, sizeof(host),
+		    NULL) == 0) {
+			keys[n].kind = REPK_IP;
+			snprintf(keys[n].text, REP_KEY_MAX, "%s", host);
+			n++;
+		}
+		if (addr_key((struct sockaddr *)&ss, v4, v6, kb) == 0 &&
+		    inet_ntop(kb[0], kb + 1, net, sizeof(net)) != NULL) {
+			bits = kb[0] == AF_INET ? v4 : v6;
+			snprintf(prefix, sizeof(prefix), "%s/%d", net, bits);
+			keys[n].kind = REPK_PREFIX;
+			snprintf(keys[n].text, REP_KEY_MAX, "%s", prefix);
+			n++;
+			have_prefix = 1;
+		}
+	}
+	if (rawsig_hash != NULL && rawsig_hash[0] != '\0') {
+		keys[n].kind = REPK_RAWSIG;
+		snprintf(keys[n].text, REP_KEY_MAX, "%s", rawsig_hash);
+		n++;
+	}
+	if (os != NULL && os[0] != '\0') {
+		keys[n].kind = REPK_OS;
+		snprintf(keys[n].text, REP_KEY_MAX, "%s", os);
+		n++;
+	}
+	if (have_prefix && rawsig_hash != NULL && rawsig_hash[0] != '\0') {
+		keys[n].kind = REPK_PREFIX_RAWSIG;
+		snprintf(keys[n].text, REP_KEY_MAX, "%.*s|%s",
+		    (int)(REP_KEY_MAX / 2), prefix, rawsig_hash);
+		n++;
+	}
+	if (domain != NULL && domain[0] != '\0') {
+		keys[n].kind = REPK_DOMAIN;
+		snprintf(keys[n].text, REP_KEY_MAX, "%s", domain);
+		n++;
+	}
+	return n;
+}
+
+/* ---------------------------------------------------------------- cache */
+
+/* cache_find - entry index of key, or REP_NIL */
+static uint32_t
+cache_find(const struct rep_key *k, uint32_t h)
+{
+	uint32_t i;
+
+	if (rep.nbucket == 0)
+		return REP_NIL;
+	for (i = rep.bucket[h & (rep.nbucket - 1)]; i != REP_NIL;
+	    i = rep.ent[i].next)
+		if (rep.ent[i].hash == h && key_eq(&rep.ent[i].key, k))
+			return i;
+	return REP_NIL;
+}
+
+/* cache_unlink - remove entry i from its hash chain */
+static void
+cache_unlink(uint32_t i)
+{
+	uint32_t *pp = &rep.bucket[rep.ent[i].hash & (rep.nbucket - 1)];
+
+	while (*pp != REP_NIL && *pp != i)
+		pp = &rep.ent[*pp].next;
+	if (*pp == i)
+		*pp = rep.ent[i].next;
+}
+
+/* cache_grow - double the slots (up to cap) and rehash; -1 on ENOMEM */
+static int
+cache_grow(void)
+{
+	uint32_t na, nb, i, *b;
+	struct rep_entry *e;
+
+	na = rep.aent ? rep.aent * 2 : 1024;
+	if (na > rep.cap)
+		na = rep.cap;
+	if ((e = realloc(rep.ent, (size_t)na * sizeof(*e))) == NULL)
+		return -1;
+	rep.ent = e;
+	memset(rep.ent + rep.aent, 0, (size_t)(na - rep.aent) * sizeof(*e));
+	rep.aent = na;
+	for (nb = 1024; nb < na; nb *= 2)
+		;
+	if (nb != rep.nbucket) {
+		if ((b = malloc((size_t)nb * sizeof(*b))) == NULL)
+			return -1;
+		free(rep.bucket);
+		rep.bucket = b;
+		rep.nbucket = nb;
+		for (i = 0; i < nb; i++)
+			b[i] = REP_NIL;
+		for (i = 0; i < rep.nent; i++) {
+			uint32_t *head = &b[rep.ent[i].hash & (nb - 1)];
+
+			rep.ent[i].next = *head;
+			*head = i;
+		}
+	}
+	return 0;
+}
+
+/* cache_insert - a fresh entry for key (evicting one if full) */
+static uint32_t
+cache_insert(const struct rep_key *k, uint32_t h)
+{
+	struct rep_entry *e;
+	uint32_t i, *head;
+
+	if (rep.nent == rep.aent && rep.aent < rep.cap && cache_grow() < 0)
+		log_warnx("reputation cache: out of memory growing past %u "
+		    "entries", rep.aent);
+	if (rep.nent < rep.aent) {
+		i = rep.nent++;
+	} else {
+		if (rep.aent == 0)
+			return REP_NIL;
+		for (;;) {			/* CLOCK */
+			i = rep.hand;
+			rep.hand = (rep.hand + 1) % rep.aent;
+			if (!rep.ent[i].used)
+				break;
+			rep.ent[i].used = 0;
+		}
+		cache_unlink(i);
+		atomic_fetch_add_explicit(&rep.evictions, 1,
+		    memory_order_relaxed);
+	}
+	e = &rep.ent[i];
+	memset(e, 0, sizeof(*e));
+	e->key.kind = k->kind;
+	snprintf(e->key.text, sizeof(e->key.text), "%s", k->text);
+	e->hash = h;
+	e->live = 1;
+	e->used = 1;
+	e->warm = rep.ops == NULL;
+	head = &rep.bucket[h & (rep.nbucket - 1)];
+	e->next = *head;
+	*head = i;
+	return i;
+}
+
+/* ---------------------------------------------------------------- queue */
+
+/* queue_push - append an item; 0, or -1 when the queue is full */
+static int
+queue_push(const struct rep_item *it)
+{
+	int	wake;
+
+	pthread_mutex_lock(&rep.qlock);
+	if (rep.qcount == REP_QUEUE_MAX) {
+		pthread_mutex_unlock(&rep.qlock);
+		return -1;
+	}
+	rep.q[(rep.qhead + rep.qcount) % REP_QUEUE_MAX] = *it;
+	wake = rep.qcount++ == 0;
+	pthread_mutex_unlock(&rep.qlock);
+	if (wake)
+		pthread_cond_signal(&rep.qwork);
+	return 0;
+}
+
+/* request_fetch - queue a store read for entry e */
+static void
+request_fetch(struct rep_entry *e, int64_t now)
+{
+	struct rep_item it;
+
+	memset(&it, 0, sizeof(it));
+	it.key.kind = e->key.kind;
+	memcpy(it.key.text, e->key.text, sizeof(it.key.text));
+	it.type = ITEM_FETCH;
+	it.t = now;
+	if (++rep.seq == 0)
+		rep.seq = 1;
+	it.seq = rep.seq;
+	if (queue_push(&it) < 0) {
+		e->refresh_at = now + REP_RETRY_MS;
+		return;
+	}
+	e->fetch_seq = it.seq;
+	memset(e->since, 0, sizeof(e->since));
+	e->since_t = 0;
+}
+
+/* merge_replies - apply at most max fetch answers to the cache */
+static void
+merge_replies(size_t max)
+{
+	struct rep_replies *rs;
+	struct rep_reply *r;
+	struct rep_entry *e;
+	uint32_t i;
+	int64_t	now;
+
+	if (!atomic_load_explicit(&rep.rpending, memory_order_acquire))
+		return;
+	now = rep_now();
+	pthread_mutex_lock(&rep.rlock);
+	while ((rs = rep.rhead) != NULL && max > 0) {
+		while (rs->done < rs->n && max > 0) {
+			r = &rs->r[rs->done++];
+			max--;
+			i = cache_find(&r->rec.key, key_hash(&r->rec.key));
+			if (i == REP_NIL || rep.ent[i].fetch_seq != r->seq)
+				continue;
+			e = &rep.ent[i];
+			e->fetch_seq = 0;
+			if (!r->ok) {
+				e->refresh_at = now + REP_RETRY_MS;
+				continue;
+			}
+			/* store state + what happened here since the request */
+			memcpy(e->c, r->rec.c, sizeof(e->c));
+			e->t = r->rec.t;
+			if (e->since_t)
+				rep_merge(e->c, &e->t, e->since, e->since_t,
+				    rep.half_life);
+			e->since_t = 0;
+			e->warm = 1;
+			e->refresh_at = rep.ops->shared ? now + REP_REFRESH_MS
+			    : 0;
+		}
+		if (rs->done < rs->n)
+			break;
+		rep.rhead = rs->next;
+		if (rep.rhead == NULL)
+			rep.rtail = &rep.rhead;
+		free(rs);
+	}
+	atomic_store_explicit(&rep.rpending, rep.rhead != NULL,
+	    memory_order_release);
+	pthread_mutex_unlock(&rep.rlock);
+}
+
+/* rep_lookup - the estimate for key from the cache; 1 warm, 0 prior */
+int
+rep_lookup(const struct rep_key *k, struct rep_est *est)
+{
+	struct rep_entry *e;
+	double	c[REP_NOUTCOMES], f;
+	uint32_t h, i;
+	int64_t	now;
+	int	j;
+
+	atomic_fetch_add_explicit(&rep.lookups, 1, memory_order_relaxed);
+	memset(c, 0, sizeof(c));
+	if (!rep.open) {
+		rep_estimate(c, est);
+		return 0;
+	}
+	merge_replies(REP_MERGE_MAX);
+	h = key_hash(k);
+	now = rep_now();
+	if ((i = cache_find(k, h)) == REP_NIL) {
+		atomic_fetch_add_explicit(&rep.misses, 1, memory_order_relaxed);
+		if (rep.ops != NULL && (i = cache_insert(k, h)) != REP_NIL)
+			request_fetch(&rep.ent[i], now);
+		rep_estimate(c, est);
+		return 0;
+	}
+	e = &rep.ent[i];
+	e->used = 1;
+	if (e->refresh_at && now >= e->refresh_at && e->fetch_seq == 0) {
+		e->refresh_at = 0;
+		request_fetch(e, now);
+	}
+	f = now > e->t ? rep_decay(rep.half_life, now - e->t) : 1.0;
+	for (j = 0; j < REP_NOUTCOMES; j++)
+		c[j] = e->c[j] * f;
+	rep_estimate(c, est);
+	if (!e->warm)
+		atomic_fetch_add_explicit(&rep.misses, 1, memory_order_relaxed);
+	return e->warm;
+}
+
+/* rep_update - count an outcome now: cache at once, store behind */
+void
+rep_update(const struct rep_key *k, enum rep_outcome o, double weight)
+{
+	struct rep_entry *e;
+	struct rep_item it;
+	double	d[REP_NOUTCOMES];
+	uint32_t h, i;
+	int64_t	now;
+
+	if (!rep.open || (unsigned)o >= REP_NOUTCOMES || !(weight > 0) ||
+	    k->text[0] == '\0')
+		return;
+	atomic_fetch_add_explicit(&rep.updates, 1, memory_order_relaxed);
+	merge_replies(REP_MERGE_MAX);
+	now = rep_now();
+	h = key_hash(k);
+	memset(d, 0, sizeof(d));
+	d[o] = weight;
+	if ((i = cache_find(k, h)) == REP_NIL &&
+	    (i = cache_insert(k, h)) != REP_NIL && rep.ops != NULL)
+		request_fetch(&rep.ent[i], now);
+	if (i != REP_NIL) {
+		e = &rep.ent[i];
+		e->used = 1;
+		rep_merge(e->c, &e->t, d, now, rep.half_life);
+		if (e->fetch_seq)
+			rep_merge(e->since, &e->since_t, d, now,
+			    rep.half_life);
+	}
+	if (rep.ops == NULL)
+		return;
+	memset(&it, 0, sizeof(it));
+	it.key.kind = k->kind;
+	snprintf(it.key.text, sizeof(it.key.text), "%s", k->text);
+	it.type = ITEM_UPDATE;
+	it.outcome = (uint8_t)o;
+	it.weight = weight;
+	it.t = now;
+	if (queue_push(&it) < 0)
+		atomic_fetch_add_explicit(&rep.dropped, 1, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------------- worker */
+
+/* The worker's per-segment state: coalesced writes and fetches. */
+#define SEG_SLOTS	(2 * REP_BATCH_MAX)
+
+struct seg {
+	struct rep_rec w[REP_BATCH_MAX];	/* coalesced deltas */
+	size_t	nw;
+	size_t	wsrc;				/* queue entries behind w[] */
+	struct rep_rec fr[REP_BATCH_MAX];	/* fetch requests */
+	uint32_t fseq[REP_BATCH_MAX];		/* their entries' fetch_seq */
+	size_t	nf;
+	uint32_t slot[SEG_SLOTS];		/* key hash -> w index + 1 */
+	uint32_t gen[SEG_SLOTS];		/* slot valid when == sgen */
+	uint32_t sgen;
+};
+
+static struct {
+	int64_t	last_log;		/* mono ms of the last error line */
+	unsigned long suppressed;	/* errors since that line */
+	int	down;			/* in an error streak */
+} wlog;
+
+/* store_error - count, and log at most every REP_LOG_EVERY ms */
+static void
+store_error(const char *what, const char *err)
+{
+	int64_t	m = mono_ms();
+	size_t	queued;
+
+	pthread_mutex_lock(&rep.qlock);
+	queued = rep.qcount + rep.inflight;
+	pthread_mutex_unlock(&rep.qlock);
+	atomic_fetch_add_explicit(&rep.store_errors, 1, memory_order_relaxed);
+	atomic_store(&rep.store_up, 0);
+	wlog.down = 1;
+	if (wlog.last_log == 0 || m - wlog.last_log >= REP_LOG_EVERY) {
+		log_warnx("reputation store %s: %s failed: %s (%lu more errors "
+		    "since the last report); serving from the cache, %zu "
+		    "updates queued, retrying", rep.spec, what, err,
+		    wlog.suppressed, queued);
+		wlog.last_log = m;
+		wlog.suppressed = 0;
+	} else
+		wlog.suppressed++;
+}
+
+/* store_ok - note a working store; log the recovery once */
+static void
+store_ok(void)
+{
+	atomic_store(&rep.store_up, 1);
+	if (wlog.down) {
+		log_info("reputation store %s: working again, catching up",
+		    rep.spec);
+		wlog.down = 0;
+		wlog.last_log = 0;
+		wlog.suppressed = 0;
+	}
+}
+
+/* store_ready - connect if needed; 0 when usable */
+static int
+store_ready(int *connected)
+{
+	char	err[512];
+
+	if (*connected)
+		return 0;
+	if (rep.ops->connect(rep.store, err, sizeof(err)) < 0) {
+		store_error("open", err);
+		return -1;
+	}
+	*connected = 1;
+	log_info("reputation store %s: open", rep.spec);
+	return 0;
+}
+
+/* worker_sleep - wait ms unless closing; returns 1 when closing */
+static int
+worker_sleep(long ms)
+{
+	struct timespec ts;
+	int	closing;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&rep.qlock);
+	if (!rep.closing)
+		pthread_cond_timedwait(&rep.qwork, &rep.qlock, &ts);
+	closing = rep.closing;
+	pthread_mutex_unlock(&rep.qlock);
+	return closing;
+}
+
+/* seg_flush - run a segment: fetches first, then the coalesced writes */
+static void
+seg_flush(struct seg *s, int *connected, int64_t *close_deadline)
+{
+	struct rep_replies *rs;
+	char	err[512];
+	long	backoff = REP_BACKOFF_MIN;
+	int64_t	t0;
+	size_t	i;
+
+	if (s->nf > 0) {
+		int	ok = 0;
+
+		if (store_ready(connected) == 0) {
+			if (rep.ops->fetch(rep.store, s->fr, s->nf, err,
+			    sizeof(err)) == 0) {
+				ok = 1;
+				atomic_fetch_add_explicit(&rep.fetches, s->nf,
+				    memory_order_relaxed);
+			} else {
+				store_error("read", err);
+				rep.ops->disconnect(rep.store);
+				*connected = 0;
+			}
+		}
+		rs = malloc(sizeof(*rs) + s->nf * sizeof(rs->r[0]));
+		if (rs != NULL) {
+			rs->next = NULL;
+			rs->n = s->nf;
+			rs->done = 0;
+			for (i = 0; i < s->nf; i++) {
+				rs->r[i].rec = s->fr[i];
+				rs->r[i].seq = s->fseq[i];
+				rs->r[i].ok = ok;
+			}
+			pthread_mutex_lock(&rep.rlock);
+			*rep.rtail = rs;
+			rep.rtail = &rs->next;
+			atomic_store_explicit(&rep.rpending, 1,
+			    memory_order_release);
+			pthread_mutex_unlock(&rep.rlock);
+		}
+		s->nf = 0;
+	}
+	while (s->nw > 0) {
+		t0 = mono_ms();
+		if (store_ready(connected) == 0) {
+			struct timespec a, b;
+
+			clock_gettime(CLOCK_MONOTONIC, &a);
+			if (rep.ops->write(rep.store, s->w, s->nw, err,
+			    sizeof(err)) == 0) {
+				clock_gettime(CLOCK_MONOTONIC, &b);
+				atomic_store(&rep.latency_ms,
+				    (b.tv_sec - a.tv_sec) * 1e3 +
+				    (b.tv_nsec - a.tv_nsec) / 1e6);
+				atomic_fetch_add_explicit(&rep.written,
+				    s->wsrc, memory_order_relaxed);
+				store_ok();
+				break;
+			}
+			store_error("write", err);
+			rep.ops->disconnect(rep.store);
+			*connected = 0;
+		}
+		if (*close_deadline && t0 >= *close_deadline) {
+			atomic_fetch_add_explicit(&rep.lost, s->wsrc,
+			    memory_order_relaxed);
+			break;
+		}
+		if (worker_sleep(backoff) && *close_deadline == 0)
+			*close_deadline = mono_ms() + REP_CLOSE_GRACE;
+		backoff = backoff * 2 > REP_BACKOFF_MAX ? REP_BACKOFF_MAX :
+		    backoff * 2;
+	}
+	s->nw = 0;
+	s->wsrc = 0;
+	if (++s->sgen == 0) {
+		memset(s->gen, 0, sizeof(s->gen));
+		s->sgen = 1;
+	}
+}
+
+/* seg_slot - the slot of key in the segment's table (linear probing) */
+static uint32_t
+seg_slot(struct seg *s, const struct rep_key *k)
+{
+	uint32_t j = key_hash(k) & (SEG_SLOTS - 1);
+
+	while (s->gen[j] == s->sgen && !key_eq(&s->w[s->slot[j] - 1].key, k))
+		j = (j + 1) & (SEG_SLOTS - 1);
+	return j;
+}
+
+/* worker_batch - run one batch of queue entries, in order */
+static void
+worker_batch(struct seg *s, const struct rep_item *it, size_t n,
+    int *connected, int64_t *close_deadline)
+{
+	struct rep_rec *w;
+	double	d[REP_NOUTCOMES];
+	uint32_t j;
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		j = seg_slot(s, &it[i].key);
+		if (it[i].type == ITEM_FETCH) {
+			/* a fetch after a write of the same key must see it */
+			if (s->gen[j] == s->sgen)
+				seg_flush(s, connected, close_deadline);
+			memset(&s->fr[s->nf], 0, sizeof(s->fr[0]));
+			s->fr[s->nf].key = it[i].key;
+			s->fseq[s->nf] = it[i].seq;
+			s->nf++;
+			continue;
+		}
+		if (s->gen[j] != s->sgen) {
+			s->gen[j] = s->sgen;
+			s->slot[j] = (uint32_t)++s->nw;
+			w = &s->w[s->nw - 1];
+			memset(w, 0, sizeof(*w));
+			w->key = it[i].key;
+		} else
+			w = &s->w[s->slot[j] - 1];
+		memset(d, 0, sizeof(d));
+		d[it[i].outcome] = it[i].weight;
+		rep_merge(w->c, &w->t, d, it[i].t, rep.half_life);
+		s->wsrc++;
+	}
+	seg_flush(s, connected, close_deadline);
+}
+
+/* worker_main - drain the queue until rep_close() and the queue is empty */
+static void *
+worker_main(void *arg)
+{
+	struct rep_item *batch;
+	struct seg *s;
+	size_t	n, i;
+	int	connected = 0;
+	int64_t	close_deadline = 0;
+	char	err[512];
+
+	(void)arg;
+	batch = malloc(REP_BATCH_MAX * sizeof(*batch));
+	s = calloc(1, sizeof(*s));
+	if (batch == NULL || s == NULL) {
+		log_warnx("reputation store %s: out of memory; the worker "
+		    "stops, updates stay in the cache", rep.spec);
+		free(batch);
+		free(s);
+		return NULL;
+	}
+	s->sgen = 1;
+	if (rep.ops->connect(rep.store, err, sizeof(err)) < 0)
+		store_error("open", err);
+	else {
+		connected = 1;
+		atomic_store(&rep.store_up, 1);
+		log_info("reputation store %s: open", rep.spec);
+	}
+	pthread_mutex_lock(&rep.qlock);
+	for (;;) {
+		while (rep.qcount == 0 && !rep.closing) {
+			pthread_cond_broadcast(&rep.qidle);
+			pthread_cond_wait(&rep.qwork, &rep.qlock);
+		}
+		if (rep.qcount == 0)
+			break;
+		if (rep.closing && close_deadline == 0)
+			close_deadline = mono_ms() + REP_CLOSE_GRACE;
+		n = rep.qcount < REP_BATCH_MAX ? rep.qcount : REP_BATCH_MAX;
+		for (i = 0; i < n; i++)
+			batch[i] = rep.q[(rep.qhead + i) % REP_QUEUE_MAX];
+		rep.qhead = (rep.qhead + n) % REP_QUEUE_MAX;
+		rep.qcount -= n;
+		rep.inflight = n;
+		pthread_mutex_unlock(&rep.qlock);
+		worker_batch(s, batch, n, &connected, &close_deadline);
+		pthread_mutex_lock(&rep.qlock);
+		rep.inflight = 0;
+		if (rep.qcount == 0)
+			pthread_cond_broadcast(&rep.qidle);
+	}
+	pthread_cond_broadcast(&rep.qidle);
+	pthread_mutex_unlock(&rep.qlock);
+	free(batch);
+	free(s);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- life */
+
+/* rep_open - set up the cache and, for a store, its worker thread */
+int
+rep_open(struct event_base *base, const struct conf *cf, char *err,
+    size_t errlen)
+{
+	const char *spec = cf->rep_store;
+
+	(void)base;		/* answers are merged by the next call */
+	if (rep.open) {
+		snprintf(err, errlen, "reputation: already open");
+		return -1;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.half_life = cf->rep_half_life > 0 ? (double)cf->rep_half_life :
+	    7 * 86400000.0;
+	rep.v4_bits = cf->rep_prefix_v4 > 0 ? (int)cf->rep_prefix_v4 : 24;
+	rep.v6_bits = cf->rep_prefix_v6 > 0 ? (int)cf->rep_prefix_v6 : 64;
+	rep.cap = cf->rep_cache_size < REP_MIN_CACHE ? REP_MIN_CACHE :
+	    cf->rep_cache_size > UINT32_MAX / 2 ? UINT32_MAX / 2 :
+	    (uint32_t)cf->rep_cache_size;
+	snprintf(rep.spec, sizeof(rep.spec), "%s", spec[0] ? spec : "memory");
+	if (strncmp(spec, "sqlite:", 7) == 0)
+		rep.ops = &rep_sqlite_ops;
+	else if (strncmp(spec, "redis://", 8) == 0 ||
+	    strncmp(spec, "redis+unix:", 11) == 0)
+		rep.ops = &rep_redis_ops;
+	else if (spec[0] != '\0') {
+		snprintf(err, errlen, "bad rep_store '%s': use sqlite:/path, "
+		    "redis://host:port, redis+unix:/path or nothing", spec);
+		return -1;
+	}
+	if (cache_grow() < 0) {
+		snprintf(err, errlen, "reputation cache: out of memory");
+		goto fail;
+	}
+	rep.rtail = &rep.rhead;
+	pthread_mutex_init(&rep.qlock, NULL);
+	pthread_mutex_init(&rep.rlock, NULL);
+	pthread_cond_init(&rep.qwork, NULL);
+	pthread_cond_init(&rep.qidle, NULL);
+	if (rep.ops != NULL) {
+		rep.store = rep.ops->create(spec, rep.half_life,
+		    cf->rep_key_ttl > 0 ? cf->rep_key_ttl : 90 * 86400000LL,
+		    err, errlen);
+		if (rep.store == NULL)
+			goto fail_sync;
+		if ((rep.q = malloc(REP_QUEUE_MAX * sizeof(*rep.q))) == NULL) {
+			snprintf(err, errlen, "reputation queue: out of memory");
+			goto fail_store;
+		}
+		if (pthread_create(&rep.worker, NULL, worker_main, NULL) != 0) {
+			snprintf(err, errlen, "reputation worker: %s",
+			    strerror(errno));
+			goto fail_store;
+		}
+		rep.have_worker = 1;
+	}
+	memset(&wlog, 0, sizeof(wlog));
+	rep.open = 1;
+	return 0;
+
+fail_store:
+	rep.ops->destroy(rep.store);
+	rep.store = NULL;
+	free(rep.q);
+	rep.q = NULL;
+fail_sync:
+	pthread_mutex_destroy(&rep.qlock);
+	pthread_mutex_destroy(&rep.rlock);
+	pthread_cond_destroy(&rep.qwork);
+	pthread_cond_destroy(&rep.qidle);
+fail:
+	free(rep.ent);
+	free(rep.bucket);
+	memset(&rep, 0, sizeof(rep));
+	return -1;
+}
+
+/* rep_sync - wait until the queue is written; 0, or -1 after timeout_ms */
+int
+rep_sync(long timeout_ms)
+{
+	struct timespec ts;
+	int	rc = 0;
+
+	if (!rep.open)
+		return -1;
+	if (rep.have_worker) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&rep.qlock);
+		while (rep.qcount > 0 || rep.inflight > 0)
+			if (pthread_cond_timedwait(&rep.qidle, &rep.qlock,
+			    &ts) == ETIMEDOUT) {
+				rc = -1;
+				break;
+			}
+		pthread_mutex_unlock(&rep.qlock);
+	}
+	merge_replies(SIZE_MAX);
+	return rc;
+}
+
+/* rep_close - write the queue (retrying a dead store REP_CLOSE_GRACE ms) */
+void
+rep_close(void)
+{
+	struct rep_replies *rs;
+	unsigned long lost;
+
+	if (!rep.open)
+		return;
+	if (rep.have_worker) {
+		pthread_mutex_lock(&rep.qlock);
+		rep.closing = 1;
+		pthread_cond_broadcast(&rep.qwork);
+		pthread_mutex_unlock(&rep.qlock);
+		pthread_join(rep.worker, NULL);
+		rep.have_worker = 0;
+	}
+	lost = atomic_load(&rep.lost);
+	if (lost)
+		log_warnx("reputation store %s: %lu updates could not be "
+		    "written before exit", rep.spec, lost);
+	if (rep.store != NULL) {
+		rep.ops->destroy(rep.store);
+		rep.store = NULL;
+	}
+	while ((rs = rep.rhead) != NULL) {
+		rep.rhead = rs->next;
+		free(rs);
+	}
+	free(rep.q);
+	rep.q = NULL;
+	free(rep.ent);
+	rep.ent = NULL;
+	free(rep.bucket);
+	rep.bucket = NULL;
+	pthread_mutex_destroy(&rep.qlock);
+	pthread_mutex_destroy(&rep.rlock);
+	pthread_cond_destroy(&rep.qwork);
+	pthread_cond_destroy(&rep.qidle);
+	rep.open = 0;
+}
+
+/* rep_counters - a snapshot of every counter */
+void
+rep_counters(struct rep_counters *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->updates = atomic_load(&rep.updates);
+	c->lookups = atomic_load(&rep.lookups);
+	c->misses = atomic_load(&rep.misses);
+	c->dropped = atomic_load(&rep.dropped);
+	c->lost = atomic_load(&rep.lost);
+	c->written = atomic_load(&rep.written);
+	c->fetches = atomic_load(&rep.fetches);
+	c->store_errors = atomic_load(&rep.store_errors);
+	c->evictions = atomic_load(&rep.evictions);
+	c->store_latency_ms = atomic_load(&rep.latency_ms);
+	c->store_up = rep.ops == NULL ? 1 : atomic_load(&rep.store_up);
+	c->cached = rep.nent;
+	if (rep.open && rep.have_worker) {
+		pthread_mutex_lock(&rep.qlock);
+		c->queue_depth = rep.qcount + rep.inflight;
+		pthread_mutex_unlock(&rep.qlock);
+	}
+}
+
+/* rep_stats - the four counters the admin API shows */
+void
+rep_stats(unsigned long *updates, unsigned long *queue_depth,
+    unsigned long *store_errors, double *store_latency_ms)
+{
+	struct rep_counters c;
+
+	rep_counters(&c);
+	if (updates)
+		*updates = c.updates;
+	if (queue_depth)
+		*queue_depth = c.queue_depth;
+	if (store_errors)
+		*store_errors = c.store_errors;
+	if (store_latency_ms)
+		*store_latency_ms = c.store_latency_ms;
+}

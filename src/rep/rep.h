@@ -1,0 +1,100 @@
+/*
+ * rep.h - reputation: decayed outcome counts per key, a spam probability
+ *         with a Beta prior, an in-memory cache and a write-behind store
+ *
+ * One reputation state per process, owned by the event-loop thread:
+ * rep_open() once at start-up, rep_keys_for()/rep_lookup()/rep_update()
+ * from the loop (never block: the cache answers, a worker thread talks to
+ * the store), rep_close() at exit.  It is an error to call rep_lookup(),
+ * rep_update() or rep_sync() from more than one thread, or before rep_open().
+ * See doc/internals/reputation.md for the maths and the store formats.
+ */
+#ifndef MS_REP_H
+#define MS_REP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct conf;
+
+enum rep_outcome {
+	REP_DELIVERED,		/* good */
+	REP_REJECTED,		/* bad */
+	REP_DEFERRED,		/* counted, but neither good nor bad */
+	REP_ABANDONED,		/* bad */
+	REP_PROTOCOL_ERROR,	/* bad */
+	REP_SPAM,		/* bad: feedback */
+	REP_HAM,		/* good: feedback */
+	REP_NOUTCOMES
+};
+
+enum rep_keykind {
+	REPK_IP,		/* "192.0.2.7", "2001:db8::7" */
+	REPK_PREFIX,		/* "192.0.2.0/24", "2001:db8::/64" */
+	REPK_RAWSIG,		/* raw-signature key hash */
+	REPK_OS,		/* OS label */
+	REPK_PREFIX_RAWSIG,	/* "192.0.2.0/24|<hash>" */
+	REPK_DOMAIN,		/* verified organisational domain */
+	REPK_NKINDS
+};
+
+#define REP_KEY_MAX	200	/* bytes of rep_key.text, NUL included */
+
+struct rep_key {
+	enum rep_keykind kind;
+	char	text[REP_KEY_MAX];	/* NUL-terminated, never empty */
+};
+
+/* Beta(a, b) prior on the spam probability: p = (bad + a) / (n + a + b). */
+#define REP_PRIOR_BAD	1.0
+#define REP_PRIOR_GOOD	1.0
+
+struct rep_est {
+	double	counts[REP_NOUTCOMES];	/* decayed to now */
+	double	p_spam;			/* posterior mean with a Beta prior */
+	double	evidence;		/* bad + good, decayed (0 = prior only) */
+	double	log_odds;		/* log(p / (1 - p)) */
+};
+
+#define REP_QUEUE_MAX	65536	/* write-behind queue entries */
+#define REP_BATCH_MAX	4096	/* queue entries per store transaction */
+
+int	rep_open(struct event_base *, const struct conf *, char *err,
+	    size_t errlen);
+void	rep_close(void);
+int	rep_keys_for(const struct sockaddr *client, const char *rawsig_hash,
+	    const char *os, const char *domain,
+	    struct rep_key keys[REPK_NKINDS]);
+int	rep_lookup(const struct rep_key *, struct rep_est *);
+void	rep_update(const struct rep_key *, enum rep_outcome, double weight);
+void	rep_stats(unsigned long *updates, unsigned long *queue_depth,
+	    unsigned long *store_errors, double *store_latency_ms);
+
+/* More counters, for the admin API and the tests. */
+struct rep_counters {
+	unsigned long updates;		/* rep_update() calls */
+	unsigned long lookups;		/* rep_lookup() calls */
+	unsigned long misses;		/* lookups that returned the prior */
+	unsigned long queue_depth;	/* entries waiting for the worker */
+	unsigned long dropped;		/* queue entries dropped: queue full */
+	unsigned long lost;		/* entries abandoned by rep_close() */
+	unsigned long written;		/* entries durable in the store */
+	unsigned long fetches;		/* keys read from the store */
+	unsigned long store_errors;	/* failed store operations */
+	unsigned long evictions;	/* cache entries evicted */
+	unsigned long cached;		/* cache entries in use */
+	double	store_latency_ms;	/* last batch's store time */
+	int	store_up;		/* 1 = last store operation worked */
+};
+void	rep_counters(struct rep_counters *);
+
+int	rep_sync(long timeout_ms);
+void	rep_estimate(const double counts[REP_NOUTCOMES], struct rep_est *);
+const char *rep_outcome_name(enum rep_outcome);
+const char *rep_keykind_name(enum rep_keykind);
+int64_t	rep_now(void);
+void	rep_set_clock(int64_t ms);
+
+#endif

@@ -1,0 +1,269 @@
+/*
+ * rep_sqlite.c - the embedded reputation store: one SQLite file, WAL mode
+ *
+ * Exports rep_sqlite_ops (rep_store.h) for "sqlite:/path".  The file and
+ * its table are created when missing.  One row per key:
+ *   rep(kind TEXT, key TEXT, t INTEGER ms, delivered .. ham REAL)
+ * A write is one BEGIN IMMEDIATE .. COMMIT transaction of UPSERTs whose
+ * decay is the SQL function rep_add(old, t_old, delta, t_delta), so a
+ * batch is all or nothing and a crash loses at most the batch in flight.
+ * synchronous=NORMAL: a committed batch survives kill -9 (the WAL is in the
+ * page cache); a power cut may lose the last batches.
+ * Only the reputation worker thread uses a handle; it owns the connection.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "rep/rep_store.h"
+
+#define SQ_BUSY_MS	250	/* wait for another writer's lock, at most */
+
+struct sq {
+	char	path[256];
+	double	half_life;		/* ms */
+	sqlite3 *db;			/* NULL = disconnected */
+	sqlite3_stmt *upsert, *select, *begin, *commit, *rollback;
+};
+
+static const char sq_schema[] =
+    "CREATE TABLE IF NOT EXISTS rep ("
+    " kind TEXT NOT NULL, key TEXT NOT NULL, t INTEGER NOT NULL,"
+    " delivered REAL NOT NULL DEFAULT 0, rejected REAL NOT NULL DEFAULT 0,"
+    " deferred REAL NOT NULL DEFAULT 0, abandoned REAL NOT NULL DEFAULT 0,"
+    " protocol_error REAL NOT NULL DEFAULT 0, spam REAL NOT NULL DEFAULT 0,"
+    " ham REAL NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (kind, key)) WITHOUT ROWID";
+
+#define SQ_ADD(c) c " = rep_add(" c ", t, excluded." c ", excluded.t)"
+static const char sq_upsert[] =
+    "INSERT INTO rep (kind, key, t, delivered, rejected, deferred,"
+    " abandoned, protocol_error, spam, ham)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    " ON CONFLICT (kind, key) DO UPDATE SET "
+    SQ_ADD("delivered") ", " SQ_ADD("rejected") ", " SQ_ADD("deferred") ", "
+    SQ_ADD("abandoned") ", " SQ_ADD("protocol_error") ", " SQ_ADD("spam")
+    ", " SQ_ADD("ham") ", t = max(t, excluded.t)";
+
+static const char sq_select[] =
+    "SELECT t, delivered, rejected, deferred, abandoned, protocol_error,"
+    " spam, ham FROM rep WHERE kind = ?1 AND key = ?2";
+
+/* sq_add - SQL rep_add(old, t_old, delta, t_delta): merged, decayed count */
+static void
+sq_add(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	struct sq *s = sqlite3_user_data(ctx);
+	double	c = sqlite3_value_double(argv[0]);
+	double	d = sqlite3_value_double(argv[2]);
+	int64_t	t = sqlite3_value_int64(argv[1]);
+	int64_t	td = sqlite3_value_int64(argv[3]);
+
+	(void)argc;
+	if (td >= t)
+		c = c * rep_decay(s->half_life, td - t) + d;
+	else
+		c += d * rep_decay(s->half_life, t - td);
+	sqlite3_result_double(ctx, c);
+}
+
+/* sq_fail - "path: message (code)" into err; -1 */
+static int
+sq_fail(struct sq *s, const char *what, char *err, size_t errlen)
+{
+	int	code = s->db ? sqlite3_extended_errcode(s->db) : SQLITE_NOMEM;
+
+	snprintf(err, errlen, "%s: %s: %s (%s)", s->path, what,
+	    s->db ? sqlite3_errmsg(s->db) : "out of memory",
+	    sqlite3_errstr(code));
+	return -1;
+}
+
+/* sq_disconnect - finalize the statements and close the file */
+static void
+sq_disconnect(void *h)
+{
+	struct sq *s = h;
+
+	sqlite3_finalize(s->upsert);
+	sqlite3_finalize(s->select);
+	sqlite3_finalize(s->begin);
+	sqlite3_finalize(s->commit);
+	sqlite3_finalize(s->rollback);
+	s->upsert = s->select = s->begin = s->commit = s->rollback = NULL;
+	if (s->db != NULL)
+		sqlite3_close(s->db);
+	s->db = NULL;
+}
+
+/* sq_create - parse "sqlite:/path" */
+static void *
+sq_create(const char *spec, double half_life_ms, int64_t key_ttl_ms,
+    char *err, size_t errlen)
+{
+	struct sq *s;
+	const char *path = spec + strlen("sqlite:");
+
+	(void)key_ttl_ms;	/* SQLite rows decay; they are not expired */
+	if (path[0] == '\0' || strlen(path) >= sizeof(s->path)) {
+		snprintf(err, errlen, "bad rep_store '%s': need sqlite:/path",
+		    spec);
+		return NULL;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	s->half_life = half_life_ms;
+	return s;
+}
+
+/* sq_connect - open or create the file, WAL mode, table, statements */
+static int
+sq_connect(void *h, char *err, size_t errlen)
+{
+	struct sq *s = h;
+	sqlite3_stmt *st = NULL;
+	const char *mode;
+	int	rc;
+
+	if (s->db != NULL)
+		return 0;
+	rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK)
+		goto fail_open;
+	sqlite3_busy_timeout(s->db, SQ_BUSY_MS);
+	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st,
+	    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+		goto fail_open;
+	mode = (const char *)sqlite3_column_text(st, 0);
+	if (mode == NULL || strcmp(mode, "wal") != 0) {
+		snprintf(err, errlen, "%s: cannot switch to WAL mode (got %s)",
+		    s->path, mode ? mode : "nothing");
+		sqlite3_finalize(st);
+		sq_disconnect(s);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL,
+	    NULL) != SQLITE_OK ||
+	    sqlite3_exec(s->db, sq_schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_create_function(s->db, "rep_add", 4, SQLITE_UTF8 |
+	    SQLITE_DETERMINISTIC, s, sq_add, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, sq_upsert, -1, &s->upsert, NULL) ||
+	    sqlite3_prepare_v2(s->db, sq_select, -1, &s->select, NULL) ||
+	    sqlite3_prepare_v2(s->db, "BEGIN IMMEDIATE", -1, &s->begin, NULL) ||
+	    sqlite3_prepare_v2(s->db, "COMMIT", -1, &s->commit, NULL) ||
+	    sqlite3_prepare_v2(s->db, "ROLLBACK", -1, &s->rollback, NULL))
+		goto fail_open;
+	return 0;
+
+fail_open:
+	sq_fail(s, "open", err, errlen);
+	sqlite3_finalize(st);
+	sq_disconnect(s);
+	return -1;
+}
+
+/* sq_run - step a statement without results; SQLITE_DONE or the error */
+static int
+sq_run(sqlite3_stmt *st)
+{
+	int	rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* sq_write - one transaction of UPSERTs */
+static int
+sq_write(void *h, const struct rep_rec *r, size_t n, char *err, size_t errlen)
+{
+	struct sq *s = h;
+	size_t	i;
+	int	j;
+
+	if (sq_run(s->begin) != SQLITE_DONE)
+		return sq_fail(s, "begin", err, errlen);
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_text(s->upsert, 1, rep_keykind_name(r[i].key.kind),
+		    -1, SQLITE_STATIC);
+		sqlite3_bind_text(s->upsert, 2, r[i].key.text, -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(s->upsert, 3, r[i].t);
+		for (j = 0; j < REP_NOUTCOMES; j++)
+			sqlite3_bind_double(s->upsert, 4 + j, r[i].c[j]);
+		if (sq_run(s->upsert) != SQLITE_DONE) {
+			sq_fail(s, "write", err, errlen);
+			sqlite3_clear_bindings(s->upsert);
+			if (!sqlite3_get_autocommit(s->db))
+				sq_run(s->rollback);
+			return -1;
+		}
+	}
+	sqlite3_clear_bindings(s->upsert);
+	if (sq_run(s->commit) != SQLITE_DONE) {
+		sq_fail(s, "commit", err, errlen);
+		if (!sqlite3_get_autocommit(s->db))
+			sq_run(s->rollback);
+		return -1;
+	}
+	return 0;
+}
+
+/* sq_fetch - read n keys (t = 0 when absent) */
+static int
+sq_fetch(void *h, struct rep_rec *r, size_t n, char *err, size_t errlen)
+{
+	struct sq *s = h;
+	size_t	i;
+	int	j, rc;
+
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_text(s->select, 1, rep_keykind_name(r[i].key.kind),
+		    -1, SQLITE_STATIC);
+		sqlite3_bind_text(s->select, 2, r[i].key.text, -1,
+		    SQLITE_STATIC);
+		memset(r[i].c, 0, sizeof(r[i].c));
+		r[i].t = 0;
+		rc = sqlite3_step(s->select);
+		if (rc == SQLITE_ROW) {
+			r[i].t = sqlite3_column_int64(s->select, 0);
+			for (j = 0; j < REP_NOUTCOMES; j++)
+				r[i].c[j] = sqlite3_column_double(s->select,
+				    1 + j);
+		} else if (rc != SQLITE_DONE) {
+			sq_fail(s, "read", err, errlen);
+			sqlite3_reset(s->select);
+			return -1;
+		}
+		sqlite3_reset(s->select);
+	}
+	sqlite3_clear_bindings(s->select);
+	return 0;
+}
+
+/* sq_destroy - close and free */
+static void
+sq_destroy(void *h)
+{
+	sq_disconnect(h);
+	free(h);
+}
+
+const struct rep_store_ops rep_sqlite_ops = {
+	.scheme = "sqlite",
+	.shared = 0,
+	.create = sq_create,
+	.connect = sq_connect,
+	.write = sq_write,
+	.fetch = sq_fetch,
+	.disconnect = sq_disconnect,
+	.destroy = sq_destroy,
+};
