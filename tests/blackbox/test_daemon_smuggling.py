@@ -146,7 +146,8 @@ def test_dot_line_after_bare_lf_is_stuffed_for_backend():
 
 def test_bare_lf_rejected_with_reject_policy():
     """bare_policy=reject: "a\\nb" in DATA -> 550 after the dot, the
-    backend completes no message, the record says protocol_error."""
+    backend completes no message, the record says protocol_error; a clean
+    message after it in the same session is delivered (250)."""
     need(SMTP_SINK)
     with SmtpSink() as sink, smuggle_daemon(sink.address,
                                             bare_policy="reject") as d:
@@ -159,11 +160,18 @@ def test_bare_lf_rejected_with_reject_policy():
             c.send(b"Subject: x\r\n\r\nline a\nline b\r\n.\r\n")
             code, text = c.reply()
             assert code == 550, text
-            # the session goes on
+            assert sink.message_count() == 0
+            # the session goes on: a clean message is then delivered
+            c.cmd("MAIL FROM:<good@client.test>", 250)
+            c.cmd("RCPT TO:<rcpt@example.test>", 250)
+            c.cmd("DATA", 354)
+            c.send(b"Subject: clean\r\n\r\nclean\r\n.\r\n")
+            c.expect(250)
             c.cmd("QUIT", 221)
+        (m,) = sink.wait_messages(1)
         d.stop()
-        assert sink.message_count() == 0
-        (rec,) = d.events("message")
+        assert m.header("Subject") == "clean"
+        rec = d.events("message")[0]
         assert rec["outcome"] == "protocol_error"
         assert rec["reply"] is None
         assert "bare LF" in d.log() or "refused" in d.log()
