@@ -393,7 +393,7 @@ cache_insert(const struct rep_key *k, uint32_t h)
 	snprintf(e->key.text, sizeof(e->key.text), "%s", k->text);
 	e->hash = h;
 	e->live = 1;
-	e->used = 1;
+	e->used = 0;		/* referenced only from the second use on */
 	e->warm = rep.ops == NULL;
 	head = &rep.bucket[h & (rep.nbucket - 1)];
 	e->next = *head;
@@ -555,12 +555,12 @@ rep_update(const struct rep_key *k, enum rep_outcome o, double weight)
 	h = key_hash(k);
 	memset(d, 0, sizeof(d));
 	d[o] = weight;
-	if ((i = cache_find(k, h)) == REP_NIL &&
-	    (i = cache_insert(k, h)) != REP_NIL && rep.ops != NULL)
+	if ((i = cache_find(k, h)) != REP_NIL)
+		rep.ent[i].used = 1;
+	else if ((i = cache_insert(k, h)) != REP_NIL && rep.ops != NULL)
 		request_fetch(&rep.ent[i], now);
 	if (i != REP_NIL) {
 		e = &rep.ent[i];
-		e->used = 1;
 		rep_merge(e->c, &e->t, d, now, rep.half_life);
 		if (e->fetch_seq)
 			rep_merge(e->since, &e->since_t, d, now,

@@ -1,0 +1,298 @@
+/*
+ * rep_redis.c - the shared reputation store: Redis through hiredis
+ *
+ * Exports rep_redis_ops (rep_store.h) for "redis://host[:port]" (default
+ * port 6379) and "redis+unix:/path".  One hash per key,
+ *   mailshaper:rep:<kind>:<text> -> t (ms), delivered .. ham (decayed counts)
+ * A delta is applied by the Lua script REDIS_ADD (EVALSHA): it reads the
+ * hash, decays it to the later of the two times, adds the delta, writes it
+ * back and PEXPIREs the key rep_key_ttl ms ahead, all atomically, so several
+ * daemons may update the same key.  A batch is pipelined inside MULTI/EXEC:
+ * a connection lost before EXEC applies nothing and the batch is retried.
+ * Synchronous hiredis: only the reputation worker thread calls these, with a
+ * 2 s timeout per reply; the event loop never waits for Redis.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "rep/rep_store.h"
+
+#define RD_PREFIX	"mailshaper:rep:"
+#define RD_CONNECT_S	1	/* connect timeout */
+#define RD_REPLY_S	2	/* reply timeout */
+
+/* KEYS[1] the hash; ARGV: t, half-life ms, ttl ms, 7 deltas. */
+static const char rd_script[] =
+    "local names = {'delivered', 'rejected', 'deferred', 'abandoned',"
+    " 'protocol_error', 'spam', 'ham'}\n"
+    "local old = redis.call('HMGET', KEYS[1], 't', unpack(names))\n"
+    "local t, hl = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local ot = tonumber(old[1])\n"
+    "local fo, fd, nt = 1, 1, t\n"
+    "if not ot then fo = 0\n"
+    "elseif t >= ot then fo = 2 ^ (-(t - ot) / hl)\n"
+    "else fd = 2 ^ (-(ot - t) / hl); nt = ot end\n"
+    "local args = {'t', string.format('%.0f', nt)}\n"
+    "for i = 1, 7 do\n"
+    "  local v = (tonumber(old[i + 1]) or 0) * fo + tonumber(ARGV[i + 3]) * fd\n"
+    "  args[#args + 1] = names[i]\n"
+    "  args[#args + 1] = string.format('%.17g', v)\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], unpack(args))\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+    "return 1\n";
+
+struct rd {
+	char	spec[256];
+	char	host[256];		/* or the unix socket path */
+	int	port;			/* 0 = unix socket */
+	double	half_life;		/* ms */
+	long long ttl;			/* ms */
+	redisContext *c;		/* NULL = disconnected */
+	char	sha[48];		/* of rd_script, after SCRIPT LOAD */
+};
+
+/* rd_fail - "spec: what: reason" into err; -1 */
+static int
+rd_fail(struct rd *r, const char *what, const char *why, char *err,
+    size_t errlen)
+{
+	snprintf(err, errlen, "%s: %s: %s", r->spec, what, why);
+	return -1;
+}
+
+/* rd_disconnect - drop the connection */
+static void
+rd_disconnect(void *h)
+{
+	struct rd *r = h;
+
+	if (r->c != NULL)
+		redisFree(r->c);
+	r->c = NULL;
+}
+
+/* rd_create - parse redis://host[:port] or redis+unix:/path */
+static void *
+rd_create(const char *spec, double half_life_ms, int64_t key_ttl_ms,
+    char *err, size_t errlen)
+{
+	struct rd *r;
+	const char *p, *colon;
+	char   *end;
+	long	port = 6379;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	snprintf(r->spec, sizeof(r->spec), "%s", spec);
+	r->half_life = half_life_ms;
+	r->ttl = key_ttl_ms;
+	if (strncmp(spec, "redis+unix:", 11) == 0) {
+		p = spec + 11;
+		if (p[0] != '/' || strlen(p) >= 108)
+			goto bad;
+		snprintf(r->host, sizeof(r->host), "%s", p);
+		return r;
+	}
+	p = spec + strlen("redis://");
+	if (p[0] == '[') {			/* [v6]:port */
+		if ((colon = strchr(p, ']')) == NULL)
+			goto bad;
+		snprintf(r->host, sizeof(r->host), "%.*s", (int)(colon - p - 1),
+		    p + 1);
+		colon = colon[1] == ':' ? colon + 1 : colon[1] ? p : NULL;
+		if (colon == p)
+			goto bad;
+	} else {
+		colon = strrchr(p, ':');
+		snprintf(r->host, sizeof(r->host), "%.*s",
+		    (int)(colon ? (size_t)(colon - p) : strlen(p)), p);
+	}
+	if (colon != NULL) {
+		port = strtol(colon + 1, &end, 10);
+		if (*end != '\0' && *end != '/')
+			goto bad;
+	}
+	if (r->host[0] == '\0' || port < 1 || port > 65535)
+		goto bad;
+	r->port = (int)port;
+	return r;
+
+bad:
+	snprintf(err, errlen, "bad rep_store '%s': need redis://host[:port] "
+	    "or redis+unix:/path", spec);
+	free(r);
+	return NULL;
+}
+
+/* rd_connect - connect, set the timeout, load the script */
+static int
+rd_connect(void *h, char *err, size_t errlen)
+{
+	struct rd *r = h;
+	struct timeval ct = { RD_CONNECT_S, 0 }, rt = { RD_REPLY_S, 0 };
+	redisReply *rep;
+
+	if (r->c != NULL)
+		return 0;
+	r->c = r->port ? redisConnectWithTimeout(r->host, r->port, ct) :
+	    redisConnectUnixWithTimeout(r->host, ct);
+	if (r->c == NULL)
+		return rd_fail(r, "connect", "out of memory", err, errlen);
+	if (r->c->err) {
+		rd_fail(r, "connect", r->c->errstr, err, errlen);
+		rd_disconnect(r);
+		return -1;
+	}
+	redisSetTimeout(r->c, rt);
+	rep = redisCommand(r->c, "SCRIPT LOAD %s", rd_script);
+	if (rep == NULL || rep->type != REDIS_REPLY_STRING) {
+		rd_fail(r, "SCRIPT LOAD", rep ? (rep->type == REDIS_REPLY_ERROR
+		    ? rep->str : "unexpected reply") : r->c->errstr, err,
+		    errlen);
+		if (rep)
+			freeReplyObject(rep);
+		rd_disconnect(r);
+		return -1;
+	}
+	snprintf(r->sha, sizeof(r->sha), "%s", rep->str);
+	freeReplyObject(rep);
+	return 0;
+}
+
+/* rd_keyname - mailshaper:rep:<kind>:<text> */
+static size_t
+rd_keyname(const struct rep_key *k, char *buf, size_t len)
+{
+	int	n = snprintf(buf, len, RD_PREFIX "%s:%s",
+	    rep_keykind_name(k->kind), k->text);
+
+	return n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
+}
+
+/* rd_write - MULTI, one EVALSHA per record, EXEC; pipelined */
+static int
+rd_write(void *h, const struct rep_rec *recs, size_t n, char *err,
+    size_t errlen)
+{
+	struct rd *r = h;
+	char	key[256], num[3 + REP_NOUTCOMES][32];
+	const char *argv[6 + 3 + REP_NOUTCOMES];
+	size_t	argl[6 + 3 + REP_NOUTCOMES], i, k;
+	redisReply *rep = NULL;
+	int	j, rc = 0;
+	void   *vr;
+
+	redisAppendCommand(r->c, "MULTI");
+	for (i = 0; i < n; i++) {
+		argv[0] = "EVALSHA";
+		argv[1] = r->sha;
+		argv[2] = "1";
+		argv[3] = key;
+		argl[3] = rd_keyname(&recs[i].key, key, sizeof(key));
+		snprintf(num[0], sizeof(num[0]), "%lld", (long long)recs[i].t);
+		snprintf(num[1], sizeof(num[1]), "%.17g", r->half_life);
+		snprintf(num[2], sizeof(num[2]), "%lld", r->ttl);
+		for (j = 0; j < REP_NOUTCOMES; j++)
+			snprintf(num[3 + j], sizeof(num[0]), "%.17g",
+			    recs[i].c[j]);
+		for (j = 0; j < 3 + REP_NOUTCOMES; j++)
+			argv[4 + j] = num[j];
+		for (k = 0; k < 4 + 3 + REP_NOUTCOMES; k++)
+			if (k != 3)
+				argl[k] = strlen(argv[k]);
+		if (redisAppendCommandArgv(r->c, 4 + 3 + REP_NOUTCOMES, argv,
+		    argl) != REDIS_OK)
+			return rd_fail(r, "write", "out of memory", err, errlen);
+	}
+	redisAppendCommand(r->c, "EXEC");
+	/* +OK, n x QUEUED (or an error), then EXEC's array */
+	for (i = 0; i < n + 2; i++) {
+		if (redisGetReply(r->c, &vr) != REDIS_OK)
+			return rd_fail(r, "write", r->c->errstr, err, errlen);
+		rep = vr;
+		if (rep->type == REDIS_REPLY_ERROR && rc == 0)
+			rc = rd_fail(r, "write", rep->str, err, errlen);
+		else if (i == n + 1 && rc == 0) {
+			if (rep->type != REDIS_REPLY_ARRAY)
+				rc = rd_fail(r, "write", "EXEC aborted", err,
+				    errlen);
+			else
+				for (k = 0; k < rep->elements && rc == 0; k++)
+					if (rep->element[k]->type ==
+					    REDIS_REPLY_ERROR)
+						rc = rd_fail(r, "write",
+						    rep->element[k]->str, err,
+						    errlen);
+		}
+		freeReplyObject(rep);
+	}
+	return rc;
+}
+
+/* rd_fetch - pipelined HMGETs (t = 0 when absent) */
+static int
+rd_fetch(void *h, struct rep_rec *recs, size_t n, char *err, size_t errlen)
+{
+	struct rd *r = h;
+	char	key[256];
+	size_t	i, kl;
+	redisReply *rep;
+	void   *vr;
+	int	j, rc = 0;
+
+	for (i = 0; i < n; i++) {
+		kl = rd_keyname(&recs[i].key, key, sizeof(key));
+		redisAppendCommand(r->c, "HMGET %b t delivered rejected "
+		    "deferred abandoned protocol_error spam ham", key, kl);
+	}
+	for (i = 0; i < n; i++) {
+		if (redisGetReply(r->c, &vr) != REDIS_OK)
+			return rd_fail(r, "read", r->c->errstr, err, errlen);
+		rep = vr;
+		memset(recs[i].c, 0, sizeof(recs[i].c));
+		recs[i].t = 0;
+		if (rep->type == REDIS_REPLY_ARRAY &&
+		    rep->elements == 1 + REP_NOUTCOMES) {
+			if (rep->element[0]->type == REDIS_REPLY_STRING) {
+				recs[i].t = strtoll(rep->element[0]->str, NULL,
+				    10);
+				for (j = 0; j < REP_NOUTCOMES; j++)
+					if (rep->element[1 + j]->type ==
+					    REDIS_REPLY_STRING)
+						recs[i].c[j] = strtod(
+						    rep->element[1 + j]->str,
+						    NULL);
+			}
+		} else if (rc == 0)
+			rc = rd_fail(r, "read", rep->type == REDIS_REPLY_ERROR ?
+			    rep->str : "unexpected reply", err, errlen);
+		freeReplyObject(rep);
+	}
+	return rc;
+}
+
+/* rd_destroy - disconnect and free */
+static void
+rd_destroy(void *h)
+{
+	rd_disconnect(h);
+	free(h);
+}
+
+const struct rep_store_ops rep_redis_ops = {
+	.scheme = "redis",
+	.shared = 1,
+	.create = rd_create,
+	.connect = rd_connect,
+	.write = rd_write,
+	.fetch = rd_fetch,
+	.disconnect = rd_disconnect,
+	.destroy = rd_destroy,
+};

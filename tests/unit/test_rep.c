@@ -1,0 +1,358 @@
+/*
+ * test_rep.c - cmocka tests for the store-independent part of src/rep/rep.c
+ *
+ * What it tests: the estimate (estimate_cases[]: the prior, good only, bad
+ * only, deferred counting for nothing, feedback), the decay factor
+ * (decay_cases[]), merging counts of different times (merge_cases[]: later,
+ * earlier, empty), the keys of a session (keys_cases[]: IPv4, IPv6 /64,
+ * IPv4-mapped IPv6, empty inputs, no client, prefix lengths from the
+ * configuration), and the memory-only cache: updates are visible at once,
+ * decay with the (frozen) clock, the CLOCK bound on rep_cache_size with a
+ * hot key surviving, bad arguments ignored, lookups before rep_open().
+ * The store backends are tested in test_rep_store.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <math.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <cmocka.h>
+
+#include "conf/conf.h"
+#include "rep/rep.h"
+#include "rep/rep_store.h"
+
+#define T0	1800000000000LL		/* a fixed "now", ms */
+#define HOUR	3600000LL
+#define EPS	1e-9
+
+static void
+conf_mem(struct conf *cf, long cache, long v4, long v6)
+{
+	memset(cf, 0, sizeof(*cf));
+	cf->rep_half_life = 7 * 24 * HOUR;
+	cf->rep_prefix_v4 = v4;
+	cf->rep_prefix_v6 = v6;
+	cf->rep_cache_size = cache;
+	cf->rep_key_ttl = 90 * 24 * HOUR;
+}
+
+struct estimate_case {
+	const char *name;
+	double	c[REP_NOUTCOMES];	/* delivered rejected deferred
+					   abandoned protocol_error spam ham */
+	double	p, evidence;
+};
+
+static const struct estimate_case estimate_cases[] = {
+	{"prior only", {0, 0, 0, 0, 0, 0, 0}, 0.5, 0},
+	{"8 delivered", {8, 0, 0, 0, 0, 0, 0}, 1.0 / 10, 8},
+	{"8 rejected", {0, 8, 0, 0, 0, 0, 0}, 9.0 / 10, 8},
+	{"deferred counts nothing", {0, 0, 10, 0, 0, 0, 0}, 0.5, 0},
+	{"abandoned and protocol errors are bad", {0, 0, 0, 3, 1, 0, 0},
+	    5.0 / 6, 4},
+	{"feedback", {0, 0, 0, 0, 0, 6, 2}, 7.0 / 10, 8},
+	{"mixed", {2, 5, 1, 0, 0, 3, 0}, 9.0 / 12, 10},
+};
+
+static void
+test_estimate(void **state)
+{
+	struct rep_est e;
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(estimate_cases) / sizeof(estimate_cases[0]);
+	    i++) {
+		const struct estimate_case *tc = &estimate_cases[i];
+
+		rep_estimate(tc->c, &e);
+		if (fabs(e.p_spam - tc->p) > EPS ||
+		    fabs(e.evidence - tc->evidence) > EPS)
+			fail_msg("%s: p %g evidence %g, want %g %g", tc->name,
+			    e.p_spam, e.evidence, tc->p, tc->evidence);
+		assert_true(fabs(e.log_odds - log(tc->p / (1 - tc->p))) < EPS);
+		assert_memory_equal(e.counts, tc->c, sizeof(tc->c));
+	}
+}
+
+struct decay_case {
+	double	half_life;
+	int64_t	dt;
+	double	want;
+};
+
+static const struct decay_case decay_cases[] = {
+	{1000, 0, 1.0},
+	{1000, 1000, 0.5},
+	{1000, 2000, 0.25},
+	{1000, 500, 0.70710678118654752},
+	{1000, -5000, 1.0},		/* clocks that step back never grow */
+	{7 * 24 * HOUR, 7 * 24 * HOUR, 0.5},
+};
+
+static void
+test_decay(void **state)
+{
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(decay_cases) / sizeof(decay_cases[0]); i++)
+		assert_true(fabs(rep_decay(decay_cases[i].half_life,
+		    decay_cases[i].dt) - decay_cases[i].want) < 1e-12);
+}
+
+struct merge_case {
+	const char *name;
+	double	c;			/* count in outcome 0 */
+	int64_t	t;
+	double	d;
+	int64_t	td;
+	double	want_c;
+	int64_t	want_t;
+};
+
+static const struct merge_case merge_cases[] = {
+	{"into nothing", 0, 0, 3, 5000, 3, 5000},
+	{"later delta decays the old count", 8, 1000, 1, 2000, 5, 2000},
+	{"earlier delta is decayed itself", 8, 2000, 4, 1000, 10, 2000},
+	{"same time adds", 2, 1000, 3, 1000, 5, 1000},
+};
+
+static void
+test_merge(void **state)
+{
+	double	c[REP_NOUTCOMES], d[REP_NOUTCOMES];
+	int64_t	t;
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(merge_cases) / sizeof(merge_cases[0]); i++) {
+		const struct merge_case *tc = &merge_cases[i];
+
+		memset(c, 0, sizeof(c));
+		memset(d, 0, sizeof(d));
+		c[0] = tc->c;
+		d[0] = tc->d;
+		t = tc->t;
+		rep_merge(c, &t, d, tc->td, 1000);
+		if (fabs(c[0] - tc->want_c) > EPS || t != tc->want_t)
+			fail_msg("%s: %g at %lld, want %g at %lld", tc->name,
+			    c[0], (long long)t, tc->want_c,
+			    (long long)tc->want_t);
+	}
+}
+
+struct keys_case {
+	const char *name;
+	const char *ip;			/* NULL = no client */
+	int	v4, v6;			/* prefix bits from the configuration */
+	const char *rawsig, *os, *domain;
+	const char *want[REPK_NKINDS];	/* "kind=text", in order */
+};
+
+static const struct keys_case keys_cases[] = {
+	{"ipv4, everything", "192.0.2.7", 24, 64, "4:64+0:mss", "Linux 3.x",
+	    "outlook.com", {"ip=192.0.2.7", "prefix=192.0.2.0/24",
+	    "rawsig=4:64+0:mss", "os=Linux 3.x",
+	    "prefix_rawsig=192.0.2.0/24|4:64+0:mss", "domain=outlook.com"}},
+	{"ipv6 /64", "2001:db8:1:2:3:4:5:6", 24, 64, NULL, "Windows", NULL,
+	    {"ip=2001:db8:1:2:3:4:5:6", "prefix=2001:db8:1:2::/64",
+	    "os=Windows"}},
+	{"ipv4-mapped folds to ipv4", "::ffff:198.51.100.200", 24, 64, "h",
+	    "", "", {"ip=198.51.100.200", "prefix=198.51.100.0/24",
+	    "rawsig=h", "prefix_rawsig=198.51.100.0/24|h"}},
+	{"prefixes from the configuration", "203.0.113.77", 16, 48, "", NULL,
+	    NULL, {"ip=203.0.113.77", "prefix=203.0.0.0/16"}},
+	{"ipv6 /48", "2001:db8:aa:bb::1", 16, 48, NULL, NULL, NULL,
+	    {"ip=2001:db8:aa:bb::1", "prefix=2001:db8:aa::/48"}},
+	{"no client", NULL, 24, 64, "h", "OS", "example.org",
+	    {"rawsig=h", "os=OS", "domain=example.org"}},
+};
+
+static void
+test_keys_for(void **state)
+{
+	struct rep_key keys[REPK_NKINDS];
+	struct sockaddr_storage ss;
+	struct conf cf;
+	char	got[256], err[256];
+	size_t	i;
+	int	n, j, want;
+
+	(void)state;
+	for (i = 0; i < sizeof(keys_cases) / sizeof(keys_cases[0]); i++) {
+		const struct keys_case *tc = &keys_cases[i];
+		struct sockaddr *sa = NULL;
+
+		conf_mem(&cf, 100, tc->v4, tc->v6);
+		assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), 0);
+		memset(&ss, 0, sizeof(ss));
+		if (tc->ip != NULL) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+			if (inet_pton(AF_INET, tc->ip, &sin->sin_addr) == 1)
+				sin->sin_family = AF_INET;
+			else {
+				assert_int_equal(inet_pton(AF_INET6, tc->ip,
+				    &sin6->sin6_addr), 1);
+				sin6->sin6_family = AF_INET6;
+			}
+			sa = (struct sockaddr *)&ss;
+		}
+		n = rep_keys_for(sa, tc->rawsig, tc->os, tc->domain, keys);
+		for (want = 0; want < REPK_NKINDS && tc->want[want]; want++)
+			;
+		if (n != want)
+			fail_msg("%s: %d keys, want %d", tc->name, n, want);
+		for (j = 0; j < n; j++) {
+			snprintf(got, sizeof(got), "%s=%s",
+			    rep_keykind_name(keys[j].kind), keys[j].text);
+			if (strcmp(got, tc->want[j]) != 0)
+				fail_msg("%s: key %d is '%s', want '%s'",
+				    tc->name, j, got, tc->want[j]);
+		}
+		rep_close();
+	}
+}
+
+static struct rep_key
+mkkey(enum rep_keykind kind, const char *text)
+{
+	struct rep_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.kind = kind;
+	snprintf(k.text, sizeof(k.text), "%s", text);
+	return k;
+}
+
+static void
+test_memory_update_decay(void **state)
+{
+	struct rep_key k = mkkey(REPK_OS, "Windows XP");
+	struct rep_key other = mkkey(REPK_IP, "Windows XP");	/* other kind */
+	struct rep_est e;
+	struct conf cf;
+	char	err[256];
+
+	(void)state;
+	conf_mem(&cf, 100, 24, 64);
+	cf.rep_half_life = HOUR;
+	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), 0);
+	rep_set_clock(T0);
+	assert_int_equal(rep_lookup(&k, &e), 0);
+	assert_true(e.evidence == 0 && e.p_spam == 0.5);
+	rep_update(&k, REP_REJECTED, 1);
+	rep_update(&k, REP_REJECTED, 1);
+	rep_update(&k, REP_SPAM, 2);
+	rep_update(&k, REP_DELIVERED, 4);
+	rep_update(&k, REP_DEFERRED, 3);
+	assert_int_equal(rep_lookup(&k, &e), 1);
+	assert_true(fabs(e.counts[REP_REJECTED] - 2) < EPS);
+	assert_true(fabs(e.evidence - 8) < EPS);
+	assert_true(fabs(e.p_spam - 5.0 / 10) < EPS);
+	assert_true(fabs(e.counts[REP_DEFERRED] - 3) < EPS);
+	assert_int_equal(rep_lookup(&other, &e), 0);
+	/* one half-life later everything counts half */
+	rep_set_clock(T0 + HOUR);
+	assert_int_equal(rep_lookup(&k, &e), 1);
+	assert_true(fabs(e.evidence - 4) < EPS);
+	assert_true(fabs(e.p_spam - 5.0 / 10) < EPS);
+	rep_update(&k, REP_DELIVERED, 2);	/* 2 + 2 delivered, 2 bad */
+	assert_int_equal(rep_lookup(&k, &e), 1);
+	assert_true(fabs(e.counts[REP_DELIVERED] - 4) < EPS);
+	assert_true(fabs(e.p_spam - 3.0 / 8) < EPS);
+	/* ignored: no weight, bad outcome, empty key */
+	rep_update(&k, REP_SPAM, 0);
+	rep_update(&k, REP_SPAM, -1);
+	rep_update(&k, REP_NOUTCOMES, 1);
+	rep_update(&k, (enum rep_outcome)-1, 1);
+	assert_int_equal(rep_lookup(&k, &e), 1);
+	assert_true(fabs(e.counts[REP_SPAM] - 1) < EPS);
+	rep_set_clock(0);
+	rep_close();
+}
+
+static void
+test_cache_bound(void **state)
+{
+	struct rep_key k, hot = mkkey(REPK_RAWSIG, "hot");
+	struct rep_counters c;
+	struct rep_est e;
+	struct conf cf;
+	char	err[256], text[32];
+	int	i;
+
+	(void)state;
+	conf_mem(&cf, 64, 24, 64);
+	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), 0);
+	rep_update(&hot, REP_SPAM, 1);
+	for (i = 0; i < 5000; i++) {
+		snprintf(text, sizeof(text), "10.0.%d.%d", i / 256, i % 256);
+		k = mkkey(REPK_IP, text);
+		rep_update(&k, REP_DELIVERED, 1);
+		assert_int_equal(rep_lookup(&hot, &e), 1);
+		rep_counters(&c);
+		assert_true(c.cached <= 64);
+	}
+	rep_counters(&c);
+	assert_int_equal(c.cached, 64);
+	assert_int_equal(c.evictions, 5000 + 1 - 64);
+	assert_true(fabs(e.counts[REP_SPAM] - 1) < 1e-3);
+	k = mkkey(REPK_IP, "10.0.0.0");		/* long evicted */
+	assert_int_equal(rep_lookup(&k, &e), 0);
+	assert_true(e.evidence == 0);
+	rep_close();
+}
+
+static void
+test_closed(void **state)
+{
+	struct rep_key k = mkkey(REPK_IP, "192.0.2.1");
+	struct rep_est e;
+	struct conf cf;
+	char	err[256];
+
+	(void)state;
+	assert_int_equal(rep_lookup(&k, &e), 0);
+	assert_true(e.p_spam == 0.5);
+	rep_update(&k, REP_SPAM, 1);		/* ignored, no crash */
+	rep_close();				/* harmless */
+	conf_mem(&cf, 10, 24, 64);
+	snprintf(cf.rep_store, sizeof(cf.rep_store), "mysql://x");
+	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "bad rep_store 'mysql://x'"));
+	snprintf(cf.rep_store, sizeof(cf.rep_store), "sqlite:");
+	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "need sqlite:/path"));
+	snprintf(cf.rep_store, sizeof(cf.rep_store), "redis://h:99999");
+	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "need redis://host[:port]"));
+	cf.rep_store[0] = '\0';
+	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), 0);
+	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "already open"));
+	rep_close();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_estimate),
+		cmocka_unit_test(test_decay),
+		cmocka_unit_test(test_merge),
+		cmocka_unit_test(test_keys_for),
+		cmocka_unit_test(test_memory_update_decay),
+		cmocka_unit_test(test_cache_bound),
+		cmocka_unit_test(test_closed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
