@@ -1,0 +1,289 @@
+"""test_daemon_shaping.py - shaping classes do what they say, measured
+
+Custom short classes (never the 290 s defaults):
+  fast   no delay                    slow   banner_delay=2s
+  stut   banner_delay=3s stutter=1 stutter_interval=100ms
+  reply  reply_delay=1s              one    max_messages=1
+  two    max_rcpt=2                  tf     reply_delay=1s action=tempfail
+  rj     action=reject               hos    banner_delay=3s max_share=20
+  rin    rate_in=1k
+Each test says what it sends and what it measures.
+"""
+
+import os
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon import Daemon  # noqa: E402
+from peers import SMTP_SINK, RawSmtp, SmtpSink, need  # noqa: E402
+
+CLASSES = (
+    "class_fast = banner_delay=0 reply_delay=0 action=relay\n"
+    "class_slow = banner_delay=2s reply_delay=0 action=relay\n"
+    "class_stut = banner_delay=3s stutter=1 stutter_interval=100ms\n"
+    "class_reply = banner_delay=0 reply_delay=1s\n"
+    "class_one = max_messages=1\n"
+    "class_two = max_rcpt=2\n"
+    "class_tf = reply_delay=1s action=tempfail\n"
+    "class_rj = action=reject\n"
+    "class_hos = banner_delay=3s max_share=20\n"
+    "class_rin = rate_in=1k\n"
+)
+
+
+def mkdaemon(backend, default_class="fast", **kw):
+    kw.setdefault("violation_class", "")
+    kw.setdefault("grace_time", "2s")
+    return Daemon(backend=backend, config_text=CLASSES,
+                  default_class=default_class, **kw)
+
+
+@pytest.fixture
+def sink():
+    need(SMTP_SINK)
+    with SmtpSink() as s:
+        yield s
+
+
+def timed(c, line, code):
+    t0 = time.monotonic()
+    c.cmd(line, code, timeout=10)
+    return time.monotonic() - t0
+
+
+def deliver(c, to=("b@example.test",)):
+    c.cmd("MAIL FROM:<a@client.test>", 250)
+    for r in to:
+        c.cmd("RCPT TO:<%s>" % r, 250)
+    c.cmd("DATA", 354)
+    c.send(b"Subject: s\r\n\r\nhi\r\n.\r\n")
+    c.expect(250, timeout=10)
+
+
+def test_banner_delay(sink):
+    """Class slow: the 220 arrives after >= 1.9 s (and < 3.5 s), in one
+    piece (no stutter); EHLO afterwards is immediate."""
+    with mkdaemon(sink.address, default_class="slow") as d:
+        t0 = time.monotonic()
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220, timeout=5)
+            dt = time.monotonic() - t0
+            assert 1.9 <= dt < 3.5, dt
+            assert timed(c, "EHLO client.test", 250) < 0.5
+            c.cmd("QUIT", 221)
+        d.stop()
+        (s,) = d.events("session")
+        assert s["class"] == "slow"
+
+
+def test_stutter_banner(sink):
+    """Class stut (banner_delay=3s, stutter=1, 100 ms): the banner comes
+    in many small reads, the first well before 3 s, the last at ~3 s."""
+    with mkdaemon(sink.address, default_class="stut") as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            t0 = time.monotonic()
+            reads = []
+            data = b""
+            c.sock.settimeout(6)
+            while not data.endswith(b"\r\n"):
+                chunk = c.sock.recv(4096)
+                assert chunk, data
+                reads.append((time.monotonic() - t0, len(chunk)))
+                data += chunk
+            assert data.startswith(b"220 ")
+            assert len(reads) >= 10, reads
+            assert max(n for _, n in reads) <= 4, reads
+            assert reads[0][0] < 1.5, reads
+            assert 2.6 <= reads[-1][0] <= 3.8, reads
+            c.cmd("QUIT", 221)
+
+
+def test_reply_delay_mail_rcpt(sink):
+    """Class reply (reply_delay=1s): EHLO, MAIL and RCPT each take
+    >= 0.9 s (and < 2.5 s); the message is still delivered."""
+    with mkdaemon(sink.address, default_class="reply") as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            assert 0.9 <= timed(c, "EHLO client.test", 250) < 2.5
+            assert 0.9 <= timed(c, "MAIL FROM:<a@client.test>", 250) < 2.5
+            assert 0.9 <= timed(c, "RCPT TO:<b@example.test>", 250) < 2.5
+            c.cmd("DATA", 354, timeout=5)
+            c.send(b"Subject: s\r\n\r\nhi\r\n.\r\n")
+            c.expect(250, timeout=5)
+            c.cmd("QUIT", 221)
+        sink.wait_messages(1)
+
+
+def test_class_map_by_source(sink):
+    """client_class_map 127.0.0.7/32=slow, default fast: from 127.0.0.7
+    the banner takes >= 1.9 s and the record says class slow with a
+    client_class_map reason; from 127.0.0.8 it is immediate, class fast."""
+    with mkdaemon(sink.address, client_class_map="127.0.0.7/32=slow") as d:
+        t0 = time.monotonic()
+        with RawSmtp("127.0.0.1", d.port, source="127.0.0.8") as c:
+            c.expect(220)
+            assert time.monotonic() - t0 < 0.5
+            c.cmd("EHLO fast.test", 250)
+            c.cmd("QUIT", 221)
+        t0 = time.monotonic()
+        with RawSmtp("127.0.0.1", d.port, source="127.0.0.7") as c:
+            c.expect(220, timeout=5)
+            assert time.monotonic() - t0 >= 1.9
+            c.cmd("EHLO slow.test", 250)
+            c.cmd("QUIT", 221)
+        d.stop()
+        recs = {s["helo"]: s for s in d.events("session")}
+        assert recs["slow.test"]["class"] == "slow"
+        assert any("client_class_map" in r
+                   for r in recs["slow.test"]["reasons"])
+        assert recs["fast.test"]["class"] == "fast"
+        assert any("default_class" in r for r in recs["fast.test"]["reasons"])
+
+
+def test_observe_no_delays_class_named(sink):
+    """observe=yes, same map: from 127.0.0.7 the banner is immediate and
+    a MAIL in class tf (tempfail) is relayed; the records still name the
+    class that would have applied."""
+    with mkdaemon(sink.address, observe="yes",
+                  client_class_map="127.0.0.7/32=slow 127.0.0.12/32=tf") as d:
+        t0 = time.monotonic()
+        with RawSmtp("127.0.0.1", d.port, source="127.0.0.7") as c:
+            c.expect(220)
+            assert time.monotonic() - t0 < 0.5
+            c.cmd("EHLO slow.test", 250)
+            c.cmd("QUIT", 221)
+        with RawSmtp("127.0.0.1", d.port, source="127.0.0.12") as c:
+            c.expect(220)
+            c.cmd("EHLO tf.test", 250)
+            assert timed(c, "MAIL FROM:<a@client.test>", 250) < 0.5
+            c.cmd("RCPT TO:<b@example.test>", 250)
+            c.cmd("DATA", 354)
+            c.send(b"Subject: s\r\n\r\nhi\r\n.\r\n")
+            c.expect(250)
+            c.cmd("QUIT", 221)
+        sink.wait_messages(1)
+        d.stop()
+        recs = {s["helo"]: s for s in d.events("session")}
+        assert recs["slow.test"]["class"] == "slow"
+        assert recs["tf.test"]["class"] == "tf"
+        (m,) = d.events("message")
+        assert m["class"] == "tf" and m["outcome"] == "delivered"
+
+
+def test_max_messages(sink):
+    """Class one (max_messages=1): first message delivered; the second
+    MAIL -> 452; only one message at the backend."""
+    with mkdaemon(sink.address, default_class="one") as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            c.cmd("EHLO client.test", 250)
+            deliver(c)
+            code, text = c.cmd("MAIL FROM:<a@client.test>")
+            assert code == 452, text
+            c.cmd("QUIT", 221)
+        sink.wait_messages(1)
+        d.stop()
+        assert sink.message_count() == 1
+
+
+def test_max_rcpt(sink):
+    """Class two (max_rcpt=2): RCPT 1 and 2 -> 250, RCPT 3 -> 452; the
+    message goes to two recipients."""
+    with mkdaemon(sink.address, default_class="two") as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            c.cmd("EHLO client.test", 250)
+            c.cmd("MAIL FROM:<a@client.test>", 250)
+            c.cmd("RCPT TO:<r1@example.test>", 250)
+            c.cmd("RCPT TO:<r2@example.test>", 250)
+            code, text = c.cmd("RCPT TO:<r3@example.test>")
+            assert code == 452, text
+            c.cmd("DATA", 354)
+            c.send(b"Subject: s\r\n\r\nhi\r\n.\r\n")
+            c.expect(250)
+            c.cmd("QUIT", 221)
+        (m,) = sink.wait_messages(1)
+        assert m.rcpt_to == ["r1@example.test", "r2@example.test"]
+
+
+def test_rate_in(sink):
+    """Class rin (rate_in=1k): a 5 KiB message takes >= 2.5 s to be
+    accepted (the daemon reads at ~1 KiB/s; 1 s burst)."""
+    with mkdaemon(sink.address, default_class="rin") as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            c.cmd("EHLO client.test", 250)
+            c.cmd("MAIL FROM:<a@client.test>", 250)
+            c.cmd("RCPT TO:<b@example.test>", 250)
+            c.cmd("DATA", 354)
+            t0 = time.monotonic()
+            c.send(b"Subject: r\r\n\r\n" + (b"y" * 98 + b"\r\n") * 52 +
+                   b".\r\n")
+            c.expect(250, timeout=15)
+            dt = time.monotonic() - t0
+            assert dt >= 2.5, dt
+            c.cmd("QUIT", 221)
+
+
+def test_action_tempfail(sink):
+    """Class tf (reply_delay=1s, action=tempfail): MAIL -> 451 4.7.1 after
+    >= 0.9 s; the backend sees no message; record outcome deferred."""
+    with mkdaemon(sink.address, default_class="tf") as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            c.cmd("EHLO client.test", 250, timeout=5)
+            t0 = time.monotonic()
+            code, text = c.cmd("MAIL FROM:<a@client.test>", timeout=5)
+            assert code == 451 and text[0].startswith("4.7.1"), text
+            assert time.monotonic() - t0 >= 0.9
+            c.cmd("QUIT", 221)
+        d.stop()
+        assert sink.message_count() == 0
+        (m,) = d.events("message")
+        assert m["outcome"] == "deferred"
+        assert m["class"] == "tf"
+
+
+def test_action_reject(sink):
+    """Class rj (action=reject): MAIL -> 554; record outcome rejected."""
+    with mkdaemon(sink.address, default_class="rj") as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            c.cmd("EHLO client.test", 250)
+            code, text = c.cmd("MAIL FROM:<a@client.test>")
+            assert code == 554, text
+            c.cmd("QUIT", 221)
+        d.stop()
+        (m,) = d.events("message")
+        assert m["outcome"] == "rejected"
+
+
+def test_max_share(sink):
+    """max_connections=10, class hos (max_share=20 -> 2 sessions) for
+    127.0.0.32/28: two hos sessions are held (banner_delay=3s), the third
+    gets 421 at once; a fast client from 127.0.0.1 still gets its 220."""
+    with mkdaemon(sink.address, max_connections=10,
+                  client_class_map="127.0.0.32/28=hos") as d:
+        held = [RawSmtp("127.0.0.1", d.port, source="127.0.0.3%d" % i)
+                for i in (3, 4)]
+        try:
+            time.sleep(0.2)
+            with RawSmtp("127.0.0.1", d.port, source="127.0.0.35") as c:
+                code, text = c.reply(timeout=2)
+                assert code == 421, text
+            with RawSmtp("127.0.0.1", d.port) as c:
+                c.expect(220, timeout=2)
+                c.cmd("QUIT", 221)
+            for h in held:
+                h.expect(220, timeout=5)
+        finally:
+            for h in held:
+                h.close()
+        d.stop()
+        assert "too many connections of your class" in d.log()
+        refused = [s for s in d.events("session")
+                   if s["outcome"] == "refused"]
+        assert len(refused) == 1 and refused[0]["class"] == "hos"
