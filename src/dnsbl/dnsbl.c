@@ -42,6 +42,7 @@
 
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/util.h>
 
 #include "conf/conf.h"
@@ -106,6 +107,7 @@ struct dnsbl_query {
 	int	zi;
 	int	kind;			/* enum dnsbl_qkind */
 	unsigned gen;			/* probe round, for Q_PROBE* */
+	int64_t	sent;			/* ms, monotonic */
 	uint16_t zid;
 	uint8_t	family;
 	uint8_t	addr[16];
@@ -162,7 +164,7 @@ static struct {
 	char	(*znames)[64];
 	int	nznames;
 	/* counters */
-	unsigned long queries, hits, timeouts, errors, cache_hits;
+	unsigned long nqueries, nhits, ntimeouts, nerrors, ncache_hits;
 	struct dnsbl_ratelim rl_timeout, rl_error;
 } D;
 
@@ -176,9 +178,9 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ratelim_ok - 1 when a warning may be logged now */
+/* ratelim_ok - 1 when a warning may be logged now; *missed = suppressed */
 static int
-ratelim_ok(struct dnsbl_ratelim *r)
+ratelim_ok(struct dnsbl_ratelim *r, unsigned long *missed)
 {
 	time_t t = time(NULL);
 
@@ -187,7 +189,21 @@ ratelim_ok(struct dnsbl_ratelim *r)
 		return 0;
 	}
 	r->last = t;
+	*missed = r->suppressed;
+	r->suppressed = 0;
 	return 1;
+}
+
+/* suppressed - "; N similar messages suppressed" or "" (static buffer) */
+static const char *
+suppressed(unsigned long n)
+{
+	static char buf[64];
+
+	if (n == 0)
+		return "";
+	snprintf(buf, sizeof(buf), "; %lu similar messages suppressed", n);
+	return buf;
 }
 
 /* ---------------------------------------------------------------- parsing */
@@ -202,12 +218,12 @@ zone_intern(const char *name)
 	for (i = 0; i < D.nznames; i++)
 		if (strcmp(D.znames[i], name) == 0)
 			return i;
-	if (D.nznames >= 65535)
+	if (D.nznames >= 65535 || strlen(name) > 63)
 		return -1;
 	if ((n = realloc(D.znames, (size_t)(D.nznames + 1) * 64)) == NULL)
 		return -1;
 	D.znames = n;
-	snprintf(D.znames[D.nznames], 64, "%s", name);
+	memcpy(D.znames[D.nznames], name, strlen(name) + 1);
 	return D.nznames++;
 }
 
@@ -372,8 +388,7 @@ parse_sites(const char *text, struct dnsbl_cfg *cfg, char *err, size_t errlen)
 				return -1;
 			}
 			memset(&cfg->zones[zi], 0, sizeof(cfg->zones[zi]));
-			snprintf(cfg->zones[zi].name, sizeof(cfg->zones[zi].name),
-			    "%s", tok);
+			memcpy(cfg->zones[zi].name, tok, strlen(tok) + 1);
 			cfg->zones[zi].id = (uint16_t)id;
 			cfg->nzones++;
 		}
@@ -619,6 +634,23 @@ probe_verdict(struct dnsbl_zone *z)
 
 static void query_cb(int, char, int, int, void *, void *);
 
+/* evdns_total_ms - what evdns spends on a query: "attempts:" 2 x half */
+static int64_t
+evdns_total_ms(long timeout_ms)
+{
+	return timeout_ms < 100 ? 100 : timeout_ms;
+}
+
+/* evdns_log - evdns's own messages (server down / back up) into ours */
+static void
+evdns_log(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_WARN)
+		log_info("dnsbl: evdns: %s", msg);
+	else
+		log_debug("dnsbl: evdns: %s", msg);
+}
+
 /* query_send - start one A query for (zone zi, key); 0 or -1 */
 static int
 query_send(struct dnsbl_cfg *cfg, int zi, int kind, uint8_t family,
@@ -642,15 +674,20 @@ query_send(struct dnsbl_cfg *cfg, int zi, int kind, uint8_t family,
 	q->zid = cfg->zones[zi].id;
 	q->family = family;
 	memcpy(q->addr, addr, 16);
-	if (evdns_base_resolve_ipv4(D.dns, name, DNS_QUERY_NO_SEARCH, query_cb,
-	    q) == NULL) {
-		free(q);
-		return -1;
-	}
+	q->sent = now_ms();
 	cfg->refs++;
 	TAILQ_INSERT_TAIL(&D.queries, q, link);
 	if (out != NULL)
 		*out = q;
+	if (evdns_base_resolve_ipv4(D.dns, name, DNS_QUERY_NO_SEARCH, query_cb,
+	    q) == NULL) {
+		TAILQ_REMOVE(&D.queries, q, link);
+		if (out != NULL)
+			*out = NULL;
+		cfg->refs--;
+		free(q);
+		return -1;
+	}
 	return 0;
 }
 
@@ -778,6 +815,7 @@ query_cb(int result, char type, int count, int ttl, void *addresses,
 	struct dnsbl_query *q = arg;
 	struct dnsbl_req *req = q->req;
 	struct dnsbl_zans z;
+	unsigned long missed;
 	int refusal;
 
 	TAILQ_REMOVE(&D.queries, q, link);
@@ -788,6 +826,15 @@ query_cb(int result, char type, int count, int ttl, void *addresses,
 		free(q);
 		return;
 	}
+	/*
+	 * evdns treats SERVFAIL as a lost packet: it retries, and after the
+	 * last attempt reports DNS_ERR_TIMEOUT.  A real timeout takes all
+	 * attempts (the whole dnsbl_timeout, see dns_setup()); one that comes
+	 * much sooner means the server answered SERVFAIL: a list error.
+	 */
+	if (result == DNS_ERR_TIMEOUT &&
+	    now_ms() - q->sent < evdns_total_ms(q->cfg->timeout_ms) * 3 / 4)
+		result = DNS_ERR_SERVERFAILED;
 	classify(result, type, count, addresses, &z, &refusal);
 	if (q->kind != Q_LOOKUP) {
 		probe_answer(q, result, &z, refusal);
@@ -799,16 +846,12 @@ query_cb(int result, char type, int count, int ttl, void *addresses,
 		else if (z.state == Z_CLEAN)
 			cache_put(q->zid, q->family, q->addr, &z,
 			    q->cfg->neg_ttl_ms);
-		if (refusal && ratelim_ok(&D.rl_error))
-			log_warnx("dnsbl: %s refused a query (answer in "
-			    "127.255.255.0/24); %lu similar messages suppressed",
-			    q->cfg->zones[q->zi].name, D.rl_error.suppressed);
-		else if (z.state == Z_ERROR && !refusal &&
-		    ratelim_ok(&D.rl_error))
-			log_warnx("dnsbl: %s: bad answer (%s); %lu similar "
-			    "messages suppressed", q->cfg->zones[q->zi].name,
-			    result == DNS_ERR_NONE ? "A record outside 127/8" :
-			    evdns_err_to_string(result), D.rl_error.suppressed);
+		if (z.state == Z_ERROR && ratelim_ok(&D.rl_error, &missed))
+			log_warnx("dnsbl: %s: %s%s", q->cfg->zones[q->zi].name,
+			    refusal ? "query refused (answer in "
+			    "127.255.255.0/24)" : result == DNS_ERR_NONE ?
+			    "bad answer (A record outside 127.0.0.0/8)" :
+			    evdns_err_to_string(result), suppressed(missed));
 	}
 	if (req != NULL) {
 		req->q[q->zi] = NULL;
@@ -857,6 +900,7 @@ req_finish(struct dnsbl_req *req, int deadline)
 	char late[256];
 	dnsbl_cb *cb = req->cb;
 	void *arg = req->arg;
+	unsigned long missed;
 	size_t ll = 0;
 	int i, j, zi;
 
@@ -889,7 +933,7 @@ req_finish(struct dnsbl_req *req, int deadline)
 		if (j == z->nans)
 			continue;
 		r.score += s->weight;
-		D.hits++;
+		D.nhits++;
 		if (r.nhits < DNSBL_MAX_HITS) {
 			h = &r.hits[r.nhits++];
 			snprintf(h->zone, sizeof(h->zone), "%s",
@@ -902,14 +946,11 @@ req_finish(struct dnsbl_req *req, int deadline)
 	}
 	r.complete = r.timeouts == 0;
 	r.latency_ms = (long)(now_ms() - req->start);
-	D.timeouts += (unsigned long)r.timeouts;
-	D.errors += (unsigned long)r.errors;
-	if (r.timeouts > 0 && ratelim_ok(&D.rl_timeout))
+	D.ntimeouts += (unsigned long)r.timeouts;
+	D.nerrors += (unsigned long)r.errors;
+	if (r.timeouts > 0 && ratelim_ok(&D.rl_timeout, &missed))
 		log_warnx("dnsbl: no answer within %ld ms from %s (DNS server "
-		    "down?); %lu similar messages suppressed", cfg->timeout_ms,
-		    late, D.rl_timeout.suppressed);
-	if (r.timeouts > 0 && D.rl_timeout.last == time(NULL))
-		D.rl_timeout.suppressed = 0;
+		    "down?)%s", cfg->timeout_ms, late, suppressed(missed));
 	req_detach(req);
 	cfg_unref(req->cfg);
 	free(req);
@@ -952,10 +993,10 @@ dnsbl_lookup(const struct sockaddr *client, dnsbl_cb *cb, void *arg)
 			req->z[zi].state = Z_SKIPPED;
 		} else if (cache_get(cfg->zones[zi].id, family, addr, now,
 		    &req->z[zi])) {
-			D.cache_hits++;
+			D.ncache_hits++;
 		} else if (query_send(cfg, zi, Q_LOOKUP, family, addr, req,
 		    &req->q[zi]) == 0) {
-			D.queries++;
+			D.nqueries++;
 			req->npending++;
 		} else {
 			req->z[zi].state = Z_ERROR;
@@ -1054,6 +1095,7 @@ dns_setup(long timeout_ms, char *err, size_t errlen)
 			snprintf(err, errlen, "dns_servers: no DNS server");
 			goto fail;
 		}
+		evdns_set_log_fn(evdns_log);
 		evdns_base_set_option(D.dns, "attempts:", "2");
 		evdns_base_set_option(D.dns, "max-inflight:", "256");
 		D.probe_ev = event_new(D.base, -1, EV_PERSIST, probe_timer_cb,
@@ -1066,7 +1108,7 @@ dns_setup(long timeout_ms, char *err, size_t errlen)
 	}
 	/* two tries per query inside the request's deadline */
 	snprintf(opt, sizeof(opt), "%.3f",
-	    (double)(timeout_ms < 100 ? 100 : timeout_ms) / 2000.0);
+	    (double)evdns_total_ms(timeout_ms) / 2000.0);
 	evdns_base_set_option(D.dns, "timeout:", opt);
 	return 0;
 fail:
@@ -1129,20 +1171,19 @@ dnsbl_init(struct event_base *base, const struct conf *c, char *err,
 
 	if (D.inited)
 		dnsbl_shutdown();
-	if ((cfg = cfg_build(c, err, errlen)) == NULL)
-		return -1;
 	memset(&D, 0, sizeof(D));
 	D.base = base;
 	TAILQ_INIT(&D.reqs);
 	TAILQ_INIT(&D.queries);
 	snprintf(D.dns_servers, sizeof(D.dns_servers), "%s", c->dns_servers);
 	D.csize = c->dnsbl_cache_size;
-	/* the ids were interned before the memset: intern them again */
 	D.inited = 1;
-	free(cfg);
-	if ((cfg = cfg_build(c, err, errlen)) == NULL ||
-	    install(cfg, err, errlen) < 0) {
-		free(cfg);
+	if ((cfg = cfg_build(c, err, errlen)) == NULL) {
+		dnsbl_shutdown();
+		return -1;
+	}
+	if (install(cfg, err, errlen) < 0) {
+		cfg_unref(cfg);
 		dnsbl_shutdown();
 		return -1;
 	}
@@ -1184,15 +1225,15 @@ dnsbl_stats(unsigned long *queries, unsigned long *hits,
     unsigned long *timeouts, unsigned long *errors, unsigned long *cache_hits)
 {
 	if (queries)
-		*queries = D.queries;
+		*queries = D.nqueries;
 	if (hits)
-		*hits = D.hits;
+		*hits = D.nhits;
 	if (timeouts)
-		*timeouts = D.timeouts;
+		*timeouts = D.ntimeouts;
 	if (errors)
-		*errors = D.errors;
+		*errors = D.nerrors;
 	if (cache_hits)
-		*cache_hits = D.cache_hits;
+		*cache_hits = D.ncache_hits;
 }
 
 /* dnsbl_result_json - one JSON object; its length, or -1 if len is short */
