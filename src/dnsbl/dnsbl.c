@@ -641,12 +641,12 @@ evdns_total_ms(long timeout_ms)
 	return timeout_ms < 100 ? 100 : timeout_ms;
 }
 
-/* evdns_log - evdns's own messages (server down / back up) into ours */
+/* evdns_log - evdns's own messages into ours (evdns passes is_warn) */
 static void
-evdns_log(int severity, const char *msg)
+evdns_log(int is_warn, const char *msg)
 {
-	if (severity >= EVENT_LOG_WARN)
-		log_info("dnsbl: evdns: %s", msg);
+	if (is_warn)
+		log_warnx("dnsbl: evdns: %s", msg);
 	else
 		log_debug("dnsbl: evdns: %s", msg);
 }
