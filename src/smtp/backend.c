@@ -128,13 +128,50 @@ bk_fail(struct bk *b, const char *fmt, ...)
 		(void)bk_call(b, cb, -1, text);
 }
 
-/* bk_write - queue a command line (without CRLF) */
+/*
+ * bk_send - send bytes; written straight to the socket when nothing is
+ * queued and no TLS layer is in the way, so a command costs no EV_WRITE
+ * arming.  What the kernel does not take is queued on the bufferevent.
+ */
 static void
-bk_write(struct bk *b, const char *line)
+bk_send(struct bk *b, struct evbuffer *data)
 {
 	struct evbuffer *out = bufferevent_get_output(b->bev);
 
-	evbuffer_add_printf(out, "%s\r\n", line);
+	if (b->step != BK_CONNECT && bufferevent_get_underlying(b->bev) == NULL &&
+	    evbuffer_get_length(out) == 0)
+		(void)evbuffer_write(data, bufferevent_getfd(b->bev));
+	if (evbuffer_get_length(data) > 0)
+		evbuffer_add_buffer(out, data);
+}
+
+/* bk_write - send a command line (without CRLF) */
+static void
+bk_write(struct bk *b, const char *line)
+{
+	struct evbuffer *tmp = evbuffer_new();
+
+	if (tmp == NULL) {
+		evbuffer_add_printf(bufferevent_get_output(b->bev), "%s\r\n",
+		    line);
+		return;
+	}
+	evbuffer_add_printf(tmp, "%s\r\n", line);
+	bk_send(b, tmp);
+	evbuffer_free(tmp);
+}
+
+/* bk_writef - send a formatted command line (without CRLF) */
+static void
+bk_writef(struct bk *b, const char *fmt, ...)
+{
+	char	line[1100];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	bk_write(b, line);
 }
 
 /* bk_parse_caps - EHLO keywords of a 250 reply */
@@ -360,8 +397,7 @@ bk_reply(struct bk *b, int code, const char *text)
 	case BK_GREETING:
 		if (code != 220)
 			return bk_fail(b, "greeting: %.200s", text);
-		evbuffer_add_printf(bufferevent_get_output(b->bev),
-		    "EHLO %s\r\n", ms->cf->myhostname);
+		bk_writef(b, "EHLO %s", ms->cf->myhostname);
 		b->step = BK_EHLO;
 		break;
 	case BK_EHLO:
@@ -390,8 +426,7 @@ bk_reply(struct bk *b, int code, const char *text)
 		if (b->s != NULL && b->step == BK_EHLO &&
 		    strcmp(bk_ehlo_name(b), ms->cf->myhostname) != 0) {
 			/* Say the client's HELO name (PROXY, none). */
-			evbuffer_add_printf(bufferevent_get_output(b->bev),
-			    "EHLO %s\r\n", bk_ehlo_name(b));
+			bk_writef(b, "EHLO %s", bk_ehlo_name(b));
 			b->step = BK_XCLIENT_EHLO;
 			break;
 		}
@@ -402,16 +437,14 @@ bk_reply(struct bk *b, int code, const char *text)
 			return bk_fail(b, "STARTTLS: %.200s", text);
 		if (bk_start_tls(b) < 0)
 			return bk_fail(b, "cannot start TLS");
-		evbuffer_add_printf(bufferevent_get_output(b->bev),
-		    "EHLO %s\r\n", ms->cf->myhostname);
+		bk_writef(b, "EHLO %s", ms->cf->myhostname);
 		b->step = BK_TLS_EHLO;
 		break;
 	case BK_XCLIENT:
 		/* Postfix answers 220 and wants a new EHLO. */
 		if (code != 220 && code != 250)
 			return bk_fail(b, "XCLIENT: %.200s", text);
-		evbuffer_add_printf(bufferevent_get_output(b->bev),
-		    "EHLO %s\r\n", bk_ehlo_name(b));
+		bk_writef(b, "EHLO %s", bk_ehlo_name(b));
 		b->step = BK_XCLIENT_EHLO;
 		break;
 	case BK_NOOP:
@@ -434,7 +467,7 @@ bk_reply(struct bk *b, int code, const char *text)
 	case BK_DATA_CMD:
 		if (code == 354) {
 			/* Send the spooled message and wait for the verdict. */
-			bufferevent_write_buffer(b->bev, b->queued_data);
+			bk_send(b, b->queued_data);
 			evbuffer_free(b->queued_data);
 			b->queued_data = NULL;
 			b->step = BK_DATA_END;
@@ -703,11 +736,10 @@ bk_free(struct bk *b, int quit)
 		return;
 	}
 	if (b->bev != NULL) {
-		if (quit && b->step == BK_READY) {
+		if (quit && b->step == BK_READY &&
+		    bufferevent_get_underlying(b->bev) == NULL) {
 			/* Best effort; the socket closes right after. */
 			bk_write(b, "QUIT");
-			(void)evbuffer_write(bufferevent_get_output(b->bev),
-			    bufferevent_getfd(b->bev));
 		}
 		bufferevent_free(b->bev);
 		ms->nbackend--;

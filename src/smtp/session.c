@@ -391,6 +391,24 @@ sess_reply_done(struct sess *s)
 	sess_process(s);
 }
 
+/*
+ * sess_write_now - hand the whole reply to the socket.  When nothing is
+ * queued and neither TLS nor a rate limit is in the way, write(2) it at
+ * once: a reply then costs no EV_WRITE arming and disarming.  What the
+ * kernel does not take goes through the bufferevent as usual.
+ */
+static void
+sess_write_now(struct sess *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	if (!s->rate_limited && bufferevent_get_underlying(s->bev) == NULL &&
+	    evbuffer_get_length(out) == 0)
+		(void)evbuffer_write(s->reply, bufferevent_getfd(s->bev));
+	if (evbuffer_get_length(s->reply) > 0)
+		bufferevent_write_buffer(s->bev, s->reply);
+}
+
 /* sess_emit - write what is due of the reply; 1 when it is complete */
 static int
 sess_emit(struct sess *s)
@@ -410,7 +428,7 @@ sess_emit(struct sess *s)
 		evtimer_add(&s->timer, &d);
 		return 0;
 	}
-	bufferevent_write_buffer(s->bev, s->reply);
+	sess_write_now(s);
 	return 1;
 }
 
@@ -769,6 +787,8 @@ sess_close(struct sess *s, enum sess_outcome oc, const char *fmt, ...)
 static void
 sess_error(struct sess *s, enum shp_stage stage, const char *reply)
 {
+	log_info("%s: reject: %s from [%s]:%d: %s", s->id, s->verb[0] ?
+	    s->verb : "input", s->ip, s->port, reply);
 	if (++s->errors >= ms->cf->smtp_error_limit) {
 		log_info("%s: too many errors from [%s]:%d", s->id, s->ip,
 		    s->port);
@@ -791,6 +811,7 @@ sess_backend_down(struct sess *s, const char *text)
 	    (int)strcspn(text, "\r\n"), text);
 	ms->st.backend_errors++;
 	s->backend_failed = 1;
+	s->bk_txn = 0;
 	if (s->bk != NULL) {
 		bk_free(s->bk, 0);
 		s->bk = NULL;
@@ -820,6 +841,7 @@ sess_mail_reply(struct sess *s, int code, const char *text)
 		return sess_tempfail_txn(s, text);
 	s->backend_failed = 0;
 	if (code >= 200 && code < 300) {
+		s->bk_txn = 1;
 		sess_enter_state(s, SESS_MAIL);
 		if (s->outcome == SO_BACKEND_ERROR)
 			s->outcome = SO_COMPLETED;
@@ -841,6 +863,16 @@ sess_bk_ready(struct sess *s, int code, const char *text)
 	bk_command(s->bk, line, sess_mail_reply);
 }
 
+/* sess_bk_reset - the backend answered our RSET: now the MAIL */
+static void
+sess_bk_reset(struct sess *s, int code, const char *text)
+{
+	if (code < 0 || code == 421)
+		return sess_tempfail_txn(s, text);
+	s->bk_txn = 0;
+	sess_bk_ready(s, 250, "");
+}
+
 /* sess_mail_go - MAIL after its delay: class action, backend, forward */
 static void
 sess_mail_go(struct sess *s)
@@ -855,6 +887,11 @@ sess_mail_go(struct sess *s)
 		evbuffer_add_printf(s->reply, "554 5.7.1 Service refused\r\n");
 		sess_msg_end(s, MO_REJECTED, NULL);
 		return sess_reply_at(s, &s->reply_due);
+	}
+	if (s->bk != NULL && s->bk_txn) {
+		/* We ended the last transaction ourselves: end it there too. */
+		bk_command(s->bk, "RSET", sess_bk_reset);
+		return;
 	}
 	if (s->bk != NULL) {
 		sess_bk_ready(s, 250, "");
@@ -909,6 +946,7 @@ sess_dot_reply(struct sess *s, int code, const char *text)
 {
 	if (code < 0 || code == 421)
 		return sess_tempfail_txn(s, text);
+	s->bk_txn = 0;
 	s->messages++;
 	sess_msg_end(s, msg_outcome_of(code), text);
 	sess_relay(s, text);
@@ -949,6 +987,7 @@ sess_rset_reply(struct sess *s, int code, const char *text)
 		sess_backend_down(s, text);
 		s->backend_failed = 0;
 	}
+	s->bk_txn = 0;
 	evbuffer_add_printf(s->reply, "250 2.0.0 Ok\r\n");
 	sess_reply_at(s, &s->reply_due);
 }
@@ -989,6 +1028,7 @@ sess_apply_rate(struct sess *s)
 
 	if (!sess_observe())
 		cfg = shp_rate_cfg(&s->cls);
+	s->rate_limited = cfg != NULL;
 	bufferevent_set_rate_limit(s->bev, cfg);
 }
 
@@ -1206,7 +1246,7 @@ check_rcpt(struct sess *s, char *args)
 		return reply;
 	}
 	if (!sess_observe() && s->cls.max_rcpt > 0 &&
-	    s->rcpt_total + s->rcpt >= s->cls.max_rcpt)
+	    s->rcpt_total >= s->cls.max_rcpt)
 		return "452 4.5.3 Error: too many recipients";
 	free(s->pending);
 	if (asprintf(&s->pending, "RCPT TO:<%s>", path) < 0)
@@ -1455,6 +1495,16 @@ static const struct sess_cmd sess_cmds[] = {
 	{NULL, 0, 0, NULL, NULL},
 };
 
+/* sess_next_is_quit - the buffered input is a QUIT (harmless to pipeline) */
+static int
+sess_next_is_quit(struct sess *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	unsigned char *p = evbuffer_pullup(in, 4);
+
+	return p != NULL && strncasecmp((char *)p, "QUIT", 4) == 0;
+}
+
 /* sess_command - one command line (no CRLF); more: input already waiting */
 static void
 sess_command(struct sess *s, char *line, int more)
@@ -1495,7 +1545,7 @@ sess_command(struct sess *s, char *line, int more)
 	}
 	snprintf(s->verb, sizeof(s->verb), "%s", cmd->name);
 	if (more && (cmd->flags & CMD_LAST) && !s->pipe_warned &&
-	    cmd->proceed != do_quit) {
+	    cmd->proceed != do_quit && !sess_next_is_quit(s)) {
 		s->pipe_warned = 1;
 		sess_violation(s, "improper pipelining");
 	}
@@ -1582,6 +1632,16 @@ sess_data_input(struct sess *s)
 		return 0;
 	}
 	return 1;
+}
+
+/* sess_has_line - a complete command line waits in the input */
+static int
+sess_has_line(struct sess *s)
+{
+	size_t	eol_len;
+
+	return evbuffer_search_eol(bufferevent_get_input(s->bev), NULL,
+	    &eol_len, EVBUFFER_EOL_LF).pos >= 0;
 }
 
 /* sess_end_eof - the client closed and nothing more can be done */
@@ -1736,12 +1796,19 @@ sess_eventcb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		s->eof = 1;
 		bufferevent_disable(s->bev, EV_READ);
-		/* A client that closes while we hold a reply has given up. */
-		if (s->busy || s->state == SESS_BANNER || s->state == SESS_TLS ||
-		    s->state == SESS_DATA || s->state == SESS_BDAT) {
+		/*
+		 * A client that closes while we hold a reply has given up,
+		 * unless it already sent what comes next (a half-close after
+		 * pipelined commands): then the replies are still owed.
+		 */
+		if (s->state == SESS_BANNER || s->state == SESS_TLS ||
+		    s->state == SESS_DATA || s->state == SESS_BDAT ||
+		    (s->busy && !sess_has_line(s))) {
 			sess_end_eof(s);
 			return;
 		}
+		if (s->busy)
+			return;
 		sess_process(s);
 		return;
 	}
@@ -1898,14 +1965,22 @@ sess_shutdown_all(const char *why)
 	while (sess_list != NULL) {
 		struct sess *s = sess_list;
 
-		if (s->state != SESS_CLOSING) {
+		if (s->state != SESS_CLOSING && !s->tls) {
+			char	line[400];
+			int	n;
+
 			s->outcome = s->quit ? SO_COMPLETED : SO_ABANDONED;
-			/* Best effort: tell the client, then free now. */
-			evbuffer_add_printf(bufferevent_get_output(s->bev),
-			    "421 4.3.2 %s Error: %s\r\n", ms->cf->myhostname,
-			    why);
-			(void)evbuffer_write(bufferevent_get_output(s->bev),
-			    bufferevent_getfd(s->bev));
+			/*
+			 * Best effort, straight to the socket (a bufferevent's
+			 * output cannot be drained from outside): tell the
+			 * client, then free now.
+			 */
+			n = snprintf(line, sizeof(line), "421 4.3.2 %s Error: "
+			    "%s\r\n", ms->cf->myhostname, why);
+			if (n > 0 && n < (int)sizeof(line) &&
+			    write(bufferevent_getfd(s->bev), line, (size_t)n) < 0)
+				log_debug("%s: 421 at shutdown: %s", s->id,
+				    strerror(errno));
 		}
 		sess_free(s, why);
 	}

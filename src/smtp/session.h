@@ -73,6 +73,8 @@ struct sess {
 	char	verb[16];		/* the current command's name */
 	int	counted;		/* holds a slot in the caps */
 	int	in_process;		/* sess_process() is on the stack */
+	int	rate_limited;		/* a token bucket applies */
+	int	bk_txn;			/* the backend has an open transaction */
 	struct timeval cmd_time;	/* when the current command was read */
 	void	(*cont)(struct sess *);	/* run when the timer fires */
 	struct sess *prev, *next;	/* live sessions */

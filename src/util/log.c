@@ -18,6 +18,7 @@
 static int log_where = LOG_TO_STDERR;
 static int log_verbose;
 static const char *log_ident = "mailshaper";
+static pid_t log_pid;			/* cached: one getpid() per process */
 
 /* log_init - choose the destination; ident is kept by reference */
 void
@@ -25,6 +26,7 @@ log_init(int where, const char *ident)
 {
 	log_where = where;
 	log_ident = ident;
+	log_pid = getpid();
 	if (where == LOG_TO_SYSLOG)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -61,8 +63,18 @@ log_vout(int pri, const char *errstr, const char *fmt, va_list ap)
 		const char *lvl = pri == LOG_ERR ? "fatal: " :
 		    pri == LOG_WARNING ? "warning: " :
 		    pri == LOG_DEBUG ? "debug: " : "";
-		dprintf(STDERR_FILENO, "%s[%d]: %s%s\n", log_ident,
-		    (int)getpid(), lvl, buf);
+		char	line[2200];
+		int	len;
+
+		if (log_pid == 0)
+			log_pid = getpid();
+		len = snprintf(line, sizeof(line), "%s[%d]: %s%s\n", log_ident,
+		    (int)log_pid, lvl, buf);
+		if (len > (int)sizeof(line) - 1)
+			len = sizeof(line) - 1;
+		/* One write(2) per line: no stdio, so no interleaving. */
+		if (len > 0 && write(STDERR_FILENO, line, (size_t)len) < 0)
+			return;
 	}
 }
 
