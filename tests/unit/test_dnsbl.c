@@ -19,7 +19,8 @@
  *     dnsbl_cache_size; a silent server timing out within dnsbl_timeout;
  *     the RFC 5782 probe disabling a list that answers for everything and
  *     one that does not list 127.0.0.2, and re-enabling it; reconfiguration
- *     (new weights, bad syntax keeps the old lists).
+ *     (new weights, bad syntax keeps the old lists, lists added to and
+ *     removed from a daemon that started with none).
  * The real-server cases (rbldnsd) are in tests/blackbox/test_dnsbl.py.
  */
 #include <ctype.h>
@@ -779,6 +780,24 @@ test_probe(void **state)
 	assert_string_equal(err, "dnsbl_sites: bad weight in 'bl.test*x'");
 	lookup("192.0.2.1", &g);
 	assert_int_equal((int)g.r.score, 4);
+	conf_free(cf2);
+	dnsbl_shutdown();
+	conf_free(cf);
+	/* no lists at start; SIGHUP adds one: the resolver comes up then */
+	cf = start("", NULL, NULL);
+	assert_false(dnsbl_enabled());
+	assert_null(dnsbl_evdns());
+	cf2 = load("dnsbl_sites=bl.test*2", NULL);
+	assert_int_equal(dnsbl_reconfigure(cf2, err, sizeof(err)), 0);
+	assert_true(dnsbl_enabled());
+	assert_non_null(dnsbl_evdns());
+	lookup("192.0.2.1", &g);
+	assert_int_equal((int)g.r.score, 2);
+	conf_free(cf2);
+	/* and removes it again */
+	cf2 = load("dnsbl_sites=", NULL);
+	assert_int_equal(dnsbl_reconfigure(cf2, err, sizeof(err)), 0);
+	assert_false(dnsbl_enabled());
 	conf_free(cf2);
 	dnsbl_shutdown();
 	conf_free(cf);
