@@ -26,8 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
+#include <sys/resource.h>
 
 #include "conf/conf.h"
 #include "rep/rep.h"
@@ -37,18 +39,20 @@
 
 #define REP_NIL		UINT32_MAX
 #define REP_MIN_CACHE	16		/* entries, whatever rep_cache_size says */
-#define REP_MERGE_MAX	1024		/* fetch answers merged per call */
+#define REP_MERGE_MAX	256 		/* fetch answers merged per call */
 #define REP_REFRESH_MS	60000		/* shared store: re-read a key after */
 #define REP_RETRY_MS	5000		/* a failed fetch is retried after */
 #define REP_BACKOFF_MIN	50		/* ms before the first retry */
 #define REP_BACKOFF_MAX	2000		/* ms, at most, between retries */
 #define REP_CLOSE_GRACE	3000		/* ms rep_close() retries a dead store */
 #define REP_LOG_EVERY	10000		/* ms between two store error lines */
+#define REP_CLOCK_STEPS	256		/* entries the CLOCK hand may skip */
+#define REP_WORKER_NICE	10		/* the worker thread's nice value */
 
 struct rep_entry {
 	struct rep_key key;
 	uint32_t hash;
-	uint32_t next;			/* hash chain (REP_NIL = end) */
+	uint32_t next;			/* hash chain: index + 1 (0 = end) */
 	double	c[REP_NOUTCOMES];	/* counts valid at t */
 	int64_t	t;			/* ms (0 = never updated) */
 	double	since[REP_NOUTCOMES];	/* updates since the fetch request */
@@ -89,8 +93,8 @@ static struct {
 	int	v4_bits, v6_bits;
 	/* cache: loop thread only */
 	struct rep_entry *ent;
-	uint32_t nent, aent, cap;	/* used, allocated, maximum */
-	uint32_t *bucket;
+	uint32_t nent, cap;		/* used, maximum */
+	uint32_t *bucket;		/* index + 1 (0 = empty) */
 	uint32_t nbucket;		/* power of two */
 	uint32_t hand;			/* CLOCK hand */
 	uint32_t seq;			/* last fetch_seq handed out */
@@ -103,7 +107,8 @@ static struct {
 	pthread_mutex_t qlock;
 	pthread_cond_t qwork, qidle;
 	struct rep_item *q;		/* ring of REP_QUEUE_MAX */
-	size_t	qhead, qcount, inflight;
+	size_t	qhead, qcount;		/* qcount includes the batch */
+	size_t	inflight;		/* entries the worker is writing */
 	int	closing;
 	struct rep_replies *rhead, **rtail;
 	pthread_mutex_t rlock;
@@ -299,18 +304,24 @@ rep_keys_for(const struct sockaddr *client, const char *rawsig_hash,
 
 /* ---------------------------------------------------------------- cache */
 
+/*
+ * The slots and the buckets are allocated once, at rep_open(), with
+ * calloc(): the kernel hands out zero pages as they are first touched, so
+ * a large rep_cache_size costs address space, not memory, until it fills,
+ * and the loop never stalls on a realloc().  Buckets hold index + 1 (0 =
+ * empty), so zeroed memory is an empty table.
+ */
+
 /* cache_find - entry index of key, or REP_NIL */
 static uint32_t
 cache_find(const struct rep_key *k, uint32_t h)
 {
 	uint32_t i;
 
-	if (rep.nbucket == 0)
-		return REP_NIL;
-	for (i = rep.bucket[h & (rep.nbucket - 1)]; i != REP_NIL;
-	    i = rep.ent[i].next)
-		if (rep.ent[i].hash == h && key_eq(&rep.ent[i].key, k))
-			return i;
+	for (i = rep.bucket[h & (rep.nbucket - 1)]; i != 0;
+	    i = rep.ent[i - 1].next)
+		if (rep.ent[i - 1].hash == h && key_eq(&rep.ent[i - 1].key, k))
+			return i - 1;
 	return REP_NIL;
 }
 
@@ -320,45 +331,21 @@ cache_unlink(uint32_t i)
 {
 	uint32_t *pp = &rep.bucket[rep.ent[i].hash & (rep.nbucket - 1)];
 
-	while (*pp != REP_NIL && *pp != i)
-		pp = &rep.ent[*pp].next;
-	if (*pp == i)
+	while (*pp != 0 && *pp != i + 1)
+		pp = &rep.ent[*pp - 1].next;
+	if (*pp == i + 1)
 		*pp = rep.ent[i].next;
 }
 
-/* cache_grow - double the slots (up to cap) and rehash; -1 on ENOMEM */
+/* cache_alloc - the slots and buckets for cap entries; -1 on ENOMEM */
 static int
-cache_grow(void)
+cache_alloc(void)
 {
-	uint32_t na, nb, i, *b;
-	struct rep_entry *e;
-
-	na = rep.aent ? rep.aent * 2 : 1024;
-	if (na > rep.cap)
-		na = rep.cap;
-	if ((e = realloc(rep.ent, (size_t)na * sizeof(*e))) == NULL)
-		return -1;
-	rep.ent = e;
-	memset(rep.ent + rep.aent, 0, (size_t)(na - rep.aent) * sizeof(*e));
-	rep.aent = na;
-	for (nb = 1024; nb < na; nb *= 2)
+	for (rep.nbucket = 1024; rep.nbucket < rep.cap; rep.nbucket *= 2)
 		;
-	if (nb != rep.nbucket) {
-		if ((b = malloc((size_t)nb * sizeof(*b))) == NULL)
-			return -1;
-		free(rep.bucket);
-		rep.bucket = b;
-		rep.nbucket = nb;
-		for (i = 0; i < nb; i++)
-			b[i] = REP_NIL;
-		for (i = 0; i < rep.nent; i++) {
-			uint32_t *head = &b[rep.ent[i].hash & (nb - 1)];
-
-			rep.ent[i].next = *head;
-			*head = i;
-		}
-	}
-	return 0;
+	rep.ent = calloc(rep.cap, sizeof(*rep.ent));
+	rep.bucket = calloc(rep.nbucket, sizeof(*rep.bucket));
+	return rep.ent == NULL || rep.bucket == NULL ? -1 : 0;
 }
 
 /* cache_insert - a fresh entry for key (evicting one if full) */
@@ -367,19 +354,17 @@ cache_insert(const struct rep_key *k, uint32_t h)
 {
 	struct rep_entry *e;
 	uint32_t i, *head;
+	int	steps;
 
-	if (rep.nent == rep.aent && rep.aent < rep.cap && cache_grow() < 0)
-		log_warnx("reputation cache: out of memory growing past %u "
-		    "entries", rep.aent);
-	if (rep.nent < rep.aent) {
+	if (rep.nent < rep.cap) {
 		i = rep.nent++;
 	} else {
-		if (rep.aent == 0)
-			return REP_NIL;
-		for (;;) {			/* CLOCK */
+		/* CLOCK, giving up after REP_CLOCK_STEPS so that a cache
+		 * full of referenced entries costs no O(cap) sweep */
+		for (steps = 0;; steps++) {
 			i = rep.hand;
-			rep.hand = (rep.hand + 1) % rep.aent;
-			if (!rep.ent[i].used)
+			rep.hand = (rep.hand + 1) % rep.cap;
+			if (!rep.ent[i].used || steps == REP_CLOCK_STEPS)
 				break;
 			rep.ent[i].used = 0;
 		}
@@ -397,7 +382,7 @@ cache_insert(const struct rep_key *k, uint32_t h)
 	e->warm = rep.ops == NULL;
 	head = &rep.bucket[h & (rep.nbucket - 1)];
 	e->next = *head;
-	*head = i;
+	*head = i + 1;
 	return i;
 }
 
@@ -495,7 +480,7 @@ merge_replies(size_t max)
 	pthread_mutex_unlock(&rep.rlock);
 }
 
-/* rep_lookup - the estimate for key from the cache; 1 warm, 0 prior */
+/* rep_lookup - the estimate for key from the cache; 0 = only the prior */
 int
 rep_lookup(const struct rep_key *k, struct rep_est *est)
 {
@@ -531,9 +516,11 @@ rep_lookup(const struct rep_key *k, struct rep_est *est)
 	for (j = 0; j < REP_NOUTCOMES; j++)
 		c[j] = e->c[j] * f;
 	rep_estimate(c, est);
-	if (!e->warm)
+	if (!e->warm && e->t == 0) {
 		atomic_fetch_add_explicit(&rep.misses, 1, memory_order_relaxed);
-	return e->warm;
+		return 0;
+	}
+	return 1;
 }
 
 /* rep_update - count an outcome now: cache at once, store behind */
@@ -610,7 +597,7 @@ store_error(const char *what, const char *err)
 	size_t	queued;
 
 	pthread_mutex_lock(&rep.qlock);
-	queued = rep.qcount + rep.inflight;
+	queued = rep.qcount;
 	pthread_mutex_unlock(&rep.qlock);
 	atomic_fetch_add_explicit(&rep.store_errors, 1, memory_order_relaxed);
 	atomic_store(&rep.store_up, 0);
@@ -773,9 +760,9 @@ seg_slot(struct seg *s, const struct rep_key *k)
 	return j;
 }
 
-/* worker_batch - run one batch of queue entries, in order */
+/* worker_items - add queue entries to the segment, flushing as needed */
 static void
-worker_batch(struct seg *s, const struct rep_item *it, size_t n,
+worker_items(struct seg *s, const struct rep_item *it, size_t n,
     int *connected, int64_t *close_deadline)
 {
 	struct rep_rec *w;
@@ -808,28 +795,32 @@ worker_batch(struct seg *s, const struct rep_item *it, size_t n,
 		rep_merge(w->c, &w->t, d, it[i].t, rep.half_life);
 		s->wsrc++;
 	}
-	seg_flush(s, connected, close_deadline);
 }
 
-/* worker_main - drain the queue until rep_close() and the queue is empty */
+/*
+ * worker_main - drain the queue until rep_close() and the queue is empty
+ *
+ * The worker reads its batch in place: ring slots [qhead, qhead + n) stay
+ * counted in qcount until it is done, so the producer, which writes at
+ * qhead + qcount, cannot reuse them, and the lock is held for O(1) only.
+ */
 static void *
 worker_main(void *arg)
 {
-	struct rep_item *batch;
 	struct seg *s;
-	size_t	n, i;
+	size_t	n, head, first;
 	int	connected = 0;
 	int64_t	close_deadline = 0;
 	char	err[512];
 
 	(void)arg;
-	batch = malloc(REP_BATCH_MAX * sizeof(*batch));
-	s = calloc(1, sizeof(*s));
-	if (batch == NULL || s == NULL) {
+	/* background work: the loop thread wins the CPU when both want it */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), REP_WORKER_NICE) < 0)
+		log_debug("reputation worker: setpriority: %s",
+		    strerror(errno));
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warnx("reputation store %s: out of memory; the worker "
 		    "stops, updates stay in the cache", rep.spec);
-		free(batch);
-		free(s);
 		return NULL;
 	}
 	s->sgen = 1;
@@ -851,21 +842,23 @@ worker_main(void *arg)
 		if (rep.closing && close_deadline == 0)
 			close_deadline = mono_ms() + REP_CLOSE_GRACE;
 		n = rep.qcount < REP_BATCH_MAX ? rep.qcount : REP_BATCH_MAX;
-		for (i = 0; i < n; i++)
-			batch[i] = rep.q[(rep.qhead + i) % REP_QUEUE_MAX];
-		rep.qhead = (rep.qhead + n) % REP_QUEUE_MAX;
-		rep.qcount -= n;
+		head = rep.qhead;
 		rep.inflight = n;
 		pthread_mutex_unlock(&rep.qlock);
-		worker_batch(s, batch, n, &connected, &close_deadline);
+		first = REP_QUEUE_MAX - head < n ? REP_QUEUE_MAX - head : n;
+		worker_items(s, rep.q + head, first, &connected,
+		    &close_deadline);
+		worker_items(s, rep.q, n - first, &connected, &close_deadline);
+		seg_flush(s, &connected, &close_deadline);
 		pthread_mutex_lock(&rep.qlock);
+		rep.qhead = (rep.qhead + n) % REP_QUEUE_MAX;
+		rep.qcount -= n;
 		rep.inflight = 0;
 		if (rep.qcount == 0)
 			pthread_cond_broadcast(&rep.qidle);
 	}
 	pthread_cond_broadcast(&rep.qidle);
 	pthread_mutex_unlock(&rep.qlock);
-	free(batch);
 	free(s);
 	return NULL;
 }
@@ -903,8 +896,9 @@ rep_open(struct event_base *base, const struct conf *cf, char *err,
 		    "redis://host:port, redis+unix:/path or nothing", spec);
 		return -1;
 	}
-	if (cache_grow() < 0) {
-		snprintf(err, errlen, "reputation cache: out of memory");
+	if (cache_alloc() < 0) {
+		snprintf(err, errlen, "reputation cache: cannot allocate %u "
+		    "entries (rep_cache_size)", rep.cap);
 		goto fail;
 	}
 	rep.rtail = &rep.rhead;
@@ -968,7 +962,7 @@ rep_sync(long timeout_ms)
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_mutex_lock(&rep.qlock);
-		while (rep.qcount > 0 || rep.inflight > 0)
+		while (rep.qcount > 0)
 			if (pthread_cond_timedwait(&rep.qidle, &rep.qlock,
 			    &ts) == ETIMEDOUT) {
 				rc = -1;
@@ -1041,7 +1035,7 @@ rep_counters(struct rep_counters *c)
 	c->cached = rep.nent;
 	if (rep.open && rep.have_worker) {
 		pthread_mutex_lock(&rep.qlock);
-		c->queue_depth = rep.qcount + rep.inflight;
+		c->queue_depth = rep.qcount;
 		pthread_mutex_unlock(&rep.qlock);
 	}
 }

@@ -75,10 +75,11 @@ static int
 sq_fail(struct sq *s, const char *what, char *err, size_t errlen)
 {
 	int	code = s->db ? sqlite3_extended_errcode(s->db) : SQLITE_NOMEM;
+	int	sys = s->db ? sqlite3_system_errno(s->db) : 0;
 
-	snprintf(err, errlen, "%s: %s: %s (%s)", s->path, what,
-	    s->db ? sqlite3_errmsg(s->db) : "out of memory",
-	    sqlite3_errstr(code));
+	snprintf(err, errlen, "%s: %s: %s (sqlite error %d%s%s)", s->path,
+	    what, s->db ? sqlite3_errmsg(s->db) : "out of memory", code,
+	    sys ? ", " : "", sys ? strerror(sys) : "");
 	return -1;
 }
 
