@@ -120,6 +120,7 @@ sig_hup(evutil_socket_t sig, short what, void *arg)
 	ms->cf = fresh;
 	log_info("configuration reloaded from %s",
 	    ms->conf_path ? ms->conf_path : "defaults");
+	bk_pool_flush();
 	bk_probe();
 }
 
@@ -148,6 +149,7 @@ sig_term(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: stopping; %ld sessions have %lds to finish",
 	    (int)sig, ms->nsess, ms->cf->grace_time / 1000);
 	lst_close();
+	bk_pool_flush();
 	if (ms->nsess == 0) {
 		event_base_loopexit(ms->base, NULL);
 		return;
@@ -331,6 +333,7 @@ daemon_main(int argc, char **argv)
 
 	sess_shutdown_all("service shutting down");
 	sess_deinit();
+	bk_pool_flush();
 	lst_close();
 	bk_probe_cancel();
 	log_info("stopped: accepted=%lu refused=%lu messages=%lu delivered=%lu "

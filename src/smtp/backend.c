@@ -64,11 +64,26 @@ struct bk {
 	bk_cb  *queued_cb;
 	int	queued_step;
 	int	in_cb;			/* an owner callback is running */
+	int	pooled;			/* idle in the connection cache */
+	int	hand_over;		/* taken from the cache: report ready */
 	int	doomed;			/* bk_free() called from that callback */
 };
 
 static struct bk *bk_prober;
 static struct event *bk_probe_timer;
+
+/*
+ * The connection cache: with backend_identity = none a finished session's
+ * backend connection carries no client identity, so the next session may
+ * use it, saving a connect, a greeting and an EHLO.  Connections idle in
+ * the cache for at most BK_POOL_IDLE_MS.
+ */
+#define BK_POOL_MAX	64
+#define BK_POOL_IDLE_MS	30000
+static struct bk *bk_pool[BK_POOL_MAX];
+static int bk_npool;
+
+static void bk_pool_remove(struct bk *);
 
 static void bk_readcb(struct bufferevent *, void *);
 static void bk_eventcb(struct bufferevent *, short, void *);
@@ -113,6 +128,13 @@ bk_fail(struct bk *b, const char *fmt, ...)
 	bufferevent_disable(b->bev, EV_READ | EV_WRITE);
 	if (b->idle)
 		event_del(b->idle);
+	if (b->pooled) {
+		log_debug("backend %s: cached connection closed: %s",
+		    ms->cf->backend.text, text);
+		bk_pool_remove(b);
+		bk_free(b, 0);
+		return;
+	}
 	if (b->s == NULL) {
 		log_warnx("backend probe %s: %s", ms->cf->backend.text, text);
 		bk_free(b, 0);
@@ -601,6 +623,21 @@ bk_idle_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (b->pooled) {
+		/* Idle too long in the cache. */
+		bk_pool_remove(b);
+		bk_free(b, 1);
+		return;
+	}
+	if (b->hand_over) {
+		bk_cb  *cb = b->cb;
+
+		b->hand_over = 0;
+		b->cb = NULL;
+		bk_arm_idle(b);
+		(void)bk_call(b, cb, 250, "250 reused\r\n");
+		return;
+	}
 	if (b->step == BK_DEAD) {
 		/* An operation was issued after the backend went away. */
 		bk_cb  *cb = b->cb;
@@ -664,11 +701,73 @@ bk_new(struct sess *s)
 struct bk *
 bk_open(struct sess *s, bk_cb *ready)
 {
-	struct bk *b = bk_new(s);
+	struct bk *b;
 
-	if (b != NULL)
+	if (bk_npool > 0) {
+		/* Reuse a cached connection; report it ready next round. */
+		b = bk_pool[--bk_npool];
+		b->pooled = 0;
+		b->s = s;
+		b->cb = ready;
+		b->hand_over = 1;
+		event_active(b->idle, EV_TIMEOUT, 0);
+		return b;
+	}
+	if ((b = bk_new(s)) != NULL)
 		b->cb = ready;
 	return b;
+}
+
+/* bk_can_open - is a backend connection available (cached or new)? */
+int
+bk_can_open(void)
+{
+	return bk_npool > 0 || ms->nbackend < ms->cf->backend_max_connections;
+}
+
+/* bk_pool_remove - take b out of the cache */
+static void
+bk_pool_remove(struct bk *b)
+{
+	int	i;
+
+	for (i = 0; i < bk_npool; i++)
+		if (bk_pool[i] == b) {
+			bk_pool[i] = bk_pool[--bk_npool];
+			b->pooled = 0;
+			return;
+		}
+}
+
+/* bk_release - a session is done with b: cache it or close it */
+void
+bk_release(struct bk *b)
+{
+	struct timeval tv = { BK_POOL_IDLE_MS / 1000, 0 };
+
+	if (b->in_cb || b->step != BK_READY || bk_npool == BK_POOL_MAX ||
+	    ms->cf->backend_identity != IDENT_NONE || ms->stopping) {
+		bk_free(b, 1);
+		return;
+	}
+	b->s = NULL;
+	b->cb = NULL;
+	b->pooled = 1;
+	bk_pool[bk_npool++] = b;
+	bufferevent_set_timeouts(b->bev, NULL, NULL);
+	evtimer_add(b->idle, &tv);
+}
+
+/* bk_pool_flush - close every cached connection (reload, exit) */
+void
+bk_pool_flush(void)
+{
+	while (bk_npool > 0) {
+		struct bk *b = bk_pool[--bk_npool];
+
+		b->pooled = 0;
+		bk_free(b, 1);
+	}
 }
 
 /* bk_dead_op - the backend died while idle: fail the operation next round */

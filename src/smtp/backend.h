@@ -23,6 +23,9 @@ struct bk *bk_open(struct sess *, bk_cb *ready);
 void	bk_command(struct bk *, const char *line, bk_cb *cb);
 void	bk_data(struct bk *, struct evbuffer *content, bk_cb *cb);
 void	bk_free(struct bk *, int quit);
+void	bk_release(struct bk *);
+int	bk_can_open(void);
+void	bk_pool_flush(void);
 void	bk_probe(void);
 void	bk_probe_cancel(void);
 

@@ -685,7 +685,10 @@ sess_free(struct sess *s, const char *reason)
 	sess_record(s);
 	evtimer_del(&s->timer);
 	if (s->bk != NULL) {
-		bk_free(s->bk, 1);
+		if (s->bk_txn)
+			bk_free(s->bk, 1);
+		else
+			bk_release(s->bk);
 		s->bk = NULL;
 	}
 	if (s->bev != NULL) {
@@ -769,7 +772,10 @@ sess_close(struct sess *s, enum sess_outcome oc, const char *fmt, ...)
 	s->outcome = oc;
 	sess_enter_state(s, SESS_CLOSING);
 	if (s->bk != NULL) {
-		bk_free(s->bk, 1);
+		if (s->bk_txn)
+			bk_free(s->bk, 1);
+		else
+			bk_release(s->bk);
 		s->bk = NULL;
 	}
 	evbuffer_drain(s->reply, evbuffer_get_length(s->reply));
@@ -897,7 +903,7 @@ sess_mail_go(struct sess *s)
 		sess_bk_ready(s, 250, "");
 		return;
 	}
-	if (ms->nbackend >= ms->cf->backend_max_connections) {
+	if (!bk_can_open()) {
 		log_warnx("%s: backend_max_connections (%ld) reached", s->id,
 		    ms->cf->backend_max_connections);
 		evbuffer_add_printf(s->reply, "451 4.3.2 Too busy, try again "
