@@ -11,7 +11,7 @@ BUILD="build-essential pkg-config clang libclang-rt-14-dev llvm \
  libevent-dev libssl-dev libpcap-dev libsqlite3-dev libhiredis-dev libcmocka-dev"
 # Real peers for black-box tests, benchmarks and the demo.
 # swaks needs libio-socket-inet6-perl for ::1 and libnet-ssleay-perl for --tls.
-PEERS="postfix swaks rbldnsd redis-server p0f haproxy dnsmasq-base \
+PEERS="postfix swaks rbldnsd redis-server p0f haproxy dnsmasq-base publicsuffix \
  python3 python3-pytest python3-scapy tcpdump iproute2 openssl procps \
  sqlite3 psmisc libio-socket-inet6-perl libnet-ssleay-perl"
 
