@@ -225,3 +225,22 @@ def test_identity_command_before_ehlo_refused():
             assert code == 502
             c.cmd("QUIT", 221)
         assert sink.message_count() == 0
+
+
+def test_xclient_identity_but_backend_lacks_xclient():
+    """backend_identity=xclient (default) but smtp-sink -C offers no
+    XCLIENT: the daemon must not pass mail under its own address: MAIL
+    gets a 4xx and the log says why; nothing reaches the backend."""
+    need(SMTP_SINK)
+    with SmtpSink(xclient=False) as sink, mkdaemon(sink.address) as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            c.cmd("EHLO client.test", 250)
+            code, text = c.cmd("MAIL FROM:<a@client.test>")
+            assert 400 <= code < 500, text
+            c.cmd("QUIT", 221)
+        d.stop()
+        assert "XCLIENT" in d.log() or "xclient" in d.log()
+        assert sink.message_count() == 0
+        (m,) = d.events("message")
+        assert m["outcome"] == "backend_error"

@@ -6,7 +6,8 @@ Custom short classes (never the 290 s defaults):
   reply  reply_delay=1s              one    max_messages=1
   two    max_rcpt=2                  tf     reply_delay=1s action=tempfail
   rj     action=reject               hos    banner_delay=3s max_share=20
-  rin    rate_in=1k
+  rin    rate_in=1k                  st     session_time=1s
+  pc     banner_delay=2s max_per_client=1
 Each test says what it sends and what it measures.
 """
 
@@ -31,6 +32,8 @@ CLASSES = (
     "class_rj = action=reject\n"
     "class_hos = banner_delay=3s max_share=20\n"
     "class_rin = rate_in=1k\n"
+    "class_st = session_time=1s\n"
+    "class_pc = banner_delay=2s max_per_client=1\n"
 )
 
 
@@ -287,3 +290,52 @@ def test_max_share(sink):
         refused = [s for s in d.events("session")
                    if s["outcome"] == "refused"]
         assert len(refused) == 1 and refused[0]["class"] == "hos"
+
+
+def test_session_time(sink):
+    """Class st (session_time=1s): NOOP at once -> 250; after 1.3 s the
+    next command -> 421 (session time limit) and the connection closes."""
+    with mkdaemon(sink.address, default_class="st") as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            c.cmd("EHLO client.test", 250)
+            c.cmd("NOOP", 250)
+            time.sleep(1.3)
+            code, text = c.cmd("NOOP")
+            assert code == 421, text
+            assert c.closed(2.0)
+
+
+def test_class_max_per_client(sink):
+    """Class pc (max_per_client=1, banner held 2 s): a second concurrent
+    session from 127.0.0.13 gets 421 at once; one from 127.0.0.14 gets in."""
+    with mkdaemon(sink.address, default_class="pc") as d:
+        with RawSmtp("127.0.0.1", d.port, source="127.0.0.13") as first:
+            time.sleep(0.2)
+            with RawSmtp("127.0.0.1", d.port, source="127.0.0.13") as c:
+                code, text = c.reply(timeout=1.5)
+                assert code == 421, text
+            with RawSmtp("127.0.0.1", d.port, source="127.0.0.14") as c:
+                c.expect(220, timeout=5)
+            first.expect(220, timeout=5)
+
+
+def test_global_max_connections(sink):
+    """max_connections=2, class slow (banner held 2 s): two sessions are
+    held, the third gets 421 (too many connections) at once."""
+    with mkdaemon(sink.address, default_class="slow",
+                  max_connections=2) as d:
+        held = [RawSmtp("127.0.0.1", d.port, source="127.0.0.%d" % i)
+                for i in (21, 22)]
+        try:
+            time.sleep(0.2)
+            with RawSmtp("127.0.0.1", d.port, source="127.0.0.23") as c:
+                code, text = c.reply(timeout=1.5)
+                assert code == 421, text
+            for h in held:
+                h.expect(220, timeout=5)
+        finally:
+            for h in held:
+                h.close()
+        d.stop()
+        assert "too many connections" in d.log()
