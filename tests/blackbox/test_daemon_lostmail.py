@@ -316,3 +316,52 @@ def test_backend_max_connections():
         assert "backend_max_connections" in d.log()
         outcomes = sorted(m["outcome"] for m in d.events("message"))
         assert outcomes == ["backend_error", "delivered", "delivered"]
+
+
+def test_backend_timeout_at_dot():
+    """backend_timeout=1s (2 s after the end of data); the backend sits on
+    the dot for 5 s: the client gets 451/421 before the backend answers."""
+    need(SMTP_SINK)
+    with SmtpSink(delays={".": 5}) as sink, \
+            mkdaemon(sink.address, backend_timeout="1s") as d:
+        with start_txn(d.port) as c:
+            c.cmd("MAIL FROM:<a@client.test>", 250)
+            c.cmd("RCPT TO:<b@example.test>", 250)
+            c.cmd("DATA", 354)
+            t0 = time.monotonic()
+            c.send(b"Subject: slow\r\n\r\nbody\r\n.\r\n")
+            code, text = c.reply(timeout=8)
+            dt = time.monotonic() - t0
+            assert code in (421, 451), (code, text)
+            assert 0.9 <= dt < 4.5, dt
+        d.stop()
+        (m,) = d.events("message")
+        assert m["outcome"] == "backend_error"
+        assert m["stage"] == "dot"
+
+
+def test_two_messages_and_rset_one_session():
+    """One session: message 1 delivered; MAIL+RCPT then RSET (250); message
+    2 delivered: the backend holds exactly the two complete messages and
+    the records say delivered, abandoned, delivered."""
+    need(SMTP_SINK)
+    with SmtpSink() as sink, mkdaemon(sink.address) as d:
+        with start_txn(d.port) as c:
+            for subj in (b"one", b"-", b"two"):
+                c.cmd("MAIL FROM:<a@client.test>", 250)
+                c.cmd("RCPT TO:<b@example.test>", 250)
+                if subj == b"-":
+                    c.cmd("RSET", 250)
+                    continue
+                c.cmd("DATA", 354)
+                c.send(b"Subject: " + subj + b"\r\n\r\nbody\r\n.\r\n")
+                c.expect(250)
+            c.cmd("QUIT", 221)
+        msgs = sink.wait_messages(2)
+        d.stop()
+        assert sink.message_count() == 2
+        assert sorted(m.header("Subject") for m in msgs) == ["one", "two"]
+        assert [m["outcome"] for m in d.events("message")] == \
+            ["delivered", "abandoned", "delivered"]
+        (s,) = d.events("session")
+        assert s["messages"] == 2 and s["outcome"] == "completed"

@@ -237,3 +237,49 @@ def test_normalize_postfix_stores_spaces():
         (m,) = pf.wait_messages(1)
         d.stop()
         assert b"a b c" in m.body, m.body
+
+
+def test_dot_stuffing_round_trip():
+    """Client sends stuffed lines "..hidden" and "..": the backend stores
+    ".hidden" and "." (unstuffed once, restuffed on the way out)."""
+    need(SMTP_SINK)
+    with SmtpSink() as sink, smuggle_daemon(sink.address) as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            c.cmd("EHLO client.test", 250)
+            c.cmd("MAIL FROM:<good@client.test>", 250)
+            c.cmd("RCPT TO:<rcpt@example.test>", 250)
+            c.cmd("DATA", 354)
+            c.send(b"Subject: x\r\n\r\n..hidden\r\n..\r\nend\r\n.\r\n")
+            c.expect(250)
+            c.cmd("QUIT", 221)
+        (m,) = sink.wait_messages(1)
+        d.stop()
+        assert m.body.split(b"\n")[:3] == [b".hidden", b".", b"end"], m.body
+
+
+def test_large_message_intact():
+    """A 3 MiB message (lines of 998 bytes, some starting with ".") passes
+    whole: the backend's copy has every byte, dots unstuffed."""
+    need(SMTP_SINK)
+    import hashlib
+    line = b"x" * 996 + b"\r\n"
+    body = b"".join((b"." if i % 7 == 0 else b"y") + line
+                    for i in range(3 * 1024))
+    with SmtpSink() as sink, smuggle_daemon(sink.address) as d:
+        with RawSmtp("127.0.0.1", d.port, timeout=30) as c:
+            c.expect(220)
+            c.cmd("EHLO client.test", 250)
+            c.cmd("MAIL FROM:<good@client.test>", 250)
+            c.cmd("RCPT TO:<rcpt@example.test>", 250)
+            c.cmd("DATA", 354)
+            stuffed = b"".join((b"." + ln if ln.startswith(b".") else ln)
+                               for ln in body.splitlines(True))
+            c.send(b"Subject: big\r\n\r\n" + stuffed + b".\r\n")
+            c.expect(250, timeout=30)
+            c.cmd("QUIT", 221)
+        (m,) = sink.wait_messages(1, timeout=15)
+        d.stop()
+        want = body.replace(b"\r\n", b"\n")
+        assert hashlib.sha256(m.body).hexdigest() == \
+            hashlib.sha256(want).hexdigest(), (len(m.body), len(want))
