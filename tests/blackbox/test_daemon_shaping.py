@@ -8,6 +8,7 @@ Custom short classes (never the 290 s defaults):
   rj     action=reject               hos    banner_delay=3s max_share=20
   rin    rate_in=1k                  st     session_time=1s
   pc     banner_delay=2s max_per_client=1
+  rout   rate_out=64                 sr     reply_delay=2s stutter=4 (100ms)
 Each test says what it sends and what it measures.
 """
 
@@ -34,13 +35,22 @@ CLASSES = (
     "class_rin = rate_in=1k\n"
     "class_st = session_time=1s\n"
     "class_pc = banner_delay=2s max_per_client=1\n"
+    "class_rout = rate_out=64\n"
+    "class_sr = reply_delay=2s stutter=4 stutter_interval=100ms\n"
 )
 
 
 def mkdaemon(backend, default_class="fast", **kw):
+    """A daemon with class fast, the default class and the mapped ones
+    (a configuration holds at most 16 classes, defaults included)."""
     kw.setdefault("violation_class", "")
     kw.setdefault("grace_time", "2s")
-    return Daemon(backend=backend, config_text=CLASSES,
+    want = {"fast", default_class}
+    for entry in kw.get("client_class_map", "").split():
+        want.add(entry.split("=", 1)[1])
+    text = "".join(line + "\n" for line in CLASSES.splitlines()
+                   if line.split(" = ")[0][len("class_"):] in want)
+    return Daemon(backend=backend, config_text=text,
                   default_class=default_class, **kw)
 
 
@@ -123,7 +133,8 @@ def test_reply_delay_mail_rcpt(sink):
 def test_class_map_by_source(sink):
     """client_class_map 127.0.0.7/32=slow, default fast: from 127.0.0.7
     the banner takes >= 1.9 s and the record says class slow with a
-    client_class_map reason; from 127.0.0.8 it is immediate, class fast."""
+    client_class_map reason; from 127.0.0.8 it is immediate, class fast
+    (and its reasons do not mention the map)."""
     with mkdaemon(sink.address, client_class_map="127.0.0.7/32=slow") as d:
         t0 = time.monotonic()
         with RawSmtp("127.0.0.1", d.port, source="127.0.0.8") as c:
@@ -143,7 +154,8 @@ def test_class_map_by_source(sink):
         assert any("client_class_map" in r
                    for r in recs["slow.test"]["reasons"])
         assert recs["fast.test"]["class"] == "fast"
-        assert any("default_class" in r for r in recs["fast.test"]["reasons"])
+        fr = recs["fast.test"]["reasons"]
+        assert fr and not any("client_class_map" in r for r in fr), fr
 
 
 def test_observe_no_delays_class_named(sink):
@@ -339,3 +351,41 @@ def test_global_max_connections(sink):
                 h.close()
         d.stop()
         assert "too many connections" in d.log()
+
+
+def test_rate_out(sink):
+    """Class rout (rate_out=64 B/s, 1 s burst): the ~80-byte EHLO reply
+    needs a second bucket tick, so it completes after >= 0.8 s; in class
+    fast the same reply takes < 0.3 s."""
+    with mkdaemon(sink.address, default_class="rout",
+                  client_class_map="127.0.0.15/32=fast") as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220, timeout=5)
+            time.sleep(1.1)  # let the bucket refill after the banner
+            dt = timed(c, "EHLO client.test", 250)
+            assert dt >= 0.8, dt
+        with RawSmtp("127.0.0.1", d.port, source="127.0.0.15") as c:
+            c.expect(220)
+            assert timed(c, "EHLO client.test", 250) < 0.3
+
+
+def test_stutter_reply(sink):
+    """Class sr (reply_delay=2s, stutter=4, 100 ms): the EHLO reply comes
+    in many reads of <= 4 bytes and is complete at ~2 s."""
+    with mkdaemon(sink.address, default_class="sr") as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            c.send(b"EHLO client.test\r\n")
+            t0 = time.monotonic()
+            reads, data = [], b""
+            c.sock.settimeout(6)
+            while not (data.endswith(b"\r\n") and
+                       data.split(b"\r\n")[-2][3:4] == b" "):
+                chunk = c.sock.recv(4096)
+                assert chunk, data
+                reads.append((time.monotonic() - t0, len(chunk)))
+                data += chunk
+            assert data.startswith(b"250-")
+            assert len(reads) >= 8, reads
+            assert max(n for _, n in reads) <= 8, reads
+            assert 1.7 <= reads[-1][0] <= 2.8, reads
