@@ -5,15 +5,16 @@
  *   - the cache: at most rep_cache_size entries (CLOCK eviction), owned by
  *     the loop thread; each entry holds one decayed count per outcome, valid
  *     at its timestamp t.  rep_lookup() and rep_update() touch only the cache
- *     and two short mutex sections, so they never wait for I/O.
- *   - the write-behind queue: a bounded ring (REP_QUEUE_MAX) of updates and
- *     fetch requests, loop thread -> worker.  When it is full, an update is
- *     dropped and counted (the cache has it anyway); the loop never waits.
+ *     and two lock-free queues, so they never wait for I/O or for a lock.
+ *   - the write-behind queue: a bounded lock-free ring (REP_QUEUE_MAX) of
+ *     updates and fetch requests, loop thread -> worker.  When it is full,
+ *     an update is dropped and counted (the cache has it anyway); the loop
+ *     never waits, not even for a lock.
  *   - the worker thread: pops up to REP_BATCH_MAX entries, coalesces the
  *     updates per key, and hands them to the store (rep_store.h) as one
- *     transaction.  Fetch answers go back to the loop through a reply list
- *     that rep_lookup()/rep_update()/rep_sync() merge, at most REP_MERGE_MAX
- *     per call.  A failed write is retried with back-off, so updates queued
+ *     transaction.  Fetch answers go back to the loop through a lock-free
+ *     stack that rep_lookup()/rep_update()/rep_sync() merge, at most
+ *     REP_MERGE_MAX per call.  A failed write is retried with back-off, so updates queued
  *     while the store is down arrive when it returns.
  * Memory: the state is static; rep_close() frees everything.  It is an error
  * to call rep_open() twice without rep_close() in between.
@@ -29,6 +30,8 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 
 #include "conf/conf.h"
@@ -39,7 +42,7 @@
 
 #define REP_NIL		UINT32_MAX
 #define REP_MIN_CACHE	16		/* entries, whatever rep_cache_size says */
-#define REP_MERGE_MAX	256 		/* fetch answers merged per call */
+#define REP_MERGE_MAX	256		/* fetch answers merged per call */
 #define REP_REFRESH_MS	60000		/* shared store: re-read a key after */
 #define REP_RETRY_MS	5000		/* a failed fetch is retried after */
 #define REP_BACKOFF_MIN	50		/* ms before the first retry */
@@ -104,15 +107,15 @@ static struct {
 	char	spec[256];
 	pthread_t worker;
 	int	have_worker;
-	pthread_mutex_t qlock;
-	pthread_cond_t qwork, qidle;
 	struct rep_item *q;		/* ring of REP_QUEUE_MAX */
-	size_t	qhead, qcount;		/* qcount includes the batch */
-	size_t	inflight;		/* entries the worker is writing */
-	int	closing;
-	struct rep_replies *rhead, **rtail;
-	pthread_mutex_t rlock;
-	atomic_int rpending;
+	atomic_size_t qtail;		/* entries ever pushed (loop thread) */
+	atomic_size_t qhead;		/* entries ever written (worker) */
+	atomic_int sleeping;		/* the worker waits on qev */
+	atomic_int closing;		/* rep_close() has begun */
+	int	qev;			/* eventfd: wakes the worker */
+	_Atomic(struct rep_replies *) rstack;	/* worker -> loop, LIFO */
+	struct rep_replies *rlist;	/* loop's own, in order */
+	_Atomic(struct rep_replies *) rspent;	/* loop -> worker: to free */
 	/* counters */
 	atomic_ulong updates, lookups, misses, dropped, lost, written;
 	atomic_ulong fetches, store_errors, evictions;
@@ -388,22 +391,38 @@ cache_insert(const struct rep_key *k, uint32_t h)
 
 /* ---------------------------------------------------------------- queue */
 
+/*
+ * The queue is a single-producer single-consumer ring without a lock, so
+ * the loop thread can never wait for a worker that was preempted while
+ * holding one: qtail and qhead count entries ever pushed and ever written;
+ * slots [qhead, qtail) belong to the worker, the others to the loop.  The
+ * worker sets sleeping before its last look at qtail, and the loop reads
+ * sleeping after publishing qtail (both sequentially consistent), so one
+ * of them always sees the other: a push never goes unnoticed.
+ */
+
+/* worker_wake - interrupt the worker's wait */
+static void
+worker_wake(void)
+{
+	uint64_t one = 1;
+
+	(void)!write(rep.qev, &one, sizeof(one));
+}
+
 /* queue_push - append an item; 0, or -1 when the queue is full */
 static int
 queue_push(const struct rep_item *it)
 {
-	int	wake;
+	size_t	tail = atomic_load_explicit(&rep.qtail, memory_order_relaxed);
 
-	pthread_mutex_lock(&rep.qlock);
-	if (rep.qcount == REP_QUEUE_MAX) {
-		pthread_mutex_unlock(&rep.qlock);
+	if (tail - atomic_load_explicit(&rep.qhead, memory_order_acquire) >=
+	    REP_QUEUE_MAX)
 		return -1;
-	}
-	rep.q[(rep.qhead + rep.qcount) % REP_QUEUE_MAX] = *it;
-	wake = rep.qcount++ == 0;
-	pthread_mutex_unlock(&rep.qlock);
-	if (wake)
-		pthread_cond_signal(&rep.qwork);
+	rep.q[tail % REP_QUEUE_MAX] = *it;
+	atomic_store(&rep.qtail, tail + 1);
+	if (atomic_load(&rep.sleeping) && atomic_exchange(&rep.sleeping, 0))
+		worker_wake();
 	return 0;
 }
 
@@ -440,11 +459,24 @@ merge_replies(size_t max)
 	uint32_t i;
 	int64_t	now;
 
-	if (!atomic_load_explicit(&rep.rpending, memory_order_acquire))
-		return;
+	if (rep.rlist == NULL) {
+		struct rep_replies *prev = NULL, *next;
+
+		if (atomic_load_explicit(&rep.rstack, memory_order_relaxed) ==
+		    NULL)
+			return;
+		/* take the whole stack and put it back in order */
+		rs = atomic_exchange_explicit(&rep.rstack, NULL,
+		    memory_order_acquire);
+		for (; rs != NULL; rs = next) {
+			next = rs->next;
+			rs->next = prev;
+			prev = rs;
+		}
+		rep.rlist = prev;
+	}
 	now = rep_now();
-	pthread_mutex_lock(&rep.rlock);
-	while ((rs = rep.rhead) != NULL && max > 0) {
+	while ((rs = rep.rlist) != NULL && max > 0) {
 		while (rs->done < rs->n && max > 0) {
 			r = &rs->r[rs->done++];
 			max--;
@@ -470,14 +502,27 @@ merge_replies(size_t max)
 		}
 		if (rs->done < rs->n)
 			break;
-		rep.rhead = rs->next;
-		if (rep.rhead == NULL)
-			rep.rtail = &rep.rhead;
+		rep.rlist = rs->next;
+		/* the worker frees it: no allocator work on the loop */
+		rs->next = atomic_load_explicit(&rep.rspent,
+		    memory_order_relaxed);
+		while (!atomic_compare_exchange_weak_explicit(&rep.rspent,
+		    &rs->next, rs, memory_order_release, memory_order_relaxed))
+			;
+	}
+}
+
+/* free_spent - free the answer blocks the loop is done with */
+static void
+free_spent(void)
+{
+	struct rep_replies *rs, *next;
+
+	rs = atomic_exchange_explicit(&rep.rspent, NULL, memory_order_acquire);
+	for (; rs != NULL; rs = next) {
+		next = rs->next;
 		free(rs);
 	}
-	atomic_store_explicit(&rep.rpending, rep.rhead != NULL,
-	    memory_order_release);
-	pthread_mutex_unlock(&rep.rlock);
 }
 
 /* rep_lookup - the estimate for key from the cache; 0 = only the prior */
@@ -596,9 +641,7 @@ store_error(const char *what, const char *err)
 	int64_t	m = mono_ms();
 	size_t	queued;
 
-	pthread_mutex_lock(&rep.qlock);
-	queued = rep.qcount;
-	pthread_mutex_unlock(&rep.qlock);
+	queued = atomic_load(&rep.qtail) - atomic_load(&rep.qhead);
 	atomic_fetch_add_explicit(&rep.store_errors, 1, memory_order_relaxed);
 	atomic_store(&rep.store_up, 0);
 	wlog.down = 1;
@@ -648,22 +691,16 @@ store_ready(int *connected)
 static int
 worker_sleep(long ms)
 {
-	struct timespec ts;
-	int	closing;
+	struct pollfd pfd;
+	uint64_t v;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&rep.qlock);
-	if (!rep.closing)
-		pthread_cond_timedwait(&rep.qwork, &rep.qlock, &ts);
-	closing = rep.closing;
-	pthread_mutex_unlock(&rep.qlock);
-	return closing;
+	if (atomic_load(&rep.closing))
+		return 1;
+	pfd.fd = rep.qev;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, (int)ms) > 0)
+		(void)!read(rep.qev, &v, sizeof(v));
+	return atomic_load(&rep.closing);
 }
 
 /* seg_flush - run a segment: fetches first, then the coalesced writes */
@@ -701,12 +738,12 @@ seg_flush(struct seg *s, int *connected, int64_t *close_deadline)
 				rs->r[i].seq = s->fseq[i];
 				rs->r[i].ok = ok;
 			}
-			pthread_mutex_lock(&rep.rlock);
-			*rep.rtail = rs;
-			rep.rtail = &rs->next;
-			atomic_store_explicit(&rep.rpending, 1,
-			    memory_order_release);
-			pthread_mutex_unlock(&rep.rlock);
+			rs->next = atomic_load_explicit(&rep.rstack,
+			    memory_order_relaxed);
+			while (!atomic_compare_exchange_weak_explicit(
+			    &rep.rstack, &rs->next, rs, memory_order_release,
+			    memory_order_relaxed))
+				;
 		}
 		s->nf = 0;
 	}
@@ -800,15 +837,16 @@ worker_items(struct seg *s, const struct rep_item *it, size_t n,
 /*
  * worker_main - drain the queue until rep_close() and the queue is empty
  *
- * The worker reads its batch in place: ring slots [qhead, qhead + n) stay
- * counted in qcount until it is done, so the producer, which writes at
- * qhead + qcount, cannot reuse them, and the lock is held for O(1) only.
+ * The worker reads its batch in place: slots [qhead, qhead + n) stay its
+ * own until it advances qhead after the batch is in the store.
  */
 static void *
 worker_main(void *arg)
 {
+	struct pollfd pfd;
 	struct seg *s;
-	size_t	n, head, first;
+	size_t	n, head, first, avail;
+	uint64_t v;
 	int	connected = 0;
 	int64_t	close_deadline = 0;
 	char	err[512];
@@ -831,34 +869,34 @@ worker_main(void *arg)
 		atomic_store(&rep.store_up, 1);
 		log_info("reputation store %s: open", rep.spec);
 	}
-	pthread_mutex_lock(&rep.qlock);
 	for (;;) {
-		while (rep.qcount == 0 && !rep.closing) {
-			pthread_cond_broadcast(&rep.qidle);
-			pthread_cond_wait(&rep.qwork, &rep.qlock);
+		free_spent();
+		head = atomic_load(&rep.qhead);
+		if ((avail = atomic_load(&rep.qtail) - head) == 0) {
+			if (atomic_load(&rep.closing))
+				break;
+			atomic_store(&rep.sleeping, 1);
+			if (atomic_load(&rep.qtail) == head &&
+			    !atomic_load(&rep.closing)) {
+				pfd.fd = rep.qev;
+				pfd.events = POLLIN;
+				(void)poll(&pfd, 1, -1);
+			}
+			(void)!read(rep.qev, &v, sizeof(v));
+			atomic_store(&rep.sleeping, 0);
+			continue;
 		}
-		if (rep.qcount == 0)
-			break;
-		if (rep.closing && close_deadline == 0)
+		if (atomic_load(&rep.closing) && close_deadline == 0)
 			close_deadline = mono_ms() + REP_CLOSE_GRACE;
-		n = rep.qcount < REP_BATCH_MAX ? rep.qcount : REP_BATCH_MAX;
-		head = rep.qhead;
-		rep.inflight = n;
-		pthread_mutex_unlock(&rep.qlock);
+		n = avail < REP_BATCH_MAX ? avail : REP_BATCH_MAX;
+		head %= REP_QUEUE_MAX;
 		first = REP_QUEUE_MAX - head < n ? REP_QUEUE_MAX - head : n;
 		worker_items(s, rep.q + head, first, &connected,
 		    &close_deadline);
 		worker_items(s, rep.q, n - first, &connected, &close_deadline);
 		seg_flush(s, &connected, &close_deadline);
-		pthread_mutex_lock(&rep.qlock);
-		rep.qhead = (rep.qhead + n) % REP_QUEUE_MAX;
-		rep.qcount -= n;
-		rep.inflight = 0;
-		if (rep.qcount == 0)
-			pthread_cond_broadcast(&rep.qidle);
+		atomic_fetch_add_explicit(&rep.qhead, n, memory_order_release);
 	}
-	pthread_cond_broadcast(&rep.qidle);
-	pthread_mutex_unlock(&rep.qlock);
 	free(s);
 	return NULL;
 }
@@ -901,17 +939,18 @@ rep_open(struct event_base *base, const struct conf *cf, char *err,
 		    "entries (rep_cache_size)", rep.cap);
 		goto fail;
 	}
-	rep.rtail = &rep.rhead;
-	pthread_mutex_init(&rep.qlock, NULL);
-	pthread_mutex_init(&rep.rlock, NULL);
-	pthread_cond_init(&rep.qwork, NULL);
-	pthread_cond_init(&rep.qidle, NULL);
+	rep.qev = -1;
 	if (rep.ops != NULL) {
+		if ((rep.qev = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+			snprintf(err, errlen, "reputation worker: eventfd: %s",
+			    strerror(errno));
+			goto fail;
+		}
 		rep.store = rep.ops->create(spec, rep.half_life,
 		    cf->rep_key_ttl > 0 ? cf->rep_key_ttl : 90 * 86400000LL,
 		    err, errlen);
 		if (rep.store == NULL)
-			goto fail_sync;
+			goto fail_ev;
 		if ((rep.q = malloc(REP_QUEUE_MAX * sizeof(*rep.q))) == NULL) {
 			snprintf(err, errlen, "reputation queue: out of memory");
 			goto fail_store;
@@ -932,11 +971,8 @@ fail_store:
 	rep.store = NULL;
 	free(rep.q);
 	rep.q = NULL;
-fail_sync:
-	pthread_mutex_destroy(&rep.qlock);
-	pthread_mutex_destroy(&rep.rlock);
-	pthread_cond_destroy(&rep.qwork);
-	pthread_cond_destroy(&rep.qidle);
+fail_ev:
+	close(rep.qev);
 fail:
 	free(rep.ent);
 	free(rep.bucket);
@@ -948,27 +984,23 @@ fail:
 int
 rep_sync(long timeout_ms)
 {
-	struct timespec ts;
+	size_t	tail;
+	int64_t	until;
 	int	rc = 0;
 
 	if (!rep.open)
 		return -1;
 	if (rep.have_worker) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += timeout_ms / 1000;
-		ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_mutex_lock(&rep.qlock);
-		while (rep.qcount > 0)
-			if (pthread_cond_timedwait(&rep.qidle, &rep.qlock,
-			    &ts) == ETIMEDOUT) {
+		/* not on the hot path: tests and shutdown poll */
+		until = mono_ms() + timeout_ms;
+		tail = atomic_load(&rep.qtail);
+		while (atomic_load(&rep.qhead) != tail) {
+			if (mono_ms() >= until) {
 				rc = -1;
 				break;
 			}
-		pthread_mutex_unlock(&rep.qlock);
+			usleep(1000);
+		}
 	}
 	merge_replies(SIZE_MAX);
 	return rc;
@@ -984,10 +1016,8 @@ rep_close(void)
 	if (!rep.open)
 		return;
 	if (rep.have_worker) {
-		pthread_mutex_lock(&rep.qlock);
-		rep.closing = 1;
-		pthread_cond_broadcast(&rep.qwork);
-		pthread_mutex_unlock(&rep.qlock);
+		atomic_store(&rep.closing, 1);
+		worker_wake();
 		pthread_join(rep.worker, NULL);
 		rep.have_worker = 0;
 	}
@@ -999,20 +1029,24 @@ rep_close(void)
 		rep.ops->destroy(rep.store);
 		rep.store = NULL;
 	}
-	while ((rs = rep.rhead) != NULL) {
-		rep.rhead = rs->next;
+	while ((rs = rep.rlist) != NULL) {
+		rep.rlist = rs->next;
 		free(rs);
 	}
+	free_spent();
+	while ((rs = atomic_load(&rep.rstack)) != NULL) {
+		atomic_store(&rep.rstack, rs->next);
+		free(rs);
+	}
+	if (rep.qev >= 0)
+		close(rep.qev);
+	rep.qev = -1;
 	free(rep.q);
 	rep.q = NULL;
 	free(rep.ent);
 	rep.ent = NULL;
 	free(rep.bucket);
 	rep.bucket = NULL;
-	pthread_mutex_destroy(&rep.qlock);
-	pthread_mutex_destroy(&rep.rlock);
-	pthread_cond_destroy(&rep.qwork);
-	pthread_cond_destroy(&rep.qidle);
 	rep.open = 0;
 }
 
@@ -1033,11 +1067,9 @@ rep_counters(struct rep_counters *c)
 	c->store_latency_ms = atomic_load(&rep.latency_ms);
 	c->store_up = rep.ops == NULL ? 1 : atomic_load(&rep.store_up);
 	c->cached = rep.nent;
-	if (rep.open && rep.have_worker) {
-		pthread_mutex_lock(&rep.qlock);
-		c->queue_depth = rep.qcount;
-		pthread_mutex_unlock(&rep.qlock);
-	}
+	if (rep.open && rep.have_worker)
+		c->queue_depth = atomic_load(&rep.qtail) -
+		    atomic_load(&rep.qhead);
 }
 
 /* rep_stats - the four counters the admin API shows */
