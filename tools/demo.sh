@@ -40,6 +40,7 @@ cat > "$W/mailshaper.conf" <<CONF
 listen = 127.0.0.1:$PORT
 backend = 127.0.0.1:$SINK_PORT
 eventlog = $W/events.jsonl
+rep_store = sqlite:$W/reputation.db
 client_class_map = 127.0.0.10/32=trusted, 127.0.0.30/32=suspect,
 	127.0.0.40/32=hostile
 CONF

@@ -132,6 +132,27 @@ const struct conf_param conf_params[] = {
 	    "reputation keys kept in memory", OFF(rep_cache_size)},
 	{"rep_key_ttl", CT_TIME, "90d", "time", 60000, 31536000000L, 1,
 	    "how long a Redis key lives after its last update", OFF(rep_key_ttl)},
+	{"policy_thresholds", CT_STR, "hostile=4 suspect=2 trusted=-4",
+	    "class=score ...", 0, 0, 1,
+	    "score to class: a positive threshold applies at or above it, a negative one at or below it",
+	    OFF(policy_thresholds)},
+	{"rep_weights", CT_STR,
+	    "ip=1 prefix=0.5 rawsig=1.5 os=0.3 prefix_rawsig=1 domain=1.5",
+	    "kind=weight ...", 0, 0, 1,
+	    "weight of each reputation key's log-odds in the score", OFF(rep_weights)},
+	{"rep_evidence_scale", CT_INT, "10", "observations", 1, 1000000, 1,
+	    "a key with this much evidence counts half; more evidence counts more", OFF(rep_evidence_scale)},
+	{"explore_share", CT_STR, "1%", "percent", 0, 0, 1,
+	    "share of little-known sessions run in class normal as a control group", OFF(explore_share_text)},
+	{"explore_max_evidence", CT_INT, "10", "observations", 0, 1000000, 1,
+	    "a session is little-known when none of its keys has this much evidence", OFF(explore_max_evidence)},
+	{"trace_header", CT_STR, "X-Mailshaper", "header name", 0, 0, 1,
+	    "header added to relayed messages with session, class, raw signature and OS (empty = none)",
+	    OFF(trace_header)},
+	{"feedback_listen", CT_STR, "", "host:port", 0, 0, 0,
+	    "loopback address of the HTTP feedback listener (empty = none)", OFF(feedback_listen)},
+	{"feedback_cache_size", CT_INT, "50000", "sessions", 0, 10000000, 0,
+	    "recent sessions remembered so feedback can find their keys", OFF(feedback_cache_size)},
 	{NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -200,6 +221,14 @@ conf_str_size(size_t off)
 		{OFF(dnsbl_sites), sizeof(((struct conf *)0)->dnsbl_sites)},
 		{OFF(dns_servers), sizeof(((struct conf *)0)->dns_servers)},
 		{OFF(rep_store), sizeof(((struct conf *)0)->rep_store)},
+		{OFF(policy_thresholds),
+		    sizeof(((struct conf *)0)->policy_thresholds)},
+		{OFF(rep_weights), sizeof(((struct conf *)0)->rep_weights)},
+		{OFF(explore_share_text),
+		    sizeof(((struct conf *)0)->explore_share_text)},
+		{OFF(trace_header), sizeof(((struct conf *)0)->trace_header)},
+		{OFF(feedback_listen),
+		    sizeof(((struct conf *)0)->feedback_listen)},
 	};
 	size_t	i;
 
@@ -651,12 +680,89 @@ conf_where(const struct conf *cf, const char *name, char *buf, size_t len)
 	return buf;
 }
 
+/* The reputation key kinds, in enum rep_keykind order. */
+static const char *const conf_rep_kinds[] = {
+	"ip", "prefix", "rawsig", "os", "prefix_rawsig", "domain", NULL,
+};
+
+/* conf_parse_policy - thresholds, weights and the exploration share */
+static int
+conf_parse_policy(struct conf *cf, char *err, size_t errlen)
+{
+	char	buf[256], w[300], *cur, *word, *eq, *end;
+	double	v;
+	int	i;
+
+	snprintf(buf, sizeof(buf), "%s", cf->policy_thresholds);
+	cur = buf;
+	cf->nthresholds = 0;
+	while ((word = conf_next_word(&cur)) != NULL) {
+		eq = strchr(word, '=');
+		if (eq != NULL)
+			*eq = 0;
+		v = eq ? strtod(eq + 1, &end) : 0;
+		if (eq == NULL || end == eq + 1 || *end || !isfinite(v) ||
+		    v == 0) {
+			snprintf(err, errlen, "%s: policy_thresholds: '%s' is not "
+			    "class=score with a non-zero score", conf_where(cf,
+			    "policy_thresholds", w, sizeof(w)), word);
+			return -1;
+		}
+		if (conf_class(cf, word) == NULL) {
+			snprintf(err, errlen, "%s: policy_thresholds: no class "
+			    "'%s'", conf_where(cf, "policy_thresholds", w,
+			    sizeof(w)), word);
+			return -1;
+		}
+		if (cf->nthresholds == CONF_MAX_CLASSES)
+			break;
+		snprintf(cf->thresholds[cf->nthresholds].class_name,
+		    CONF_NAME_MAX, "%s", word);
+		cf->thresholds[cf->nthresholds++].score = v;
+	}
+	snprintf(buf, sizeof(buf), "%s", cf->rep_weights);
+	cur = buf;
+	for (i = 0; conf_rep_kinds[i]; i++)
+		cf->rep_weight[i] = 0;
+	while ((word = conf_next_word(&cur)) != NULL) {
+		eq = strchr(word, '=');
+		if (eq != NULL)
+			*eq = 0;
+		v = eq ? strtod(eq + 1, &end) : 0;
+		for (i = 0; conf_rep_kinds[i]; i++)
+			if (strcmp(conf_rep_kinds[i], word) == 0)
+				break;
+		if (eq == NULL || end == eq + 1 || *end || !isfinite(v) ||
+		    conf_rep_kinds[i] == NULL) {
+			snprintf(err, errlen, "%s: rep_weights: '%s' is not "
+			    "kind=weight with kind one of ip, prefix, rawsig, "
+			    "os, prefix_rawsig, domain", conf_where(cf,
+			    "rep_weights", w, sizeof(w)), word);
+			return -1;
+		}
+		cf->rep_weight[i] = v;
+	}
+	v = strtod(cf->explore_share_text, &end);
+	if (end == cf->explore_share_text || (*end && strcmp(end, "%")) ||
+	    !isfinite(v) || v < 0 || v > 100) {
+		snprintf(err, errlen, "%s: explore_share: '%s' is not a "
+		    "percentage from 0 to 100", conf_where(cf, "explore_share",
+		    w, sizeof(w)), cf->explore_share_text);
+		return -1;
+	}
+	cf->explore_share = v / 100;
+	return 0;
+}
+
 /* conf_check - cross-parameter rules, reported where the value was set */
 static int
 conf_check(struct conf *cf, char *err, size_t errlen)
 {
 	char	w[300];
 	int	i;
+
+	if (conf_parse_policy(cf, err, errlen) < 0)
+		return -1;
 
 	if (conf_class(cf, cf->default_class) == NULL) {
 		snprintf(err, errlen, "%s: default_class: no class '%s'",

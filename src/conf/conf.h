@@ -109,6 +109,21 @@ struct conf {
 	long	rep_prefix_v6;		/* bits */
 	long	rep_cache_size;		/* entries */
 	long	rep_key_ttl;		/* ms a Redis key lives after its last update */
+	char	policy_thresholds[256];	/* class=score ... (text) */
+	struct {
+		char	class_name[CONF_NAME_MAX];
+		double	score;		/* >0: at least; <0: at most */
+	}	thresholds[CONF_MAX_CLASSES];
+	int	nthresholds;
+	char	rep_weights[256];	/* kind=weight ... (text) */
+	double	rep_weight[6];		/* per enum rep_keykind */
+	long	rep_evidence_scale;	/* observations for half weight */
+	char	explore_share_text[16];
+	double	explore_share;		/* 0..1 */
+	long	explore_max_evidence;	/* only keys with less evidence */
+	char	trace_header[64];	/* header name ("" = none) */
+	char	feedback_listen[128];	/* host:port of the HTTP listener */
+	long	feedback_cache_size;	/* sessions remembered for feedback */
 };
 
 /* One row of the parameter table. */

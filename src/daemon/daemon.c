@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -34,8 +35,10 @@
 #include "daemon/daemon.h"
 #include "daemon/listener.h"
 #include "daemon/shaper.h"
+#include "dnsbl/dnsbl.h"
 #include "fp/fp.h"
 #include "log/eventlog.h"
+#include "rep/rep.h"
 #include "smtp/backend.h"
 #include "smtp/session.h"
 #include "util/log.h"
@@ -116,6 +119,12 @@ sig_hup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	conf_reload_merge(fresh, ms->cf);
+	if (dnsbl_reconfigure(fresh, err, sizeof(err)) < 0) {
+		log_warnx("reload failed, keeping the running configuration: %s",
+		    err);
+		conf_free(fresh);
+		return;
+	}
 	conf_free(ms->cf);
 	ms->cf = fresh;
 	log_info("configuration reloaded from %s",
@@ -223,6 +232,22 @@ load_sigdb(const struct conf *cf)
 	return db;
 }
 
+/* make_parent - create the directory that will hold path (one level) */
+static void
+make_parent(const char *path)
+{
+	char	dir[512], *slash;
+
+	if (*path == 0 || strlen(path) >= sizeof(dir))
+		return;
+	strcpy(dir, path);
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return;
+	*slash = 0;
+	if (mkdir(dir, 0750) == 0)
+		log_info("created %s", dir);
+}
+
 /* usage - command line help */
 static void
 usage(void)
@@ -311,7 +336,14 @@ daemon_main(int argc, char **argv)
 	ms->sigdb = load_sigdb(ms->cf);
 	if (lst_open(ms->cf, err, sizeof(err)) < 0)
 		fatalx("%s", err);
+	make_parent(ms->cf->eventlog);
 	if (evlog_open(ms->cf->eventlog, err, sizeof(err)) < 0)
+		fatalx("%s", err);
+	if (strncmp(ms->cf->rep_store, "sqlite:", 7) == 0)
+		make_parent(ms->cf->rep_store + 7);
+	if (rep_open(ms->base, ms->cf, err, sizeof(err)) < 0)
+		fatalx("rep_store %s: %s", ms->cf->rep_store, err);
+	if (dnsbl_init(ms->base, ms->cf, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	drop_privileges(ms->cf->user);
 
@@ -341,6 +373,8 @@ daemon_main(int argc, char **argv)
 	    ms->st.accepted, ms->st.refused, ms->st.messages,
 	    ms->st.delivered, ms->st.syn_missing, ms->st.violations,
 	    ms->st.backend_errors);
+	dnsbl_shutdown();
+	rep_close();
 	evlog_close();
 	event_free(ev_hup);
 	event_free(ev_term);

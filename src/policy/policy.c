@@ -1,24 +1,44 @@
 /*
- * policy.c - choose a session's shaping class, and say why
+ * policy.c - choose a session's shaping class, say why, and learn
  *
- * Exports pol_classify() and pol_violation().
+ * Exports pol_classify(), pol_violation() and pol_learn().
  *
  * pol_classify() is the one hook through which a session gets its class.
- * Today its inputs are static: the first client_class_map entry that holds
- * the client, else default_class.  The decision engine (DNSBLs, learned
- * reputation) plugs in here.  Each input that decided something adds a
- * reason to the session, and the reasons go to the log and the event log.
+ * A client_class_map entry decides outright.  Otherwise the score is the
+ * sum of
+ *   - the weights of the DNS lists that listed the client (allow lists
+ *     are negative), once their answer is in;
+ *   - for each reputation key (IP, prefix, raw signature, OS label,
+ *     prefix x raw signature, verified domain): weight x log-odds of spam
+ *     x evidence / (evidence + rep_evidence_scale), so a key that rests
+ *     on little evidence moves the score little;
+ * and policy_thresholds turn it into a class (default_class when no
+ * threshold applies).  A share of little-known sessions (explore_share)
+ * runs in class normal as a control group, because shaping makes bots
+ * give up and giving up counts against them: without a control group
+ * reputation would only confirm itself.  A protocol violation moves the
+ * session to violation_class.  The session calls pol_classify() again
+ * when an asynchronous input (a DNS list answer) arrives, so an answer
+ * that comes during the banner delay re-classes the session before the
+ * client speaks.
  *
- * pol_violation() records a protocol violation (pregreet, improper
- * pipelining, bare LF in a command) and moves the session to
- * violation_class.  In observe mode the class is recorded but, like every
- * class setting, has no effect (the session's shaping reads ms->cf->observe).
+ * Every input that moved the score adds a reason in the form
+ * `<input> <what> (bad <p>, n=<evidence>) = <+/-contribution>`.
+ *
+ * pol_learn() turns one outcome into reputation updates for every key of
+ * the session.  Backend errors are never passed here.
  */
 #include <arpa/inet.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "daemon/daemon.h"
+#include "dnsbl/dnsbl.h"
+#include "fp/fp.h"
 #include "policy/policy.h"
+#include "rep/rep.h"
 #include "smtp/session.h"
 #include "util/log.h"
 
@@ -38,47 +58,154 @@ pol_set_class(struct sess *s, const char *name)
 	ms->class_count[idx]++;
 }
 
-/* pol_classify - static inputs: client_class_map, then default_class */
+/* pol_keys - the session's reputation keys; the count */
+static int
+pol_keys(const struct sess *s, struct rep_key keys[REPK_NKINDS])
+{
+	return rep_keys_for(&s->peer.sa, s->fp ? s->fp->key_hash : NULL,
+	    s->fp ? s->fp->os : NULL, s->domain, keys);
+}
+
+/* pol_key_text - how a key is shown in a reason */
+static const char *
+pol_key_text(const struct sess *s, const struct rep_key *k, char *buf,
+    size_t len)
+{
+	if (k->kind == REPK_RAWSIG && s->fp != NULL)
+		snprintf(buf, len, "%.60s", s->fp->key);
+	else
+		snprintf(buf, len, "%.80s", k->text);
+	return buf;
+}
+
+/* pol_threshold - the class a score falls into, or NULL */
+static const char *
+pol_threshold(double score)
+{
+	const struct conf *cf = ms->cf;
+	const char *best = NULL;
+	double	bs = 0;
+	int	i;
+
+	for (i = 0; i < cf->nthresholds; i++) {
+		double	t = cf->thresholds[i].score;
+
+		if ((t > 0 && score >= t && t > bs) ||
+		    (t < 0 && score <= t && t < bs)) {
+			best = cf->thresholds[i].class_name;
+			bs = t;
+		}
+	}
+	return best;
+}
+
+/* pol_classify - static map, else the score; then violations */
 void
 pol_classify(struct sess *s)
 {
 	const struct conf *cf = ms->cf;
-	int	i;
+	struct rep_key keys[REPK_NKINDS];
+	const char *cls = NULL;
+	double	score = 0, most = 0;
+	char	kt[100];
+	int	i, n;
 
+	sess_clear_reasons(s);
 	for (i = 0; i < cf->nmap; i++) {
-		if (addr_cidr_match(&cf->map[i].net,
-		    &s->peer.sa)) {
+		if (addr_cidr_match(&cf->map[i].net, &s->peer.sa)) {
 			char	net[INET6_ADDRSTRLEN];
 
 			inet_ntop(cf->map[i].net.family, cf->map[i].net.addr,
 			    net, sizeof(net));
 			sess_add_reason(s, "client_class_map %s/%d = %s", net,
 			    cf->map[i].net.plen, cf->map[i].class_name);
-			pol_set_class(s, cf->map[i].class_name);
-			return;
+			s->static_class = 1;
+			cls = cf->map[i].class_name;
+			goto decided;
 		}
 	}
-	sess_add_reason(s, "default_class = %s", cf->default_class);
-	pol_set_class(s, cf->default_class);
+	s->static_class = 0;
+	if (s->dnsbl != NULL) {
+		for (i = 0; i < s->dnsbl->nhits; i++) {
+			score += s->dnsbl->hits[i].weight;
+			sess_add_reason(s, "dnsbl %s = %+g", s->dnsbl->hits[i].zone,
+			    s->dnsbl->hits[i].weight);
+		}
+	}
+	n = pol_keys(s, keys);
+	for (i = 0; i < n; i++) {
+		struct rep_est e;
+		double	w = cf->rep_weight[keys[i].kind], c;
+
+		if (w == 0 || rep_lookup(&keys[i], &e) < 0 || e.evidence <= 0)
+			continue;
+		if (e.evidence > most)
+			most = e.evidence;
+		c = w * e.log_odds * e.evidence /
+		    (e.evidence + (double)cf->rep_evidence_scale);
+		score += c;
+		if (fabs(c) >= 0.05)
+			sess_add_reason(s, "%s %s (bad %.2f, n=%.0f) = %+.1f",
+			    rep_keykind_name(keys[i].kind),
+			    pol_key_text(s, &keys[i], kt, sizeof(kt)), e.p_spam,
+			    e.evidence, c);
+	}
+	s->score = score;
+	cls = pol_threshold(score);
+	if (cls == NULL)
+		cls = cf->default_class;
+	/* Exploration: a control group among little-known senders. */
+	if (!s->explore_drawn) {
+		s->explore_drawn = 1;
+		s->control = most < (double)cf->explore_max_evidence &&
+		    cf->explore_share > 0 &&
+		    drand48() < cf->explore_share &&
+		    conf_class(cf, "normal") != NULL;
+	}
+	if (s->control) {
+		sess_add_reason(s, "score %+.1f; control group -> normal", score);
+		cls = "normal";
+	} else
+		sess_add_reason(s, "score %+.1f -> %s", score, cls);
+decided:
+	if (s->violations > 0 && *cf->violation_class) {
+		sess_add_reason(s, "violation %s -> %s", s->violation,
+		    cf->violation_class);
+		cls = cf->violation_class;
+	}
+	if (s->class_idx < 0 || strcmp(s->cls.name, cls) != 0)
+		pol_set_class(s, cls);
 }
 
-/* pol_violation - count a protocol violation and demote the session */
+/* pol_violation - count a protocol violation and re-class the session */
 void
 pol_violation(struct sess *s, const char *what)
 {
-	const char *to = ms->cf->violation_class;
+	char	before[CONF_NAME_MAX];
 
 	s->violations++;
+	s->violation = what;
 	ms->st.violations++;
-	if (*to == 0 || strcmp(s->cls.name, to) == 0) {
-		sess_add_reason(s, "violation %s", what);
-		log_info("%s: violation: %s from [%s]:%d", s->id, what, s->ip,
-		    s->port);
-		return;
-	}
-	sess_add_reason(s, "violation %s -> class %s", what, to);
+	snprintf(before, sizeof(before), "%s", s->cls.name);
+	pol_classify(s);
 	log_info("%s: violation: %s from [%s]:%d; class %s -> %s%s", s->id,
-	    what, s->ip, s->port, s->cls.name, to,
+	    what, s->ip, s->port, before, s->cls.name,
 	    ms->cf->observe ? " (observe)" : "");
-	pol_set_class(s, to);
+}
+
+/* pol_learn - one outcome updates every key of the session */
+void
+pol_learn(const struct sess *s, enum pol_outcome oc)
+{
+	static const enum rep_outcome map[] = {
+		[POL_DELIVERED] = REP_DELIVERED, [POL_REJECTED] = REP_REJECTED,
+		[POL_DEFERRED] = REP_DEFERRED, [POL_ABANDONED] = REP_ABANDONED,
+		[POL_PROTOCOL_ERROR] = REP_PROTOCOL_ERROR,
+		[POL_SPAM] = REP_SPAM, [POL_HAM] = REP_HAM,
+	};
+	struct rep_key keys[REPK_NKINDS];
+	int	i, n = pol_keys(s, keys);
+
+	for (i = 0; i < n; i++)
+		rep_update(&keys[i], map[oc], 1.0);
 }

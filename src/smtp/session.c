@@ -44,6 +44,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/shaper.h"
+#include "dnsbl/dnsbl.h"
 #include "fp/fp.h"
 #include "log/eventlog.h"
 #include "policy/policy.h"
@@ -94,6 +95,7 @@ static void sess_readcb(struct bufferevent *, void *);
 static void sess_eventcb(struct bufferevent *, short, void *);
 static void sess_process(struct sess *);
 static void sess_timer_cb(evutil_socket_t, short, void *);
+static void sess_reclassed(struct sess *, int before);
 static void sess_close(struct sess *, enum sess_outcome, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 
@@ -150,6 +152,16 @@ sess_add_reason(struct sess *s, const char *fmt, ...)
 	memcpy(s->reasons + s->reasons_len, buf, n + 1);
 	s->reasons_len += n + 1;
 	s->nreasons++;
+}
+
+/* sess_clear_reasons - start the reasons over (a new decision) */
+void
+sess_clear_reasons(struct sess *s)
+{
+	free(s->reasons);
+	s->reasons = NULL;
+	s->reasons_len = 0;
+	s->nreasons = 0;
 }
 
 /* sess_reason - the i-th reason */
@@ -540,13 +552,60 @@ sess_timer_cb(evutil_socket_t fd, short what, void *arg)
 		cont(s);
 		return;
 	}
+	if (s->state == SESS_BANNER && s->dnsbl_req != NULL)
+		return;		/* the banner waits for the DNS lists */
 	if (sess_emit(s))
 		sess_reply_done(s);
+}
+
+/* sess_dnsbl_done - the DNS lists answered (or timed out): decide again */
+static void
+sess_dnsbl_done(void *arg, const struct dnsbl_result *r)
+{
+	struct sess *s = arg;
+	int	before = s->class_idx;
+	char	was[CONF_NAME_MAX];
+	struct timeval due;
+
+	s->dnsbl_req = NULL;
+	if ((s->dnsbl = malloc(sizeof(*s->dnsbl))) != NULL)
+		*s->dnsbl = *r;
+	snprintf(was, sizeof(was), "%s", s->cls.name);
+	pol_classify(s);
+	sess_reclassed(s, before);
+	if (strcmp(was, s->cls.name) != 0)
+		log_info("%s: dnsbl score %+g: class %s -> %s", s->id, r->score,
+		    was, s->cls.name);
+	if (s->state == SESS_BANNER) {
+		/* The banner follows the new class, from the connect time. */
+		long	d = shp_delay_ms(&s->cls, SHP_GREETING, sess_observe());
+		struct timeval add = { d / 1000, (d % 1000) * 1000 };
+
+		timeradd(&s->start, &add, &due);
+		sess_reply_at(s, &due);
+	}
 }
 
 /*
  * Event records and the end of a transaction.
  */
+
+/* sess_learn_msg - a message's outcome teaches reputation (not ours) */
+static void
+sess_learn_msg(struct sess *s, enum msg_outcome oc)
+{
+	static const int map[] = {
+		[MO_NONE] = -1, [MO_DELIVERED] = POL_DELIVERED,
+		[MO_REJECTED] = POL_REJECTED, [MO_DEFERRED] = POL_DEFERRED,
+		[MO_ABANDONED] = POL_ABANDONED,
+		[MO_PROTOCOL_ERROR] = POL_PROTOCOL_ERROR,
+		[MO_BACKEND_ERROR] = -1,
+	};
+
+	s->learned = 1;
+	if (map[oc] >= 0)
+		pol_learn(s, (enum pol_outcome)map[oc]);
+}
 
 /* sess_msg_end - log and write the message record; reset the transaction */
 static void
@@ -574,6 +633,7 @@ sess_msg_end(struct sess *s, enum msg_outcome oc, const char *reply)
 	ms->st.messages++;
 	if (oc == MO_DELIVERED)
 		ms->st.delivered++;
+	sess_learn_msg(s, oc);
 	if ((b = evbuffer_new()) != NULL) {
 		jw_begin(&w, b);
 		jw_str(&w, "type", "message");
@@ -591,6 +651,7 @@ sess_msg_end(struct sess *s, enum msg_outcome oc, const char *reply)
 		jw_str(&w, "client_ip", s->ip);
 		jw_str(&w, "raw_sig", s->fp ? s->fp->raw_sig : NULL);
 		jw_str(&w, "os", s->fp ? s->fp->os : NULL);
+		jw_bool(&w, "control", s->control);
 		jw_end(&w);
 		evbuffer_add(b, "\n", 1);
 		evlog_append(b);
@@ -655,7 +716,14 @@ sess_record(struct sess *s)
 		jw_raw(&w, "fp", fpjson);
 	else
 		jw_null(&w, "fp");
-	jw_null(&w, "dnsbl");
+	if (s->dnsbl != NULL &&
+	    dnsbl_result_json(s->dnsbl, fpjson, sizeof(fpjson)) > 0)
+		jw_raw(&w, "dnsbl", fpjson);
+	else
+		jw_null(&w, "dnsbl");
+	jw_num(&w, "score", s->score);
+	jw_bool(&w, "control", s->control);
+	jw_str(&w, "domain", s->domain);
 	jw_int(&w, "messages", s->messages);
 	jw_str(&w, "outcome", sess_outcome_names[s->outcome]);
 	if (s->outcome == SO_ABANDONED && s->eof)
@@ -677,6 +745,15 @@ sess_free(struct sess *s, const char *reason)
 	if (s->mail_from != NULL)
 		sess_msg_end(s, s->backend_failed ? MO_BACKEND_ERROR :
 		    MO_ABANDONED, NULL);
+	/* A sender that gave up or broke the protocol before any message. */
+	if (s->counted && !s->learned && s->outcome == SO_ABANDONED)
+		pol_learn(s, POL_ABANDONED);
+	else if (s->counted && !s->learned && s->outcome == SO_PROTOCOL_ERROR)
+		pol_learn(s, POL_PROTOCOL_ERROR);
+	if (s->dnsbl_req != NULL) {
+		dnsbl_cancel(s->dnsbl_req);
+		s->dnsbl_req = NULL;
+	}
 	log_info("%s: disconnect from [%s]:%d class=%s outcome=%s "
 	    "messages=%d duration=%.3fs%s%s", s->id, s->ip, s->port,
 	    s->cls.name, sess_outcome_names[s->outcome], s->messages,
@@ -712,6 +789,8 @@ sess_free(struct sess *s, const char *reason)
 	if (s->spool)
 		evbuffer_free(s->spool);
 	fp_release(s->fp);
+	free(s->dnsbl);
+	free(s->domain);
 	free(s->reasons);
 	free(s->helo);
 	free(s->mail_from);
@@ -1038,22 +1117,31 @@ sess_apply_rate(struct sess *s)
 	bufferevent_set_rate_limit(s->bev, cfg);
 }
 
-/* sess_violation - count, demote, and re-apply the class's limits */
+/* sess_reclassed - the class may have changed: counts and limits follow */
 static void
-sess_violation(struct sess *s, const char *what)
+sess_reclassed(struct sess *s, int before)
 {
-	int	before = s->class_idx;
 	struct client *c;
 
-	pol_violation(s, what);
-	if (s->counted && before != s->class_idx &&
-	    (c = client_find(&s->peer.sa, 0)) != NULL) {
+	if (before == s->class_idx)
+		return;
+	if (s->counted && (c = client_find(&s->peer.sa, 0)) != NULL) {
 		if (before >= 0)
 			c->by_class[before]--;
 		if (s->class_idx >= 0)
 			c->by_class[s->class_idx]++;
 	}
 	sess_apply_rate(s);
+}
+
+/* sess_violation - count, demote, and re-apply the class's limits */
+static void
+sess_violation(struct sess *s, const char *what)
+{
+	int	before = s->class_idx;
+
+	pol_violation(s, what);
+	sess_reclassed(s, before);
 }
 
 /* parse_path - "FROM:<path> params" -> path and params; NULL on success */
@@ -1078,7 +1166,8 @@ parse_path(char *args, const char *prefix, char **path, char **params)
 	*end = 0;
 	*path = p + 1;
 	for (p = *path; *p; p++)
-		if (*p <= ' ' || *p == '<' || (unsigned char)*p == 0x7f)
+		if ((unsigned char)*p <= ' ' || *p == '<' ||
+		    (unsigned char)*p == 0x7f)
 			return "bad character in address";
 	p = end + 1;
 	if (*p != 0 && *p != ' ')
@@ -1909,6 +1998,8 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		ms->st.syn_missing++;
 
 	pol_classify(s);
+	if (!s->static_class && !ms->stopping)
+		s->dnsbl_req = dnsbl_lookup(&s->peer.sa, sess_dnsbl_done, s);
 
 	/* Caps: global, per client, per class. */
 	cl = client_find(&s->peer.sa, 1);

@@ -17,6 +17,8 @@ struct bufferevent;
 struct evbuffer;
 struct bk;
 struct fp_result;
+struct dnsbl_req;
+struct dnsbl_result;
 
 #define SESS_MAX_REASONS	16
 
@@ -62,6 +64,15 @@ struct sess {
 	size_t	reasons_len;		/* bytes used in reasons */
 	int	nreasons;
 	struct fp_result *fp;		/* NULL: no saved SYN */
+	struct dnsbl_req *dnsbl_req;	/* DNS list lookup in flight */
+	struct dnsbl_result *dnsbl;	/* its answer, NULL until then */
+	char   *domain;			/* verified organisational domain */
+	double	score;			/* the policy's last score */
+	const char *violation;		/* the last violation (static text) */
+	int	static_class;		/* client_class_map decided */
+	int	control;		/* exploration control group */
+	int	explore_drawn;		/* control decided once per session */
+	int	learned;		/* an outcome reached reputation */
 	char   *helo;			/* strdup'd, NULL until EHLO/HELO */
 	int	esmtp;
 	int	tls;			/* STARTTLS done */
@@ -115,6 +126,7 @@ void	sess_free(struct sess *, const char *reason);
 const char *sess_state_name(enum sess_state);
 void	sess_add_reason(struct sess *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+void	sess_clear_reasons(struct sess *);
 void	sess_shutdown_all(const char *why);
 void	sess_deinit(void);
 

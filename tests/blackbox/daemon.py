@@ -38,6 +38,8 @@ class Daemon:
             else "%s:%d" % (host, self.port),
             "eventlog": self.eventlog,
             "myhostname": "mx.mailshaper.test",
+            "rep_store": "sqlite:" + os.path.join(self.dir, "rep.db"),
+            "explore_share": "0",
         }
         if backend is not None:
             bh, bp = backend
