@@ -8,6 +8,7 @@
 
 #include "daemon/daemon.h"
 #include "fp/fp_cli.h"
+#include "report/evaluate.h"
 #include "util/log.h"
 
 int
@@ -16,5 +17,6 @@ main(int argc, char **argv)
 	log_init(LOG_TO_STDERR, "mailshaper");
 	if (argc > 1 && strcmp(argv[1], "fingerprint") == 0)
 		return fp_cli_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "evaluate") == 0) return eval_main(argc - 1, argv + 1);
 	return daemon_main(argc, argv);
 }

@@ -1,0 +1,1273 @@
+/*
+ * evaluate.c - `mailshaper evaluate`: which reputation keys predict spam
+ *
+ *   mailshaper evaluate EVENTLOG [--features os,rawsig,ip,prefix,dnsbl,all]
+ *                       [--json] [--train-fraction F]
+ *
+ * Exports eval_main() and, for tests, eval_run(), eval_metrics(),
+ * eval_parse_features(), eval_time_ms(), eval_rawsig_key() and
+ * eval_prefix().
+ *
+ * Labels: a message is bad when its outcome is rejected, abandoned or
+ * protocol_error, good when delivered; deferred and backend_error messages
+ * are skipped.  A feedback record overrides all of that: "spam" makes a
+ * message bad and "ham" good, whatever its outcome.  Feedback naming a
+ * message beats feedback naming only its session; a later record beats an
+ * earlier one.
+ *
+ * Method: three streaming passes over the file, never sorting it.
+ *  1. Validate every line (garbage lines are warned about as file:line:
+ *     reason and counted), collect the feedback verdicts, and build an
+ *     adaptive histogram of message times; the split time is the bucket
+ *     boundary nearest the train fraction of messages.
+ *  2. Join each message before the split with its session record (which
+ *     comes later, at session end) and count, per feature value, the bad
+ *     and good messages.
+ *  3. Join each message at or after the split the same way and score it:
+ *     per feature value the posterior log-odds of spam under a Beta(1,1)
+ *     prior, log((bad + 1) / (good + 1)), summed over the features of the
+ *     set (naive Bayes; with a fixed number of features per set the class
+ *     prior only shifts every score by a constant, which leaves rankings,
+ *     hence every figure, unchanged).  An unseen value adds 0.
+ * A message waits in its session's entry until the session record arrives;
+ * the entry is then scored and freed.  A session whose record never comes
+ * is flushed with the message's own fields once the log's clock is
+ * session_max_age_ms past its first message, or when more than max_pending
+ * messages wait.  Test scores are kept as a map of distinct score to
+ * bad/good counts.  So memory is bounded by distinct feature values,
+ * distinct scores, feedback records and open sessions, never by the log's
+ * length.
+ *
+ * Memory: everything is allocated and released inside eval_run().  It is
+ * an error to call eval_run() on a file that is not a regular file: it is
+ * read three times (and only up to its length at the first pass, so a log
+ * being appended to is read consistently).
+ */
+#include <sys/queue.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "report/evaluate.h"
+#include "report/jsonl.h"
+#include "util/log.h"
+
+#define EV_HIST		4096			/* time histogram buckets */
+#define EV_MAX_AGE_MS	(3600LL * 1000)		/* default session flush age */
+#define EV_MAX_PENDING	(1u << 20)		/* default waiting messages */
+#define EV_VAL		1024			/* longest feature value kept */
+#define EV_MAX_ZONES	32			/* DNSBL zones kept per session */
+
+static const char *const ev_feat_names[EVAL_NFEAT] = {
+	"os", "rawsig", "ip", "prefix", "dnsbl"
+};
+
+/*
+ * A chained hash map from byte strings to two counters and a pointer.
+ */
+struct ev_ent {
+	struct ev_ent *next;
+	uint64_t h;		/* FNV-1a of the key */
+	uint64_t a, b;		/* counters (bad, good) or a verdict */
+	void	*p;		/* owner-defined */
+	uint32_t klen;
+	char	key[];		/* klen bytes and a NUL */
+};
+
+struct ev_map {
+	struct ev_ent **tab;
+	size_t	nb;		/* buckets, a power of two (0 = empty) */
+	size_t	n;		/* entries */
+};
+
+/* fnv - 64-bit FNV-1a */
+static uint64_t
+fnv(const void *k, size_t n)
+{
+	const unsigned char *p = k;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (n--) {
+		h ^= *p++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* map_grow - double the buckets; -1 when out of memory */
+static int
+map_grow(struct ev_map *m)
+{
+	size_t nb = m->nb ? m->nb * 2 : 1024, i;
+	struct ev_ent **t = calloc(nb, sizeof(*t)), *e, *next;
+
+	if (t == NULL)
+		return -1;
+	for (i = 0; i < m->nb; i++)
+		for (e = m->tab[i]; e != NULL; e = next) {
+			next = e->next;
+			e->next = t[e->h & (nb - 1)];
+			t[e->h & (nb - 1)] = e;
+		}
+	free(m->tab);
+	m->tab = t;
+	m->nb = nb;
+	return 0;
+}
+
+/* map_find - the entry for key; created (zeroed) when create is set */
+static struct ev_ent *
+map_find(struct ev_map *m, const void *key, size_t klen, int create,
+    int *oom)
+{
+	uint64_t h = fnv(key, klen);
+	struct ev_ent *e;
+
+	if (m->nb)
+		for (e = m->tab[h & (m->nb - 1)]; e != NULL; e = e->next)
+			if (e->h == h && e->klen == klen &&
+			    memcmp(e->key, key, klen) == 0)
+				return e;
+	if (!create)
+		return NULL;
+	if ((m->n >= m->nb && map_grow(m) < 0) ||
+	    (e = calloc(1, sizeof(*e) + klen + 1)) == NULL) {
+		*oom = 1;
+		return NULL;
+	}
+	e->h = h;
+	e->klen = (uint32_t)klen;
+	memcpy(e->key, key, klen);
+	e->next = m->tab[h & (m->nb - 1)];
+	m->tab[h & (m->nb - 1)] = e;
+	m->n++;
+	return e;
+}
+
+/* map_del - unlink and free one entry (not its p) */
+static void
+map_del(struct ev_map *m, struct ev_ent *e)
+{
+	struct ev_ent **pp = &m->tab[e->h & (m->nb - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	free(e);
+	m->n--;
+}
+
+/* map_free - free every entry (not their p) and the table */
+static void
+map_free(struct ev_map *m)
+{
+	struct ev_ent *e, *next;
+	size_t i;
+
+	for (i = 0; i < m->nb; i++)
+		for (e = m->tab[i]; e != NULL; e = next) {
+			next = e->next;
+			free(e);
+		}
+	free(m->tab);
+	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * Messages waiting for their session record.
+ */
+struct ev_pmsg {
+	struct ev_pmsg *next;
+	int	bad;		/* 1 bad, 0 good */
+	const char *ip, *raw, *os;	/* into buf; NULL when absent */
+	char	buf[];
+};
+
+struct ev_psess {
+	struct ev_ent *ent;		/* in ev.sessions; ent->p is us */
+	TAILQ_ENTRY(ev_psess) age;	/* oldest first message first */
+	struct ev_pmsg *head, **tail;
+	int64_t	first_ms;		/* time of the first message */
+	size_t	n;			/* messages waiting */
+};
+
+/* What a session record adds to its messages. */
+struct ev_sinfo {
+	const char *key;	/* fp.key, or NULL */
+	const char *os;		/* fp.os, or NULL */
+	const char *ip;		/* client_ip, or NULL */
+	char	dnsbl[EV_VAL];	/* "?" unknown, "" not listed, "z1,z2" */
+};
+
+struct ev_set {
+	unsigned mask;
+	struct ev_map scores;	/* double bits -> (bad, good) */
+	uint64_t bad, good;
+};
+
+enum ev_pass { EV_SCAN = 1, EV_TRAIN, EV_TEST };
+
+struct ev {
+	const struct eval_opts *o;
+	const char *path;
+	enum ev_pass pass;
+	unsigned used;			/* union of the sets' masks */
+	struct ev_map fb;		/* "m\0id" / "s\0id" -> a: 1 spam 2 ham */
+	struct ev_map counts;		/* feature byte + value -> bad, good */
+	struct ev_map sessions;		/* session id -> ev_psess */
+	TAILQ_HEAD(, ev_psess) ages;
+	size_t	npending;
+	int64_t	now_ms;			/* latest time seen this pass */
+	struct ev_set sets[EVAL_MAX_SETS];
+	struct eval_stats *st;
+	int	warned;
+	int	oom;
+	/* the time histogram */
+	uint64_t hist[EV_HIST];
+	int64_t	h_t0, h_w;		/* base and bucket width, ms */
+	uint64_t h_n;
+};
+
+/* ev_warn - a file:line warning, in the first pass only, and counted */
+static void __attribute__((format(printf, 3, 4)))
+ev_warn(struct ev *e, unsigned long lineno, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (e->pass != EV_SCAN)
+		return;
+	e->st->garbage++;
+	if (e->warned >= e->o->max_warnings) {
+		if (e->warned++ == e->o->max_warnings)
+			log_warnx("%s: further warnings suppressed",
+			    e->path);
+		return;
+	}
+	e->warned++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("%s:%lu: %s", e->path, lineno, msg);
+}
+
+/* eval_opts_init - defaults: every feature alone, then all together */
+void
+eval_opts_init(struct eval_opts *o)
+{
+	char err[64];
+
+	memset(o, 0, sizeof(*o));
+	o->train_fraction = 0.5;
+	o->max_warnings = 20;
+	o->max_line = JL_MAX_LINE;
+	o->session_max_age_ms = EV_MAX_AGE_MS;
+	o->max_pending = EV_MAX_PENDING;
+	(void)eval_parse_features("os,rawsig,ip,prefix,dnsbl,all", o, err,
+	    sizeof(err));
+}
+
+/* eval_parse_features - "os,rawsig+ip,all": each item is one set */
+int
+eval_parse_features(const char *list, struct eval_opts *o, char *err,
+    size_t errlen)
+{
+	const char *p = list, *end, *q, *qe;
+	unsigned mask;
+	size_t n;
+	int i, found;
+
+	o->nsets = 0;
+	if (list == NULL || *list == '\0') {
+		snprintf(err, errlen, "empty feature list");
+		return -1;
+	}
+	for (;;) {
+		end = p + strcspn(p, ",");
+		if (end == p) {
+			snprintf(err, errlen, "empty item in feature list '%s'",
+			    list);
+			return -1;
+		}
+		if (o->nsets == EVAL_MAX_SETS) {
+			snprintf(err, errlen, "more than %d feature sets",
+			    EVAL_MAX_SETS);
+			return -1;
+		}
+		/* An item may join features with '+', e.g. rawsig+prefix. */
+		mask = 0;
+		for (q = p;; q = qe + 1) {
+			qe = q + strcspn(q, "+,");
+			if (qe > end)
+				qe = end;
+			n = (size_t)(qe - q);
+			found = 0;
+			if (n == 3 && strncmp(q, "all", 3) == 0) {
+				mask |= EVAL_F_ALL;
+				found = 1;
+			}
+			for (i = 0; i < EVAL_NFEAT && !found; i++)
+				if (strlen(ev_feat_names[i]) == n &&
+				    strncmp(q, ev_feat_names[i], n) == 0) {
+					mask |= 1u << i;
+					found = 1;
+				}
+			if (!found) {
+				snprintf(err, errlen, "unknown feature '%.*s' "
+				    "(os, rawsig, ip, prefix, dnsbl, all)",
+				    (int)(n > 40 ? 40 : n), q);
+				return -1;
+			}
+			if (qe >= end)
+				break;
+		}
+		if ((size_t)(end - p) >= EVAL_SETNAME) {
+			snprintf(err, errlen, "feature set name too long");
+			return -1;
+		}
+		o->sets[o->nsets] = mask;
+		memcpy(o->names[o->nsets], p, (size_t)(end - p));
+		o->names[o->nsets][end - p] = '\0';
+		o->nsets++;
+		if (*end == '\0')
+			return 0;
+		p = end + 1;
+	}
+}
+
+/* days_from_civil - days since 1970-01-01 (Howard Hinnant's algorithm) */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* digits - n decimal digits at s; -1 if not */
+static int
+digits(const char *s, int n)
+{
+	int v = 0;
+
+	while (n--) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (*s++ - '0');
+	}
+	return v;
+}
+
+/* eval_time_ms - RFC 3339 to Unix milliseconds; 0 or -1 */
+int
+eval_time_ms(const char *s, int64_t *ms)
+{
+	int Y, M, D, h, m, sec, frac = 0, scale = 100, oh, om;
+	int64_t t;
+
+	if (s == NULL || strlen(s) < 20)
+		return -1;
+	if ((Y = digits(s, 4)) < 0 || s[4] != '-' ||
+	    (M = digits(s + 5, 2)) < 1 || M > 12 || s[7] != '-' ||
+	    (D = digits(s + 8, 2)) < 1 || D > 31 ||
+	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+	    (h = digits(s + 11, 2)) < 0 || h > 23 || s[13] != ':' ||
+	    (m = digits(s + 14, 2)) < 0 || m > 59 || s[16] != ':' ||
+	    (sec = digits(s + 17, 2)) < 0 || sec > 60)
+		return -1;
+	s += 19;
+	if (*s == '.') {
+		s++;
+		if (*s < '0' || *s > '9')
+			return -1;
+		for (; *s >= '0' && *s <= '9'; s++) {
+			frac += (*s - '0') * scale;
+			scale /= 10;
+		}
+	}
+	t = (days_from_civil(Y, (unsigned)M, (unsigned)D) * 86400 +
+	    h * 3600 + m * 60 + sec) * 1000 + frac;
+	if ((*s == 'Z' || *s == 'z') && s[1] == '\0') {
+		*ms = t;
+		return 0;
+	}
+	if ((*s == '+' || *s == '-') && (oh = digits(s + 1, 2)) >= 0 &&
+	    oh < 24 && s[3] == ':' && (om = digits(s + 4, 2)) >= 0 &&
+	    om < 60 && s[6] == '\0') {
+		t -= (*s == '+' ? 1 : -1) * (int64_t)(oh * 3600 + om * 60) *
+		    1000;
+		*ms = t;
+		return 0;
+	}
+	return -1;
+}
+
+/* eval_rawsig_key - "4:57+7:..." to its key "4:64:..."; 0 or -1 */
+int
+eval_rawsig_key(const char *raw, char *key, size_t len)
+{
+	const char *c1 = strchr(raw, ':'), *c2, *plus;
+	char *endp;
+	unsigned long ttl, dist;
+	int n;
+
+	if (c1 == NULL || (c2 = strchr(c1 + 1, ':')) == NULL)
+		goto copy;
+	plus = memchr(c1 + 1, '+', (size_t)(c2 - c1 - 1));
+	if (plus == NULL)
+		goto copy;
+	errno = 0;
+	ttl = strtoul(c1 + 1, &endp, 10);
+	if (endp != plus || c1[1] < '0' || c1[1] > '9')
+		goto copy;
+	dist = strtoul(plus + 1, &endp, 10);
+	if (endp != c2 || plus[1] < '0' || plus[1] > '9' || errno ||
+	    ttl > 255 || dist > 255)
+		goto copy;
+	n = snprintf(key, len, "%.*s%lu%s", (int)(c1 - raw + 1), raw,
+	    ttl + dist, c2);
+	return n >= 0 && (size_t)n < len ? 0 : -1;
+copy:
+	/* Not "ttl+dist": it is already a key (or opaque); use it as it is. */
+	n = snprintf(key, len, "%s", raw);
+	return n >= 0 && (size_t)n < len ? 0 : -1;
+}
+
+/* eval_prefix - "a.b.c.0/24" or "x:x:x:x::/64" for an address; 0 or -1 */
+int
+eval_prefix(const char *ip, char *out, size_t len)
+{
+	unsigned char a[16];
+	char txt[INET6_ADDRSTRLEN];
+	int n;
+
+	if (inet_pton(AF_INET, ip, a) == 1) {
+		n = snprintf(out, len, "%u.%u.%u.0/24", a[0], a[1], a[2]);
+		return n >= 0 && (size_t)n < len ? 0 : -1;
+	}
+	if (inet_pton(AF_INET6, ip, a) != 1)
+		return -1;
+	if (memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
+		n = snprintf(out, len, "%u.%u.%u.0/24", a[12], a[13], a[14]);
+		return n >= 0 && (size_t)n < len ? 0 : -1;
+	}
+	memset(a + 8, 0, 8);
+	if (inet_ntop(AF_INET6, a, txt, sizeof(txt)) == NULL)
+		return -1;
+	n = snprintf(out, len, "%s/64", txt);
+	return n >= 0 && (size_t)n < len ? 0 : -1;
+}
+
+/*
+ * The time histogram: EV_HIST buckets of h_w ms from h_t0, doubled in
+ * width (towards the past or the future) whenever a time falls outside.
+ */
+
+/* hist_add - count one message at time t */
+static void
+hist_add(struct ev *e, int64_t t)
+{
+	int i;
+
+	if (e->h_n == 0) {
+		e->h_t0 = t;
+		e->h_w = 1;
+	}
+	while (t < e->h_t0) {
+		for (i = 0; i < EV_HIST / 2; i++)
+			e->hist[EV_HIST - 1 - i] = e->hist[EV_HIST - 1 - 2 * i] +
+			    e->hist[EV_HIST - 2 - 2 * i];
+		memset(e->hist, 0, sizeof(e->hist[0]) * (EV_HIST / 2));
+		e->h_t0 -= (int64_t)EV_HIST * e->h_w;
+		e->h_w *= 2;
+	}
+	while (t - e->h_t0 >= (int64_t)EV_HIST * e->h_w) {
+		for (i = 0; i < EV_HIST / 2; i++)
+			e->hist[i] = e->hist[2 * i] + e->hist[2 * i + 1];
+		memset(e->hist + EV_HIST / 2, 0,
+		    sizeof(e->hist[0]) * (EV_HIST / 2));
+		e->h_w *= 2;
+	}
+	e->hist[(t - e->h_t0) / e->h_w]++;
+	e->h_n++;
+}
+
+/* hist_split - the bucket boundary nearest the train fraction */
+static int64_t
+hist_split(const struct ev *e, double fraction)
+{
+	double target = fraction * (double)e->h_n, best = -1, d;
+	uint64_t cum = 0;
+	int k, bk = 0;
+
+	if (e->h_n == 0)
+		return 0;
+	for (k = 0; k <= EV_HIST; k++) {
+		d = fabs((double)cum - target);
+		if (best < 0 || d < best) {
+			best = d;
+			bk = k;
+		}
+		if (k < EV_HIST)
+			cum += e->hist[k];
+	}
+	return e->h_t0 + (int64_t)bk * e->h_w;
+}
+
+/*
+ * Feature values, training and scoring.
+ */
+
+/* feat_values - the five feature values of a message */
+static void
+feat_values(const struct ev_pmsg *m, const struct ev_sinfo *si,
+    char v[EVAL_NFEAT][EV_VAL])
+{
+	const char *s, *ip;
+
+	s = si && si->os ? si->os : m->os;
+	snprintf(v[0], EV_VAL, "%s", s ? s : "");
+	v[1][0] = '\0';
+	if (si && si->key)
+		snprintf(v[1], EV_VAL, "%s", si->key);
+	else if (m->raw && eval_rawsig_key(m->raw, v[1], EV_VAL) < 0)
+		v[1][0] = '\0';
+	ip = m->ip ? m->ip : si ? si->ip : NULL;
+	snprintf(v[2], EV_VAL, "%s", ip ? ip : "");
+	if (ip == NULL || eval_prefix(ip, v[3], EV_VAL) < 0)
+		v[3][0] = '\0';
+	snprintf(v[4], EV_VAL, "%s", si ? si->dnsbl : "?");
+}
+
+/* feat_key - feature byte, then the value */
+static size_t
+feat_key(int f, const char *val, char *k)
+{
+	size_t n = strlen(val);
+
+	k[0] = (char)('0' + f);
+	memcpy(k + 1, val, n);
+	return n + 1;
+}
+
+/* ev_use - train on or score one joined message */
+static void
+ev_use(struct ev *e, const struct ev_pmsg *m, const struct ev_sinfo *si)
+{
+	char v[EVAL_NFEAT][EV_VAL], k[EV_VAL + 1];
+	double lo[EVAL_NFEAT], score;
+	struct ev_ent *ent;
+	size_t kl;
+	int f, i;
+
+	feat_values(m, si, v);
+	if (e->pass == EV_TRAIN) {
+		for (f = 0; f < EVAL_NFEAT; f++) {
+			if (!(e->used & (1u << f)))
+				continue;
+			kl = feat_key(f, v[f], k);
+			if ((ent = map_find(&e->counts, k, kl, 1, &e->oom)) ==
+			    NULL)
+				return;
+			if (m->bad)
+				ent->a++;
+			else
+				ent->b++;
+		}
+		e->st->train++;
+		return;
+	}
+	for (f = 0; f < EVAL_NFEAT; f++) {
+		lo[f] = 0;
+		if (!(e->used & (1u << f)))
+			continue;
+		kl = feat_key(f, v[f], k);
+		if ((ent = map_find(&e->counts, k, kl, 0, &e->oom)) != NULL)
+			lo[f] = log(((double)ent->a + 1) / ((double)ent->b + 1));
+	}
+	for (i = 0; i < e->o->nsets; i++) {
+		struct ev_set *set = &e->sets[i];
+
+		score = 0;
+		for (f = 0; f < EVAL_NFEAT; f++)
+			if (set->mask & (1u << f))
+				score += lo[f];
+		if (score == 0)
+			score = 0;	/* one zero: -0.0 and 0.0 are equal */
+		if ((ent = map_find(&set->scores, &score, sizeof(score), 1,
+		    &e->oom)) == NULL)
+			return;
+		if (m->bad) {
+			ent->a++;
+			set->bad++;
+		} else {
+			ent->b++;
+			set->good++;
+		}
+	}
+	e->st->test++;
+}
+
+/* psess_flush - use and free a session's waiting messages */
+static void
+psess_flush(struct ev *e, struct ev_psess *ps, const struct ev_sinfo *si)
+{
+	struct ev_pmsg *m, *next;
+
+	for (m = ps->head; m != NULL; m = next) {
+		next = m->next;
+		if (!e->oom)
+			ev_use(e, m, si);
+		if (si == NULL)
+			e->st->unjoined++;
+		free(m);
+	}
+	e->npending -= ps->n;
+	TAILQ_REMOVE(&e->ages, ps, age);
+	map_del(&e->sessions, ps->ent);
+	free(ps);
+}
+
+/* evict - flush sessions too old to expect their record, or too many */
+static void
+evict(struct ev *e)
+{
+	struct ev_psess *ps;
+
+	while ((ps = TAILQ_FIRST(&e->ages)) != NULL &&
+	    (ps->first_ms + e->o->session_max_age_ms < e->now_ms ||
+	    e->npending > e->o->max_pending))
+		psess_flush(e, ps, NULL);
+}
+
+/* pmsg_new - one block holding a message and copies of its three strings */
+static struct ev_pmsg *
+pmsg_new(const char *ip, const char *raw, const char *os)
+{
+	size_t li = ip ? strlen(ip) + 1 : 0, lr = raw ? strlen(raw) + 1 : 0,
+	    lo = os ? strlen(os) + 1 : 0;
+	struct ev_pmsg *m = malloc(sizeof(*m) + li + lr + lo);
+	char *p;
+
+	if (m == NULL)
+		return NULL;
+	m->next = NULL;
+	p = m->buf;
+	m->ip = ip ? memcpy(p, ip, li) : NULL;
+	p += li;
+	m->raw = raw ? memcpy(p, raw, lr) : NULL;
+	p += lr;
+	m->os = os ? memcpy(p, os, lo) : NULL;
+	return m;
+}
+
+/* verdict - feedback for a message or its session: 1 spam, 2 ham, 0 */
+static int
+verdict(struct ev *e, char kind, const char *id)
+{
+	char k[512];
+	size_t n = strlen(id);
+	struct ev_ent *ent;
+
+	if (n + 2 > sizeof(k))
+		return 0;
+	k[0] = kind;
+	k[1] = '\0';
+	memcpy(k + 2, id, n);
+	ent = map_find(&e->fb, k, n + 2, 0, &e->oom);
+	return ent ? (int)ent->a : 0;
+}
+
+/* on_message - a message record */
+static void
+on_message(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
+    unsigned long lineno)
+{
+	const char *sid = jl_get_str(d, r, "session"),
+	    *id = jl_get_str(d, r, "id"),
+	    *oc = jl_get_str(d, r, "outcome");
+	struct ev_psess *ps;
+	struct ev_pmsg *m;
+	struct ev_ent *ent;
+	int64_t t;
+	int bad, v;
+
+	if (sid == NULL || id == NULL || oc == NULL) {
+		ev_warn(e, lineno, "message record without a string '%s'",
+		    sid == NULL ? "session" : id == NULL ? "id" : "outcome");
+		return;
+	}
+	if (eval_time_ms(jl_get_str(d, r, "time"), &t) < 0) {
+		ev_warn(e, lineno, "message record without a valid 'time'");
+		return;
+	}
+	if (strcmp(oc, "delivered") == 0)
+		bad = 0;
+	else if (strcmp(oc, "rejected") == 0 || strcmp(oc, "abandoned") == 0 ||
+	    strcmp(oc, "protocol_error") == 0)
+		bad = 1;
+	else
+		bad = -1;		/* deferred, backend_error, unknown */
+	if (e->pass == EV_SCAN) {
+		e->st->messages++;
+		hist_add(e, t);
+		return;
+	}
+	if (t > e->now_ms)
+		e->now_ms = t;
+	if ((v = verdict(e, 'm', id)) == 0)
+		v = verdict(e, 's', sid);
+	if (v)
+		bad = v == 1;
+	if (bad < 0) {
+		if (e->pass == EV_TRAIN)
+			e->st->unlabelled++;
+		return;
+	}
+	if ((e->pass == EV_TRAIN) != (t < e->st->split_ms))
+		return;
+	if ((ent = map_find(&e->sessions, sid, strlen(sid), 1, &e->oom)) ==
+	    NULL)
+		return;
+	if ((ps = ent->p) == NULL) {
+		if ((ps = calloc(1, sizeof(*ps))) == NULL) {
+			map_del(&e->sessions, ent);
+			e->oom = 1;
+			return;
+		}
+		ps->ent = ent;
+		ps->tail = &ps->head;
+		ps->first_ms = t;
+		ent->p = ps;
+		TAILQ_INSERT_TAIL(&e->ages, ps, age);
+	}
+	if ((m = pmsg_new(jl_get_str(d, r, "client_ip"),
+	    jl_get_str(d, r, "raw_sig"), jl_get_str(d, r, "os"))) == NULL) {
+		e->oom = 1;
+		return;
+	}
+	m->bad = bad;
+	*ps->tail = m;
+	ps->tail = &m->next;
+	ps->n++;
+	if (++e->npending > e->st->peak_pending)
+		e->st->peak_pending = e->npending;
+}
+
+/* zone_cmp - qsort order for zone names */
+static int
+zone_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* dnsbl_value - "?" unknown, "" not listed, else the sorted zones */
+static void
+dnsbl_value(const struct jl_doc *d, const struct jl_val *dn, char *out,
+    size_t len)
+{
+	const char *z[EV_MAX_ZONES];
+	const struct jl_val *h;
+	size_t o = 0, n;
+	int nz = 0, i;
+
+	if (dn == NULL || dn->type != JL_OBJ) {
+		snprintf(out, len, "?");
+		return;
+	}
+	for (h = jl_first(d, jl_get(d, dn, "hits")); h != NULL &&
+	    nz < EV_MAX_ZONES; h = jl_next(d, h))
+		if ((z[nz] = jl_get_str(d, h, "zone")) != NULL)
+			nz++;
+	qsort(z, (size_t)nz, sizeof(z[0]), zone_cmp);
+	out[0] = '\0';
+	for (i = 0; i < nz; i++) {
+		if (i > 0 && strcmp(z[i], z[i - 1]) == 0)
+			continue;
+		n = strlen(z[i]);
+		if (o + n + 2 > len)
+			break;
+		if (o > 0)
+			out[o++] = ',';
+		memcpy(out + o, z[i], n);
+		o += n;
+		out[o] = '\0';
+	}
+}
+
+/* on_session - a session record: join it with its waiting messages */
+static void
+on_session(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
+    unsigned long lineno)
+{
+	const char *id = jl_get_str(d, r, "id");
+	const struct jl_val *fp;
+	struct ev_sinfo si;
+	struct ev_ent *ent;
+	int64_t t;
+
+	if (id == NULL) {
+		ev_warn(e, lineno, "session record without a string 'id'");
+		return;
+	}
+	if (e->pass == EV_SCAN) {
+		e->st->sessions++;
+		return;
+	}
+	if (eval_time_ms(jl_get_str(d, r, "end"), &t) == 0 && t > e->now_ms)
+		e->now_ms = t;
+	if ((ent = map_find(&e->sessions, id, strlen(id), 0, &e->oom)) ==
+	    NULL)
+		return;
+	fp = jl_get(d, r, "fp");
+	si.key = jl_get_str(d, fp, "key");
+	si.os = jl_get_str(d, fp, "os");
+	si.ip = jl_get_str(d, r, "client_ip");
+	dnsbl_value(d, jl_get(d, r, "dnsbl"), si.dnsbl, sizeof(si.dnsbl));
+	psess_flush(e, ent->p, &si);
+}
+
+/* on_feedback - a feedback record: remember its verdict (first pass) */
+static void
+on_feedback(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
+    unsigned long lineno)
+{
+	const char *sid = jl_get_str(d, r, "session"),
+	    *mid = jl_get_str(d, r, "message"),
+	    *v = jl_get_str(d, r, "verdict");
+	const struct jl_val *mv = jl_get(d, r, "message");
+	const char *id;
+	struct ev_ent *ent;
+	char k[512];
+	size_t n;
+
+	if (sid == NULL && mid == NULL) {
+		ev_warn(e, lineno, "feedback record without a string "
+		    "'session'");
+		return;
+	}
+	if (mv != NULL && mv->type != JL_NULL && mid == NULL) {
+		ev_warn(e, lineno, "feedback record whose 'message' is neither "
+		    "a string nor null");
+		return;
+	}
+	if (v == NULL || (strcmp(v, "spam") != 0 && strcmp(v, "ham") != 0)) {
+		ev_warn(e, lineno, "feedback record without a 'verdict' of "
+		    "\"spam\" or \"ham\"");
+		return;
+	}
+	if (e->pass != EV_SCAN)
+		return;
+	id = mid ? mid : sid;
+	if ((n = strlen(id)) + 2 > sizeof(k)) {
+		ev_warn(e, lineno, "feedback record with an over-long id");
+		return;
+	}
+	k[0] = mid ? 'm' : 's';
+	k[1] = '\0';
+	memcpy(k + 2, id, n);
+	if ((ent = map_find(&e->fb, k, n + 2, 1, &e->oom)) == NULL)
+		return;
+	ent->a = strcmp(v, "spam") == 0 ? 1 : 2;
+	e->st->feedback++;
+}
+
+/* ev_pass - one pass over the file */
+static int
+ev_pass(struct ev *e, struct jl_reader *rd, struct jl_doc *doc,
+    enum ev_pass pass, uint64_t limit, char *err, size_t errlen)
+{
+	const struct jl_val *root, *tv;
+	const char *line, *type;
+	char perr[160];
+	size_t len, i;
+	int rc;
+
+	e->pass = pass;
+	e->now_ms = INT64_MIN;
+	jl_reader_rewind(rd, limit);
+	while ((rc = jl_read_line(rd, &line, &len)) != JL_EOF) {
+		if (rc == JL_ERR) {
+			snprintf(err, errlen, "cannot read %s: %s", e->path,
+			    strerror(errno));
+			return -1;
+		}
+		if (pass == EV_SCAN)
+			e->st->lines++;
+		if (rc == JL_TOOLONG) {
+			ev_warn(e, rd->lineno, "line longer than %zu bytes",
+			    rd->max);
+			continue;
+		}
+		for (i = 0; i < len && (line[i] == ' ' || line[i] == '\t'); i++)
+			;
+		if (i == len)
+			continue;		/* blank */
+		if (jl_parse(doc, line, len, perr, sizeof(perr)) < 0) {
+			ev_warn(e, rd->lineno, "not JSON: %s", perr);
+			continue;
+		}
+		root = jl_root(doc);
+		if (root->type != JL_OBJ) {
+			ev_warn(e, rd->lineno, "not a JSON object");
+			continue;
+		}
+		tv = jl_get(doc, root, "type");
+		if ((type = jl_str(doc, tv)) == NULL) {
+			ev_warn(e, rd->lineno, "record without a string 'type'");
+			continue;
+		}
+		if (strcmp(type, "message") == 0)
+			on_message(e, doc, root, rd->lineno);
+		else if (strcmp(type, "session") == 0)
+			on_session(e, doc, root, rd->lineno);
+		else if (strcmp(type, "feedback") == 0)
+			on_feedback(e, doc, root, rd->lineno);
+		/* Other types are for other readers. */
+		if (e->oom)
+			break;
+		if (pass != EV_SCAN)
+			evict(e);
+	}
+	if (!e->oom && pass != EV_SCAN)
+		while (!TAILQ_EMPTY(&e->ages))
+			psess_flush(e, TAILQ_FIRST(&e->ages), NULL);
+	if (e->oom) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* point_cmp - highest score first */
+static int
+point_cmp(const void *a, const void *b)
+{
+	double x = ((const struct eval_point *)a)->score,
+	    y = ((const struct eval_point *)b)->score;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* eval_metrics - figures from distinct scores (sorted here, in place) */
+void
+eval_metrics(struct eval_point *p, size_t n, struct eval_result *r)
+{
+	uint64_t bad = 0, good = 0, cb = 0, cg = 0, b0 = 0, b1 = 0, g1 = 0,
+	    allowed;
+	size_t i;
+	int zero_done = 0;
+
+	for (i = 0; i < n; i++) {
+		bad += p[i].bad;
+		good += p[i].good;
+	}
+	qsort(p, n, sizeof(*p), point_cmp);
+	/* At most 0.1% of good messages may be flagged. */
+	allowed = good / 1000;
+	r->threshold_01fp = INFINITY;
+	for (i = 0; i < n; i++) {
+		if (p[i].good > 0 && !zero_done) {
+			b0 = cb;
+			zero_done = 1;
+		}
+		if (cg + p[i].good > allowed)
+			break;
+		cb += p[i].bad;
+		cg += p[i].good;
+		b1 = cb;
+		g1 = cg;
+		r->threshold_01fp = p[i].score;
+	}
+	if (!zero_done) {
+		/* No good message above the 0.1% point: find the first. */
+		for (; i < n && p[i].good == 0; i++)
+			cb += p[i].bad;
+		b0 = cb;
+	}
+	r->bad = bad;
+	r->good = good;
+	r->messages = bad + good;
+	r->recall_0fp = bad ? (double)b0 / (double)bad : -1;
+	r->recall_01fp = bad ? (double)b1 / (double)bad : -1;
+	r->precision = b1 + g1 ? (double)b1 / (double)(b1 + g1) : -1;
+}
+
+/* set_result - collect a set's score map into figures */
+static int
+set_result(struct ev_set *s, struct eval_result *r)
+{
+	struct eval_point *p;
+	struct ev_ent *ent;
+	size_t i, n = 0;
+
+	p = malloc((s->scores.n ? s->scores.n : 1) * sizeof(*p));
+	if (p == NULL)
+		return -1;
+	for (i = 0; i < s->scores.nb; i++)
+		for (ent = s->scores.tab[i]; ent != NULL; ent = ent->next) {
+			memcpy(&p[n].score, ent->key, sizeof(double));
+			p[n].bad = ent->a;
+			p[n].good = ent->b;
+			n++;
+		}
+	eval_metrics(p, n, r);
+	free(p);
+	return 0;
+}
+
+/* eval_run - evaluate every feature set of o on the log at path */
+int
+eval_run(const char *path, const struct eval_opts *o,
+    struct eval_result *res, struct eval_stats *st, char *err, size_t errlen)
+{
+	struct jl_reader rd;
+	struct jl_doc doc;
+	struct ev_psess *ps;
+	struct stat sb;
+	uint64_t limit;
+	struct ev *e;
+	FILE *f;
+	int i, rc = -1;
+
+	memset(st, 0, sizeof(*st));
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file (it is read "
+		    "three times)", path);
+		fclose(f);
+		return -1;
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		fclose(f);
+		return -1;
+	}
+	e->o = o;
+	e->path = path;
+	e->st = st;
+	TAILQ_INIT(&e->ages);
+	for (i = 0; i < o->nsets; i++) {
+		e->sets[i].mask = o->sets[i];
+		e->used |= o->sets[i];
+	}
+	jl_reader_init(&rd, f, o->max_line);
+	jl_doc_init(&doc);
+	if (ev_pass(e, &rd, &doc, EV_SCAN, 0, err, errlen) < 0)
+		goto out;
+	if (st->garbage > (unsigned long)o->max_warnings)
+		log_warnx("%s: %lu unusable lines in all", path, st->garbage);
+	if (o->train_fraction <= 0)
+		st->split_ms = INT64_MIN;
+	else if (o->train_fraction >= 1)
+		st->split_ms = INT64_MAX;
+	else
+		st->split_ms = hist_split(e, o->train_fraction);
+	/* Later passes stop where the first did: the log may be growing. */
+	limit = rd.consumed ? rd.consumed : 1;
+	if (ev_pass(e, &rd, &doc, EV_TRAIN, limit, err, errlen) < 0 ||
+	    ev_pass(e, &rd, &doc, EV_TEST, limit, err, errlen) < 0)
+		goto out;
+	st->keys = e->counts.n;
+	for (i = 0; i < o->nsets; i++) {
+		snprintf(res[i].features, sizeof(res[i].features), "%s",
+		    o->names[i]);
+		if (set_result(&e->sets[i], &res[i]) < 0) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	while ((ps = TAILQ_FIRST(&e->ages)) != NULL) {
+		struct ev_pmsg *m, *next;
+
+		for (m = ps->head; m != NULL; m = next) {
+			next = m->next;
+			free(m);
+		}
+		TAILQ_REMOVE(&e->ages, ps, age);
+		free(ps);
+	}
+	map_free(&e->sessions);
+	map_free(&e->fb);
+	map_free(&e->counts);
+	for (i = 0; i < o->nsets; i++)
+		map_free(&e->sets[i].scores);
+	free(e);
+	jl_doc_free(&doc);
+	jl_reader_free(&rd);
+	fclose(f);
+	return rc;
+}
+
+/*
+ * The command.
+ */
+
+/* usage - print the synopsis */
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: mailshaper evaluate EVENTLOG "
+	    "[--features os,rawsig,ip,prefix,dnsbl,all] [--json] "
+	    "[--train-fraction F]\n");
+}
+
+/* json_rate - a rate, or null when undefined */
+static void
+json_rate(const char *key, double v)
+{
+	if (v < 0)
+		printf(",\"%s\":null", key);
+	else
+		printf(",\"%s\":%.6f", key, v);
+}
+
+/* text_rate - a percentage, or "-" when undefined */
+static void
+text_rate(double v)
+{
+	if (v < 0)
+		printf("  %10s", "-");
+	else
+		printf("  %9.2f%%", v * 100);
+}
+
+/* print_results - the table, or one JSON object per feature set */
+static void
+print_results(const struct eval_result *r, int n, const struct eval_stats *st,
+    int json)
+{
+	char when[40];
+	time_t secs;
+	struct tm tm;
+	int i;
+
+	if (json) {
+		for (i = 0; i < n; i++) {
+			printf("{\"features\":\"%s\"", r[i].features);
+			json_rate("recall_at_0fp", r[i].recall_0fp);
+			json_rate("recall_at_0_1fp", r[i].recall_01fp);
+			json_rate("precision", r[i].precision);
+			printf(",\"messages\":%llu,\"bad\":%llu,\"good\":%llu,"
+			    "\"train_messages\":%llu}\n",
+			    (unsigned long long)r[i].messages,
+			    (unsigned long long)r[i].bad,
+			    (unsigned long long)r[i].good,
+			    (unsigned long long)st->train);
+		}
+		return;
+	}
+	if (st->split_ms == INT64_MIN || st->split_ms == INT64_MAX)
+		snprintf(when, sizeof(when), "%s",
+		    st->split_ms == INT64_MIN ? "the start" : "the end");
+	else {
+		secs = (time_t)(st->split_ms / 1000);
+		gmtime_r(&secs, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	printf("trained on %llu messages before %s, tested on %llu "
+	    "(%llu without a session record)\n\n",
+	    (unsigned long long)st->train, when, (unsigned long long)st->test,
+	    (unsigned long long)st->unjoined);
+	printf("%-24s  %11s  %11s  %11s  %9s  %9s  %9s\n", "features",
+	    "recall@0FP", "recall@.1FP", "precision", "messages", "bad",
+	    "good");
+	for (i = 0; i < n; i++) {
+		printf("%-24s", r[i].features);
+		printf(" ");
+		text_rate(r[i].recall_0fp);
+		text_rate(r[i].recall_01fp);
+		text_rate(r[i].precision);
+		printf("  %9llu  %9llu  %9llu\n",
+		    (unsigned long long)r[i].messages,
+		    (unsigned long long)r[i].bad,
+		    (unsigned long long)r[i].good);
+	}
+}
+
+/* eval_main - `mailshaper evaluate ...`; exit status */
+int
+eval_main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{"features", required_argument, NULL, 'F'},
+		{"json", no_argument, NULL, 'j'},
+		{"train-fraction", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	struct eval_result res[EVAL_MAX_SETS];
+	struct eval_stats st;
+	struct eval_opts o;
+	char err[512], *end;
+	int c, json = 0;
+
+	eval_opts_init(&o);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'F':
+			if (eval_parse_features(optarg, &o, err,
+			    sizeof(err)) < 0) {
+				log_warnx("evaluate: %s", err);
+				return 2;
+			}
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 't':
+			errno = 0;
+			o.train_fraction = strtod(optarg, &end);
+			if (errno || end == optarg || *end != '\0' ||
+			    !(o.train_fraction >= 0 &&
+			    o.train_fraction <= 1)) {
+				log_warnx("evaluate: --train-fraction wants a "
+				    "number from 0 to 1, not '%s'", optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		usage(stderr);
+		return 2;
+	}
+	memset(res, 0, sizeof(res));
+	if (eval_run(argv[optind], &o, res, &st, err, sizeof(err)) < 0) {
+		log_warnx("evaluate: %s", err);
+		return 1;
+	}
+	if (st.garbage > 0)
+		log_warnx("evaluate: %s: %lu of %lu lines skipped as unusable",
+		    argv[optind], st.garbage, st.lines);
+	print_results(res, o.nsets, &st, json);
+	fflush(stdout);
+	return 0;
+}
