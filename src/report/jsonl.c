@@ -105,8 +105,8 @@ jl_read_line(struct jl_reader *r, const char **line, size_t *len)
 	long n;
 
 	for (;;) {
-		nl = memchr(r->buf + r->start + scanned, '\n',
-		    r->end - r->start - scanned);
+		nl = r->end - r->start > scanned ? memchr(r->buf + r->start +
+		    scanned, '\n', r->end - r->start - scanned) : NULL;
 		if (nl != NULL)
 			break;
 		scanned = r->end - r->start;

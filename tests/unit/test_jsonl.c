@@ -180,6 +180,7 @@ test_depth(void **state)
 static void
 test_binary_garbage(void **state)
 {
+	static const char alphabet[] = "{}[]\",:\\u0aeE.-+tfn \x01\xff";
 	char buf[512], err[100];
 	struct jl_doc d;
 	unsigned seed = 1;
@@ -190,8 +191,8 @@ test_binary_garbage(void **state)
 	for (i = 0; i < 20000; i++) {
 		n = (int)(rand_r(&seed) % sizeof(buf));
 		for (j = 0; j < n; j++)
-			buf[j] = "{}[]\",:\\u0aeE.-+tfn \x01\xff"[rand_r(&seed) %
-			    24];
+			buf[j] = alphabet[rand_r(&seed) %
+			    (sizeof(alphabet) - 1)];
 		if (jl_parse(&d, buf, (size_t)n, err, sizeof(err)) == 0)
 			ok++;
 		else
