@@ -35,6 +35,8 @@
 #include "daemon/daemon.h"
 #include "daemon/listener.h"
 #include "daemon/shaper.h"
+#include "dns/fcrdns.h"
+#include "dns/psl.h"
 #include "dnsbl/dnsbl.h"
 #include "fp/fp.h"
 #include "log/eventlog.h"
@@ -345,6 +347,10 @@ daemon_main(int argc, char **argv)
 		fatalx("rep_store %s: %s", ms->cf->rep_store, err);
 	if (dnsbl_init(ms->base, ms->cf, err, sizeof(err)) < 0)
 		fatalx("%s", err);
+	fcrdns_init(ms->base);
+	if (psl_load(NULL, err, sizeof(err)) < 0)
+		log_warnx("public suffix list: %s; organisational domains are "
+		    "the last two labels", err);
 	drop_privileges(ms->cf->user);
 
 	ev_hup = evsignal_new(ms->base, SIGHUP, sig_hup, NULL);
@@ -373,7 +379,9 @@ daemon_main(int argc, char **argv)
 	    ms->st.accepted, ms->st.refused, ms->st.messages,
 	    ms->st.delivered, ms->st.syn_missing, ms->st.violations,
 	    ms->st.backend_errors);
+	fcrdns_shutdown();
 	dnsbl_shutdown();
+	psl_free();
 	rep_close();
 	evlog_close();
 	event_free(ev_hup);

@@ -289,8 +289,13 @@ bk_send_xclient(struct bk *b)
 		    s->peer.sa.sa_family == AF_INET6 ? "IPV6:" : "", s->ip);
 	if (xa & BK_XA_PORT)
 		evbuffer_add_printf(out, " PORT=%d", s->port);
-	if (xa & BK_XA_NAME)
-		evbuffer_add_printf(out, " NAME=[UNAVAILABLE]");
+	if (xa & BK_XA_NAME) {
+		evbuffer_add_printf(out, " NAME=");
+		if (s->ptr_name != NULL)
+			bk_xtext(out, s->ptr_name);
+		else
+			evbuffer_add_printf(out, "[UNAVAILABLE]");
+	}
 	if (xa & BK_XA_HELO) {
 		evbuffer_add_printf(out, " HELO=");
 		if (s->helo)

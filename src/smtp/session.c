@@ -44,6 +44,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/shaper.h"
+#include "dns/fcrdns.h"
 #include "dnsbl/dnsbl.h"
 #include "fp/fp.h"
 #include "log/eventlog.h"
@@ -552,30 +553,27 @@ sess_timer_cb(evutil_socket_t fd, short what, void *arg)
 		cont(s);
 		return;
 	}
-	if (s->state == SESS_BANNER && s->dnsbl_req != NULL)
-		return;		/* the banner waits for the DNS lists */
+	if (s->state == SESS_BANNER &&
+	    (s->dnsbl_req != NULL || s->fcrdns_req != NULL))
+		return;		/* the banner waits for the DNS answers */
 	if (sess_emit(s))
 		sess_reply_done(s);
 }
 
-/* sess_dnsbl_done - the DNS lists answered (or timed out): decide again */
+/* sess_decide_again - an asynchronous input arrived: re-class */
 static void
-sess_dnsbl_done(void *arg, const struct dnsbl_result *r)
+sess_decide_again(struct sess *s, const char *what)
 {
-	struct sess *s = arg;
 	int	before = s->class_idx;
 	char	was[CONF_NAME_MAX];
 	struct timeval due;
 
-	s->dnsbl_req = NULL;
-	if ((s->dnsbl = malloc(sizeof(*s->dnsbl))) != NULL)
-		*s->dnsbl = *r;
 	snprintf(was, sizeof(was), "%s", s->cls.name);
 	pol_classify(s);
 	sess_reclassed(s, before);
 	if (strcmp(was, s->cls.name) != 0)
-		log_info("%s: dnsbl score %+g: class %s -> %s", s->id, r->score,
-		    was, s->cls.name);
+		log_info("%s: %s: class %s -> %s (score %+.1f)", s->id, what,
+		    was, s->cls.name, s->score);
 	if (s->state == SESS_BANNER) {
 		/* The banner follows the new class, from the connect time. */
 		long	d = shp_delay_ms(&s->cls, SHP_GREETING, sess_observe());
@@ -584,6 +582,32 @@ sess_dnsbl_done(void *arg, const struct dnsbl_result *r)
 		timeradd(&s->start, &add, &due);
 		sess_reply_at(s, &due);
 	}
+}
+
+/* sess_dnsbl_done - the DNS lists answered (or timed out) */
+static void
+sess_dnsbl_done(void *arg, const struct dnsbl_result *r)
+{
+	struct sess *s = arg;
+
+	s->dnsbl_req = NULL;
+	if ((s->dnsbl = malloc(sizeof(*s->dnsbl))) != NULL)
+		*s->dnsbl = *r;
+	sess_decide_again(s, "dnsbl");
+}
+
+/* sess_fcrdns_done - the reverse name is verified, or not */
+static void
+sess_fcrdns_done(void *arg, const char *name, const char *org)
+{
+	struct sess *s = arg;
+
+	s->fcrdns_req = NULL;
+	if (name != NULL)
+		s->ptr_name = strdup(name);
+	if (org != NULL)
+		s->domain = strdup(org);
+	sess_decide_again(s, "reverse name");
 }
 
 /*
@@ -754,6 +778,10 @@ sess_free(struct sess *s, const char *reason)
 		dnsbl_cancel(s->dnsbl_req);
 		s->dnsbl_req = NULL;
 	}
+	if (s->fcrdns_req != NULL) {
+		fcrdns_cancel(s->fcrdns_req);
+		s->fcrdns_req = NULL;
+	}
 	log_info("%s: disconnect from [%s]:%d class=%s outcome=%s "
 	    "messages=%d duration=%.3fs%s%s", s->id, s->ip, s->port,
 	    s->cls.name, sess_outcome_names[s->outcome], s->messages,
@@ -790,6 +818,7 @@ sess_free(struct sess *s, const char *reason)
 		evbuffer_free(s->spool);
 	fp_release(s->fp);
 	free(s->dnsbl);
+	free(s->ptr_name);
 	free(s->domain);
 	free(s->reasons);
 	free(s->helo);
@@ -1371,6 +1400,34 @@ check_data(struct sess *s, char *args)
 	return NULL;
 }
 
+/* hdr_quoted - a header value safe inside double quotes */
+static void
+hdr_quoted(struct evbuffer *b, const char *v)
+{
+	for (; *v; v++)
+		if ((unsigned char)*v >= 0x20 && *v != '"' && *v != '\\' &&
+		    (unsigned char)*v < 0x7f)
+			evbuffer_add(b, v, 1);
+}
+
+/* sess_trace_header - the header for downstream filters, folded */
+static void
+sess_trace_header(struct sess *s, struct evbuffer *b)
+{
+	if (*ms->cf->trace_header == 0 || b == NULL)
+		return;
+	evbuffer_add_printf(b, "%s: id=%s.%d; class=%s;%s", ms->cf->trace_header,
+	    s->id, s->msgno, s->cls.name, s->control ? " control=yes;" : "");
+	if (s->fp != NULL) {
+		evbuffer_add_printf(b, "\r\n\trawsig=%s; key=\"", s->fp->key_hash);
+		hdr_quoted(b, s->fp->key);
+		evbuffer_add_printf(b, "\";\r\n\tos=\"");
+		hdr_quoted(b, s->fp->os);
+		evbuffer_add_printf(b, "\"\r\n");
+	} else
+		evbuffer_add_printf(b, " rawsig=none\r\n");
+}
+
 /* sess_data_begin - after 354: read content into the spool */
 static void
 sess_data_begin(struct sess *s)
@@ -1378,6 +1435,7 @@ sess_data_begin(struct sess *s)
 	canon_init(&s->canon, 0, s->crlf_data);
 	s->stage = MST_DATA;
 	s->spool = evbuffer_new();
+	sess_trace_header(s, s->spool);
 	sess_enter_state(s, SESS_DATA);
 	sess_process(s);
 }
@@ -1424,6 +1482,7 @@ do_bdat(struct sess *s, char *args)
 		canon_init(&s->canon, 1, 1);
 		s->stage = MST_DATA;
 		s->spool = evbuffer_new();
+		sess_trace_header(s, s->spool);
 	}
 	s->busy = 0;
 	sess_enter_state(s, SESS_BDAT);
@@ -1998,8 +2057,12 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		ms->st.syn_missing++;
 
 	pol_classify(s);
-	if (!s->static_class && !ms->stopping)
+	if (!s->static_class && !ms->stopping) {
 		s->dnsbl_req = dnsbl_lookup(&s->peer.sa, sess_dnsbl_done, s);
+		if (dnsbl_evdns() != NULL)
+			s->fcrdns_req = fcrdns_lookup(dnsbl_evdns(), &s->peer.sa,
+			    ms->cf->dnsbl_timeout, sess_fcrdns_done, s);
+	}
 
 	/* Caps: global, per client, per class. */
 	cl = client_find(&s->peer.sa, 1);

@@ -18,6 +18,7 @@ struct evbuffer;
 struct bk;
 struct fp_result;
 struct dnsbl_req;
+struct fcrdns_req;
 struct dnsbl_result;
 
 #define SESS_MAX_REASONS	16
@@ -66,7 +67,9 @@ struct sess {
 	struct fp_result *fp;		/* NULL: no saved SYN */
 	struct dnsbl_req *dnsbl_req;	/* DNS list lookup in flight */
 	struct dnsbl_result *dnsbl;	/* its answer, NULL until then */
-	char   *domain;			/* verified organisational domain */
+	struct fcrdns_req *fcrdns_req;	/* reverse lookup in flight */
+	char   *ptr_name;		/* forward-confirmed reverse name */
+	char   *domain;			/* its organisational domain */
 	double	score;			/* the policy's last score */
 	const char *violation;		/* the last violation (static text) */
 	int	static_class;		/* client_class_map decided */
