@@ -40,9 +40,10 @@ judge() {
 	    'BEGIN { printf "%-40s %12.0f  target >= %d  %s\n", l, v, t, (v >= t ? "PASS" : "MISS") }'
 }
 
-# run STORE KEYS - run the bench, print its lines, keep the median line
+# run STORE KEYS - run the bench, show its lines on stderr, print the median
 run() {
-	"$BENCH" -r "$RUNS" -n "$N" -k "$2" "$1" 2>/dev/null | tee "$DIR/rep_bench.out"
+	"$BENCH" -r "$RUNS" -n "$N" -k "$2" "$1" 2>/dev/null >"$DIR/rep_bench.out"
+	cat "$DIR/rep_bench.out" >&2
 	grep '^median' "$DIR/rep_bench.out"
 }
 
@@ -69,7 +70,9 @@ else
 fi
 
 echo "== warm rep_lookup ($RUNS runs)"
-L=$("$BENCH" -l -r "$RUNS" | tee /dev/stderr | tail -1)
+"$BENCH" -l -r "$RUNS" >"$DIR/rep_bench.out"
+cat "$DIR/rep_bench.out" >&2
+L=$(tail -1 "$DIR/rep_bench.out")
 
 rate() { echo "$1" | sed -n 's/.*: \([0-9][0-9]*\) updates\/s.*/\1/p'; }
 echo

@@ -4,10 +4,10 @@
  * Exports rep_redis_ops (rep_store.h) for "redis://host[:port]" (default
  * port 6379) and "redis+unix:/path".  One hash per key,
  *   mailshaper:rep:<kind>:<text> -> t (ms), delivered .. ham (decayed counts)
- * A delta is applied by the Lua script REDIS_ADD (EVALSHA): it reads the
- * hash, decays it to the later of the two times, adds the delta, writes it
- * back and PEXPIREs the key rep_key_ttl ms ahead, all atomically, so several
- * daemons may update the same key.  A batch is pipelined inside MULTI/EXEC:
+ * A delta is applied by the Lua script rd_script (EVALSHA, up to 32 keys a
+ * call): it reads the hash, decays it to the later of the two times, adds
+ * the delta, writes it back and PEXPIREs the key rep_key_ttl ms ahead, all
+ * atomically, so several daemons may update the same key.  A batch is pipelined inside MULTI/EXEC:
  * a connection lost before EXEC applies nothing and the batch is retried.
  * Synchronous hiredis: only the reputation worker thread calls these, with a
  * 2 s timeout per reply; the event loop never waits for Redis.
@@ -25,26 +25,37 @@
 #define RD_CONNECT_S	1	/* connect timeout */
 #define RD_REPLY_S	2	/* reply timeout */
 
-/* KEYS[1] the hash; ARGV: t, half-life ms, ttl ms, 7 deltas. */
+/*
+ * KEYS: up to RD_KEYS_PER_CALL hashes.  ARGV: half-life ms, ttl ms, then
+ * for each key its time t (ms) and its 7 deltas.  One call per 32 keys
+ * saves Redis the per-command cost, which is most of a small script's.
+ */
+#define RD_KEYS_PER_CALL	32
+#define RD_ARGS_PER_KEY		(1 + REP_NOUTCOMES)
 static const char rd_script[] =
     "local names = {'delivered', 'rejected', 'deferred', 'abandoned',"
     " 'protocol_error', 'spam', 'ham'}\n"
-    "local old = redis.call('HMGET', KEYS[1], 't', unpack(names))\n"
-    "local t, hl = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local ot = tonumber(old[1])\n"
-    "local fo, fd, nt = 1, 1, t\n"
-    "if not ot then fo = 0\n"
-    "elseif t >= ot then fo = 2 ^ (-(t - ot) / hl)\n"
-    "else fd = 2 ^ (-(ot - t) / hl); nt = ot end\n"
-    "local args = {'t', string.format('%.0f', nt)}\n"
-    "for i = 1, 7 do\n"
-    "  local v = (tonumber(old[i + 1]) or 0) * fo + tonumber(ARGV[i + 3]) * fd\n"
-    "  args[#args + 1] = names[i]\n"
-    "  args[#args + 1] = string.format('%.17g', v)\n"
+    "local hl, ttl = tonumber(ARGV[1]), ARGV[2]\n"
+    "for k = 1, #KEYS do\n"
+    "  local base = 2 + (k - 1) * 8\n"
+    "  local t = tonumber(ARGV[base + 1])\n"
+    "  local old = redis.call('HMGET', KEYS[k], 't', unpack(names))\n"
+    "  local ot = tonumber(old[1])\n"
+    "  local fo, fd, nt = 1, 1, t\n"
+    "  if not ot then fo = 0\n"
+    "  elseif t >= ot then fo = 2 ^ (-(t - ot) / hl)\n"
+    "  else fd = 2 ^ (-(ot - t) / hl); nt = ot end\n"
+    "  local args = {'t', string.format('%.0f', nt)}\n"
+    "  for i = 1, 7 do\n"
+    "    local v = (tonumber(old[i + 1]) or 0) * fo +"
+    " tonumber(ARGV[base + 1 + i]) * fd\n"
+    "    args[#args + 1] = names[i]\n"
+    "    args[#args + 1] = string.format('%.17g', v)\n"
+    "  end\n"
+    "  redis.call('HSET', KEYS[k], unpack(args))\n"
+    "  redis.call('PEXPIRE', KEYS[k], ttl)\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], unpack(args))\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
-    "return 1\n";
+    "return #KEYS\n";
 
 struct rd {
 	char	spec[256];
@@ -54,6 +65,8 @@ struct rd {
 	long long ttl;			/* ms */
 	redisContext *c;		/* NULL = disconnected */
 	char	sha[48];		/* of rd_script, after SCRIPT LOAD */
+	char	keys[RD_KEYS_PER_CALL][256];	/* rd_write's arguments */
+	char	num[2 + RD_KEYS_PER_CALL * RD_ARGS_PER_KEY][32];
 };
 
 /* rd_fail - "spec: what: reason" into err; -1 */
@@ -176,50 +189,63 @@ rd_keyname(const struct rep_key *k, char *buf, size_t len)
 	return n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
 }
 
-/* rd_write - MULTI, one EVALSHA per record, EXEC; pipelined */
+/* rd_write - MULTI, one EVALSHA per 32 records, EXEC; pipelined */
 static int
 rd_write(void *h, const struct rep_rec *recs, size_t n, char *err,
     size_t errlen)
 {
+	enum { MAXARG = 3 + RD_KEYS_PER_CALL * (1 + RD_ARGS_PER_KEY) + 2 };
 	struct rd *r = h;
-	char	key[256], num[3 + REP_NOUTCOMES][32];
-	const char *argv[6 + 3 + REP_NOUTCOMES];
-	size_t	argl[6 + 3 + REP_NOUTCOMES], i, k;
+	char	(*keys)[256] = r->keys, (*num)[32] = r->num;
+	const char *argv[MAXARG];
+	size_t	argl[MAXARG], i, k, m, calls = 0;
+	char	nkeys[16];
 	redisReply *rep = NULL;
-	int	j, rc = 0;
+	int	j, a, v, rc = 0;
 	void   *vr;
 
 	redisAppendCommand(r->c, "MULTI");
-	for (i = 0; i < n; i++) {
-		argv[0] = "EVALSHA";
-		argv[1] = r->sha;
-		argv[2] = "1";
-		argv[3] = key;
-		argl[3] = rd_keyname(&recs[i].key, key, sizeof(key));
-		snprintf(num[0], sizeof(num[0]), "%lld", (long long)recs[i].t);
-		snprintf(num[1], sizeof(num[1]), "%.17g", r->half_life);
-		snprintf(num[2], sizeof(num[2]), "%lld", r->ttl);
-		for (j = 0; j < REP_NOUTCOMES; j++)
-			snprintf(num[3 + j], sizeof(num[0]), "%.17g",
-			    recs[i].c[j]);
-		for (j = 0; j < 3 + REP_NOUTCOMES; j++)
-			argv[4 + j] = num[j];
-		for (k = 0; k < 4 + 3 + REP_NOUTCOMES; k++)
-			if (k != 3)
-				argl[k] = strlen(argv[k]);
-		if (redisAppendCommandArgv(r->c, 4 + 3 + REP_NOUTCOMES, argv,
-		    argl) != REDIS_OK)
+	for (i = 0; i < n; i += m) {
+		m = n - i < RD_KEYS_PER_CALL ? n - i : RD_KEYS_PER_CALL;
+		snprintf(nkeys, sizeof(nkeys), "%zu", m);
+		a = 0;
+		argv[a] = "EVALSHA", argl[a++] = 7;
+		argv[a] = r->sha, argl[a++] = strlen(r->sha);
+		argv[a] = nkeys, argl[a++] = strlen(nkeys);
+		for (k = 0; k < m; k++) {
+			argv[a] = keys[k];
+			argl[a++] = rd_keyname(&recs[i + k].key, keys[k],
+			    sizeof(keys[k]));
+		}
+		v = 0;
+		snprintf(num[v], sizeof(num[v]), "%.17g", r->half_life);
+		argv[a] = num[v], argl[a++] = strlen(num[v]), v++;
+		snprintf(num[v], sizeof(num[v]), "%lld", r->ttl);
+		argv[a] = num[v], argl[a++] = strlen(num[v]), v++;
+		for (k = 0; k < m; k++) {
+			snprintf(num[v], sizeof(num[v]), "%lld",
+			    (long long)recs[i + k].t);
+			argv[a] = num[v], argl[a++] = strlen(num[v]), v++;
+			for (j = 0; j < REP_NOUTCOMES; j++) {
+				snprintf(num[v], sizeof(num[v]), "%.17g",
+				    recs[i + k].c[j]);
+				argv[a] = num[v], argl[a++] = strlen(num[v]);
+				v++;
+			}
+		}
+		if (redisAppendCommandArgv(r->c, a, argv, argl) != REDIS_OK)
 			return rd_fail(r, "write", "out of memory", err, errlen);
+		calls++;
 	}
 	redisAppendCommand(r->c, "EXEC");
-	/* +OK, n x QUEUED (or an error), then EXEC's array */
-	for (i = 0; i < n + 2; i++) {
+	/* +OK, one QUEUED (or an error) per call, then EXEC's array */
+	for (i = 0; i < calls + 2; i++) {
 		if (redisGetReply(r->c, &vr) != REDIS_OK)
 			return rd_fail(r, "write", r->c->errstr, err, errlen);
 		rep = vr;
 		if (rep->type == REDIS_REPLY_ERROR && rc == 0)
 			rc = rd_fail(r, "write", rep->str, err, errlen);
-		else if (i == n + 1 && rc == 0) {
+		else if (i == calls + 1 && rc == 0) {
 			if (rep->type != REDIS_REPLY_ARRAY)
 				rc = rd_fail(r, "write", "EXEC aborted", err,
 				    errlen);
