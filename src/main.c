@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "admin/feedback.h"
 #include "daemon/daemon.h"
 #include "fp/fp_cli.h"
 #include "report/evaluate.h"
@@ -17,6 +18,8 @@ main(int argc, char **argv)
 	log_init(LOG_TO_STDERR, "mailshaper");
 	if (argc > 1 && strcmp(argv[1], "fingerprint") == 0)
 		return fp_cli_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "feedback") == 0)
+		return fb_cli_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "evaluate") == 0) return eval_main(argc - 1, argv + 1);
 	return daemon_main(argc, argv);
 }

@@ -32,6 +32,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "admin/feedback.h"
 #include "daemon/daemon.h"
 #include "daemon/listener.h"
 #include "daemon/shaper.h"
@@ -347,6 +348,8 @@ daemon_main(int argc, char **argv)
 		fatalx("rep_store %s: %s", ms->cf->rep_store, err);
 	if (dnsbl_init(ms->base, ms->cf, err, sizeof(err)) < 0)
 		fatalx("%s", err);
+	if (fb_open(ms->base, ms->cf, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	fcrdns_init(ms->base);
 	if (psl_load(NULL, err, sizeof(err)) < 0)
 		log_warnx("public suffix list: %s; organisational domains are "
@@ -379,6 +382,7 @@ daemon_main(int argc, char **argv)
 	    ms->st.accepted, ms->st.refused, ms->st.messages,
 	    ms->st.delivered, ms->st.syn_missing, ms->st.violations,
 	    ms->st.backend_errors);
+	fb_close();
 	fcrdns_shutdown();
 	dnsbl_shutdown();
 	psl_free();

@@ -42,6 +42,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "admin/feedback.h"
 #include "daemon/daemon.h"
 #include "daemon/shaper.h"
 #include "dns/fcrdns.h"
@@ -782,6 +783,7 @@ sess_free(struct sess *s, const char *reason)
 		fcrdns_cancel(s->fcrdns_req);
 		s->fcrdns_req = NULL;
 	}
+	fb_remember(s);
 	log_info("%s: disconnect from [%s]:%d class=%s outcome=%s "
 	    "messages=%d duration=%.3fs%s%s", s->id, s->ip, s->port,
 	    s->cls.name, sess_outcome_names[s->outcome], s->messages,

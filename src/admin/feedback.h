@@ -1,0 +1,19 @@
+/*
+ * feedback.h - spam/ham verdicts from downstream filters
+ */
+#ifndef MS_FEEDBACK_H
+#define MS_FEEDBACK_H
+
+#include <stddef.h>
+
+struct sess;
+struct event_base;
+struct conf;
+
+int	fb_open(struct event_base *, const struct conf *, char *err,
+	    size_t errlen);
+void	fb_close(void);
+void	fb_remember(const struct sess *);
+int	fb_cli_main(int argc, char **argv);
+
+#endif
