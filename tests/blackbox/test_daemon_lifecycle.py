@@ -393,3 +393,35 @@ def test_eventlog_schema(sink):
         ab = [m for m in msgs if m["outcome"] == "abandoned"]
         assert len(ab) == 1 and ab[0]["mail_from"] == "" and \
             ab[0]["reply"] is None
+
+
+def test_sighup_reprobes_backend():
+    """backend = sink A (smtp-sink -8: no 8BITMIME): EHLO lacks 8BITMIME;
+    change backend to sink B (with 8BITMIME), SIGHUP: after the new probe
+    EHLO lists 8BITMIME and mail goes to B."""
+    need(SMTP_SINK)
+    with SmtpSink(eightbitmime=False) as a, SmtpSink() as b, \
+            mkdaemon(a.address) as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            assert "8BITMIME" not in c.cmd("EHLO client.test", 250)
+            c.cmd("QUIT", 221)
+        edit_config(d, "backend = 127.0.0.1:%d" % a.port,
+                    "backend = 127.0.0.1:%d" % b.port)
+        n = d.log().count("probe ok")
+        d.signal(signal.SIGHUP)
+        end = time.time() + 5
+        while d.log().count("probe ok") <= n and time.time() < end:
+            time.sleep(0.05)
+        assert d.log().count("probe ok") > n, d.log()
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            assert "8BITMIME" in c.cmd("EHLO client.test", 250)
+            c.cmd("MAIL FROM:<a@client.test>", 250)
+            c.cmd("RCPT TO:<b@example.test>", 250)
+            c.cmd("DATA", 354)
+            c.send(b"Subject: r\r\n\r\nhi\r\n.\r\n")
+            c.expect(250)
+            c.cmd("QUIT", 221)
+        b.wait_messages(1)
+        assert a.message_count() == 0

@@ -7,22 +7,28 @@ given to the daemon as tls_cert_file/tls_key_file, in front of smtp-sink.
   - "STARTTLS\\r\\nRSET\\r\\n" in one packet: after the handshake the
     injected RSET gets no reply: the first reply inside TLS is EHLO's 250,
     and the log says bytes were discarded (CVE-2011-0411);
-  - TLS 1.1 is refused (TLS 1.2 is the minimum).
+  - TLS 1.1 is refused (TLS 1.2 is the minimum);
+  - backend_tls=yes: the hop to a real Postfix (smtpd_tls_security_level
+    = may) is encrypted (Postfix logs starttls=1 for the session and its
+    Received header says ESMTPS); without it, neither.
 """
 
 import os
+import re
 import shutil
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemon import Daemon  # noqa: E402
-from peers import SMTP_SINK, SWAKS, RawSmtp, SmtpSink, need, swaks  # noqa
+from peers import (POSTFIX, SMTP_SINK, SWAKS, PostfixSmtpd, RawSmtp,  # noqa
+                   SmtpSink, is_root, need, swaks)
 
 OPENSSL = "/usr/bin/openssl"
 
@@ -241,3 +247,46 @@ def test_starttls_during_transaction_refused(tls_relay):
         c.cmd("STARTTLS", 503)
         c.cmd("RSET", 250)
         c.cmd("QUIT", 221)
+
+
+class TlsPostfix(PostfixSmtpd):
+    """PostfixSmtpd plus the tlsmgr service smtpd needs for TLS."""
+
+    def _master_cf(self):
+        return (super()._master_cf() +
+                "tlsmgr    unix  - - n 1000? 1 tlsmgr\n")
+
+
+@pytest.mark.parametrize("backend_tls", ["yes", "no"])
+def test_backend_tls_to_postfix(cert, backend_tls):
+    """Plain client; backend_tls=yes -> the backend hop used STARTTLS
+    (Postfix: starttls=1, Received "with ESMTPS"); =no -> it did not."""
+    need(POSTFIX)
+    if not is_root():
+        pytest.skip("real Postfix needs root")
+    crt, key = cert
+    main = {"smtpd_tls_security_level": "may", "smtpd_tls_cert_file": crt,
+            "smtpd_tls_key_file": key}
+    with TlsPostfix(mode="plain", main=main) as pf, \
+            Daemon(backend=pf.address, backend_identity="none",
+                   backend_tls=backend_tls, grace_time="2s") as d:
+        with RawSmtp("127.0.0.1", d.port) as c:
+            c.expect(220)
+            c.cmd("EHLO client.test", 250)
+            c.cmd("MAIL FROM:<a@client.test>", 250)
+            c.cmd("RCPT TO:<b@example.test>", 250)
+            c.cmd("DATA", 354)
+            c.send(b"Subject: btls\r\n\r\nhi\r\n.\r\n")
+            c.expect(250)
+            c.cmd("QUIT", 221)
+        (m,) = pf.wait_messages(1)
+        d.stop()  # closes a cached idle backend connection too
+        # Postfix's per-session summary counts the STARTTLS it completed.
+        end = time.time() + 5
+        while "mail=1" not in pf.log() and time.time() < end:
+            time.sleep(0.05)
+        tls_used = re.search(r"disconnect from .* starttls=1 mail=1",
+                             pf.log()) is not None
+        assert tls_used == (backend_tls == "yes"), pf.log()[-2000:]
+        assert ("ESMTPS" in (m.received or "")) == (backend_tls == "yes"), \
+            m.received
