@@ -365,3 +365,54 @@ def test_two_messages_and_rset_one_session():
             ["delivered", "abandoned", "delivered"]
         (s,) = d.events("session")
         assert s["messages"] == 2 and s["outcome"] == "completed"
+
+
+def test_cached_backend_connection_not_dirty():
+    """backend_identity=none (backend connections may be reused): client
+    1 gives MAIL+RCPT and hangs up mid-transaction; client 2 then sends a
+    whole message: 250 at every step (no "503 nested MAIL" from a reused
+    connection), and the backend holds only client 2's message."""
+    need(SMTP_SINK)
+    with SmtpSink() as sink, \
+            mkdaemon(sink.address, backend_identity="none") as d:
+        with start_txn(d.port) as c:
+            c.cmd("MAIL FROM:<one@client.test>", 250)
+            c.cmd("RCPT TO:<b@example.test>", 250)
+        time.sleep(0.3)
+        for i in range(2):
+            with start_txn(d.port) as c:
+                c.cmd("MAIL FROM:<two@client.test>", 250)
+                seen = finish(c)
+                assert seen[-1][0] == 250, seen
+                c.cmd("QUIT", 221)
+        msgs = sink.wait_messages(2)
+        assert [m.mail_from for m in msgs] == ["two@client.test"] * 2
+
+
+def test_cached_backend_connection_backend_died():
+    """backend_identity=none: a message is delivered (its backend
+    connection may be cached); the backend is killed and restarted on the
+    same port; the next client's message gets 250 (a fresh connection) or
+    451 - never a hang - and a 250 means the new backend has it."""
+    need(SMTP_SINK)
+    sink = SmtpSink().start()
+    port = sink.port
+    try:
+        with mkdaemon(sink.address, backend_identity="none") as d:
+            with start_txn(d.port) as c:
+                c.cmd("MAIL FROM:<a@client.test>", 250)
+                assert finish(c)[-1][0] == 250
+                c.cmd("QUIT", 221)
+            sink.kill()
+            sink.stop()
+            sink = SmtpSink(port=port).start()
+            with start_txn(d.port) as c:
+                code, text = c.cmd("MAIL FROM:<a@client.test>", timeout=5)
+                assert code in (250, 451), (code, text)
+                if code == 250:
+                    seen = finish(c)
+                    assert seen[-1][0] in (250, 451), seen
+                    if seen[-1][0] == 250:
+                        sink.wait_messages(1)
+    finally:
+        sink.stop()
