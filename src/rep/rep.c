@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -713,10 +714,16 @@ seg_flush(struct seg *s, int *connected, int64_t *close_deadline)
 	int64_t	t0;
 	size_t	i;
 
+	if (*close_deadline && mono_ms() >= *close_deadline) {
+		/* rep_close() gave up on the store: do not wait for it */
+		atomic_fetch_add_explicit(&rep.lost, s->wsrc,
+		    memory_order_relaxed);
+		s->nf = s->nw = s->wsrc = 0;
+	}
 	if (s->nf > 0) {
 		int	ok = 0;
 
-		if (store_ready(connected) == 0) {
+		if (!atomic_load(&rep.closing) && store_ready(connected) == 0) {
 			if (rep.ops->fetch(rep.store, s->fr, s->nf, err,
 			    sizeof(err)) == 0) {
 				ok = 1;
@@ -909,6 +916,8 @@ rep_open(struct event_base *base, const struct conf *cf, char *err,
     size_t errlen)
 {
 	const char *spec = cf->rep_store;
+	sigset_t all, old;
+	int	rc;
 
 	(void)base;		/* answers are merged by the next call */
 	if (rep.open) {
@@ -955,9 +964,15 @@ rep_open(struct event_base *base, const struct conf *cf, char *err,
 			snprintf(err, errlen, "reputation queue: out of memory");
 			goto fail_store;
 		}
-		if (pthread_create(&rep.worker, NULL, worker_main, NULL) != 0) {
+		/* the worker blocks every signal: they are the loop's, and a
+		 * dead Redis connection gives EPIPE instead of SIGPIPE */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		rc = pthread_create(&rep.worker, NULL, worker_main, NULL);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc != 0) {
 			snprintf(err, errlen, "reputation worker: %s",
-			    strerror(errno));
+			    strerror(rc));
 			goto fail_store;
 		}
 		rep.have_worker = 1;
