@@ -126,7 +126,10 @@ def test_bdat_to_postfix_dot_line_is_data(postfix):
 
 def test_smtputf8_to_postfix(postfix):
     """MAIL FROM:<...> SMTPUTF8 with a UTF-8 local part: relayed; Postfix
-    holds the message with the UTF-8 sender."""
+    holds the message with the UTF-8 sender.
+
+    Pins a bug: bytes >= 0x80 in an address were taken for control
+    characters (signed char), so "501 bad character in address"."""
     with mkdaemon(postfix.address, backend_identity="none") as d:
         with RawSmtp("127.0.0.1", d.port) as c:
             c.expect(220)

@@ -133,7 +133,10 @@ def test_check_config_unknown_default_class():
 
 def test_sighup_reload_changes_default_class(sink):
     """default_class fast -> slow in the file, SIGHUP: "reloaded" in the
-    log; a new session is in class slow (and its banner is delayed)."""
+    log; a new session is in class slow (and its banner is delayed).
+
+    Pins a bug (ASan): after a reload every log line read the syslog
+    ident from the freed old configuration (heap-use-after-free)."""
     with mkdaemon(sink.address) as d:
         assert session_class(d, "before.test") == "fast"
         edit_config(d, "default_class = fast", "default_class = slow")
@@ -213,8 +216,11 @@ def test_sigterm_grace_mid_transaction(sink):
 
 
 def test_sigterm_grace_over_client_gets_421(sink):
-    """BUG 10 pin: a session still open when grace_time (2s) ends is told
-    "421 4.3.2 ... shutting down" before the close, not just dropped."""
+    """A session still open when grace_time (2s) ends is told "421 4.3.2
+    ... shutting down" before the close, not just dropped.
+
+    Pins a bug: the 421 went to a socket bufferevent's frozen output
+    buffer with evbuffer_write() and was never sent."""
     with mkdaemon(sink.address) as d:
         with RawSmtp("127.0.0.1", d.port) as c:
             c.expect(220)

@@ -74,7 +74,9 @@ def start_txn(port):
 
 def test_backend_down_at_start():
     """No listener at the backend port: MAIL -> 451; message record
-    backend_error with reply null; session outcome backend_error."""
+    backend_error with reply null; session outcome backend_error.
+
+    Pins a bug: QUIT overwrote the session outcome with "completed"."""
     port = free_port()
     with mkdaemon(("127.0.0.1", port)) as d:
         with start_txn(d.port) as c:
@@ -112,7 +114,10 @@ def test_backend_down_then_up_recovers():
 
 def test_kill_after_mail():
     """MAIL -> 250 from the backend; SIGKILL the backend; RCPT (or the
-    rest) must end in 451/421, never 250 for the message."""
+    rest) must end in 451/421, never 250 for the message.
+
+    Pins a bug: a backend that died while its connection was idle was
+    never noticed; the next command waited forever for a reply."""
     need(SMTP_SINK)
     with SmtpSink() as sink, mkdaemon(sink.address) as d:
         with start_txn(d.port) as c:
@@ -208,7 +213,9 @@ def test_backend_drops_at_dot():
 
 def test_backend_421_on_rcpt():
     """smtp-sink -Q RCPT: the backend says 421 and hangs up: the client
-    gets 4xx, no 250 afterwards, record backend_error or deferred."""
+    gets 4xx, no 250 afterwards, record backend_error or deferred.
+
+    Pins a bug: the record said "abandoned"."""
     need(SMTP_SINK)
     with SmtpSink(disconnect_421=["RCPT"]) as sink, \
             mkdaemon(sink.address) as d:

@@ -52,7 +52,9 @@ def hello(d, **kw):
 
 def test_overlong_command_line(sink):
     """"NOOP " + 2000 x's (> smtp_line_limit 1024) -> 500, then NOOP ->
-    250: the session continues; the same for a long line sent in pieces."""
+    250: the session continues; the same for a long line sent in pieces.
+
+    Pins a bug: errors below the error limit were not logged."""
     with mkdaemon(sink.address) as d:
         with hello(d) as c:
             code, text = c.cmd(b"NOOP " + b"x" * 2000)
@@ -284,7 +286,10 @@ def test_size_param_too_big(sink):
 def test_data_larger_than_size(sink):
     """message_size_limit=1000, 5000 bytes of DATA -> 552 after the dot;
     the backend completes no message; record rejected; the session
-    goes on and a small message is then delivered."""
+    goes on and a small message is then delivered.
+
+    Pins a bug: the backend transaction stayed open after the local 552,
+    so the next MAIL got "503 nested MAIL command" from the backend."""
     with mkdaemon(sink.address, message_size_limit=1000) as d:
         with hello(d) as c:
             c.cmd("MAIL FROM:<a@client.test>", 250)
@@ -359,7 +364,9 @@ def test_half_close_after_ehlo_quit(sink):
 def test_half_close_with_reply_delay(sink):
     """Class slowreply (reply_delay=500ms): "EHLO x\\r\\nQUIT\\r\\n" then
     SHUT_WR: the delayed 250 and the 221 still arrive (a half-close is
-    not a hang-up); outcome completed."""
+    not a hang-up); outcome completed.
+
+    Pins a bug: EOF while a reply was held dropped the buffered QUIT."""
     with mkdaemon(sink.address, default_class="slowreply",
                   violation_class="") as d:
         with RawSmtp("127.0.0.1", d.port) as c:

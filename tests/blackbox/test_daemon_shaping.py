@@ -206,7 +206,10 @@ def test_max_messages(sink):
 
 def test_max_rcpt(sink):
     """Class two (max_rcpt=2): RCPT 1 and 2 -> 250, RCPT 3 -> 452; the
-    message goes to two recipients."""
+    message goes to two recipients.
+
+    Pins a bug: each accepted recipient was counted twice, so max_rcpt=2
+    allowed only one."""
     with mkdaemon(sink.address, default_class="two") as d:
         with RawSmtp("127.0.0.1", d.port) as c:
             c.expect(220)

@@ -115,7 +115,10 @@ def test_no_starttls_without_certificate():
 
 
 def test_swaks_tls_delivers(tls_relay):
-    """swaks --tls: message delivered, session record tls=true."""
+    """swaks --tls: message delivered, session record tls=true.
+
+    Pins a bug: QUIT inside TLS closed the connection before the 221
+    left the TLS filter (swaks: "Remote host closed connection")."""
     need(SWAKS)
     rc, out = swaks("127.0.0.1", tls_relay.port, "--tls", timeout=10)
     assert rc == 0, out
@@ -144,7 +147,9 @@ def test_cve_2011_0411_injected_command_discarded(tls_relay):
     """Send "STARTTLS\\r\\nRSET\\r\\n" in one packet; 220; handshake; then
     EHLO inside TLS: the first TLS reply is EHLO's 250 (the RSET got none)
     and the log says bytes pipelined after STARTTLS were discarded.  Then
-    a message goes through inside TLS."""
+    a message goes through inside TLS.
+
+    Pins a bug: the injected bytes were dropped silently (no log line)."""
     with RawSmtp("127.0.0.1", tls_relay.port) as c:
         c.expect(220)
         c.cmd("EHLO client.test", 250)
