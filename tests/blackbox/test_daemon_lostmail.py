@@ -13,10 +13,8 @@ backend_max_connections=1 with two transactions: the second gets 451 4.3.2.
 
 import os
 import sys
-import threading
 import time
 
-import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemon import Daemon  # noqa: E402

@@ -16,7 +16,6 @@ given to the daemon as tls_cert_file/tls_key_file, in front of smtp-sink.
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
