@@ -61,6 +61,22 @@ struct rep_est {
 #define REP_QUEUE_MAX	65536	/* write-behind queue entries */
 #define REP_BATCH_MAX	4096	/* queue entries per store transaction */
 
+/*
+ * rep_open: rep_store "" = memory only, "sqlite:/path" (WAL, created if
+ * missing), "redis://host[:port]" or "redis+unix:/path"; half-life, prefix
+ * lengths, cache size and Redis TTL from the conf.  -1 + err only for a bad
+ * rep_store value: a store that cannot be reached is logged, counted and
+ * retried while the cache serves.  The event_base is not used yet (fetch
+ * answers are merged by the next rep_lookup()/rep_update()).
+ * rep_close: write what is queued (retrying a failing store for 3 s),
+ * join the worker, free everything.
+ * rep_keys_for: the keys of a session in enum order, skipping NULL or
+ * empty inputs; returns how many.
+ * rep_lookup: from the cache only, O(1), never blocks; 0 = a miss (est is
+ * the prior, evidence 0) and a background fetch is scheduled, 1 = counts.
+ * rep_update: weight > 0; updates the cache at once and queues the write
+ * (dropped and counted when the queue is full); never blocks or fails.
+ */
 int	rep_open(struct event_base *, const struct conf *, char *err,
 	    size_t errlen);
 void	rep_close(void);
@@ -90,10 +106,15 @@ struct rep_counters {
 };
 void	rep_counters(struct rep_counters *);
 
+/* Wait until everything queued is in the store (0) or timeout_ms (-1);
+ * blocks: for shutdown, tools and tests, not for the event loop. */
 int	rep_sync(long timeout_ms);
+/* The estimate of any decayed counts (used by evaluate and reports too). */
 void	rep_estimate(const double counts[REP_NOUTCOMES], struct rep_est *);
-const char *rep_outcome_name(enum rep_outcome);
-const char *rep_keykind_name(enum rep_keykind);
+const char *rep_outcome_name(enum rep_outcome);	/* "delivered", ... */
+const char *rep_keykind_name(enum rep_keykind);	/* "ip", "prefix", ... */
+/* Wall-clock ms since the epoch; tests freeze it with rep_set_clock(ms),
+ * rep_set_clock(0) returns to real time. */
 int64_t	rep_now(void);
 void	rep_set_clock(int64_t ms);
 
