@@ -14,6 +14,7 @@ addresses are logged as the client's IP version; identity commands refused
     advertises them even though the backend (smtp-sink) does.
 """
 
+import contextlib
 import os
 import socket
 import sys
@@ -33,6 +34,27 @@ def mkdaemon(backend, **kw):
     kw.setdefault("grace_time", "2s")
     return Daemon(backend=backend, config_text=CLASS, default_class="fast",
                   **kw)
+
+
+@contextlib.contextmanager
+def wildcard_daemon(backend, tries=3):
+    """A started daemon on [::]:PORT; retried on a port taken meanwhile
+    (free_port() only probes 127.0.0.1, and other tests run alongside)."""
+    for i in range(tries):
+        port = free_port()
+        d = mkdaemon(backend, listen="[::]:%d" % port, port=port)
+        try:
+            d.start()
+            break
+        except RuntimeError:
+            d.stop()
+            if i == tries - 1:
+                raise
+    try:
+        yield d
+    finally:
+        d.stop()
+        d.cleanup()
 
 
 def need_postfix():
@@ -143,9 +165,8 @@ def test_wildcard_v6_listener_logs_ipv4_as_ipv4():
     fingerprint's raw signature says version 4 for the IPv4 one."""
     need(SMTP_SINK)
     need_ipv6()
-    port = free_port()
-    with SmtpSink() as sink, \
-            mkdaemon(sink.address, listen="[::]:%d" % port, port=port) as d:
+    with SmtpSink() as sink, wildcard_daemon(sink.address) as d:
+        port = d.port
         with RawSmtp("127.0.0.1", port, source="127.0.0.3") as c:
             c.expect(220)
             c.cmd("EHLO v4.test", 250)
@@ -173,9 +194,9 @@ def test_ipv4_through_wildcard_listener_to_postfix_xclient():
     Postfix records 127.0.0.5 (not IPv6:::ffff:127.0.0.5)."""
     need_postfix()
     need_ipv6()
-    port = free_port()
     with PostfixSmtpd(mode="xclient") as pf, \
-            mkdaemon(pf.address, listen="[::]:%d" % port, port=port):
+            wildcard_daemon(pf.address) as d:
+        port = d.port
         rc, out = swaks("127.0.0.1", port, source="127.0.0.5")
         assert rc == 0, out
         (m,) = pf.wait_messages(1)
