@@ -446,6 +446,14 @@ sess_emit(struct sess *s)
 	return 1;
 }
 
+/* sess_banner_waits - the banner is held for DNS answers still out */
+static int
+sess_banner_waits(const struct sess *s)
+{
+	return s->state == SESS_BANNER &&
+	    (s->dnsbl_req != NULL || s->fcrdns_req != NULL);
+}
+
 /* sess_reply_at - send the reply in s->reply so it completes by `due` */
 static void
 sess_reply_at(struct sess *s, const struct timeval *due)
@@ -465,7 +473,7 @@ sess_reply_at(struct sess *s, const struct timeval *due)
 		budget = d.tv_sec * 1000L + d.tv_usec / 1000;
 	}
 	/* Observe mode and classes without delay answer at once. */
-	if (budget <= 0 || sess_observe()) {
+	if ((budget <= 0 && !sess_banner_waits(s)) || sess_observe()) {
 		sess_emit(s);
 		sess_reply_done(s);
 		return;
@@ -554,9 +562,8 @@ sess_timer_cb(evutil_socket_t fd, short what, void *arg)
 		cont(s);
 		return;
 	}
-	if (s->state == SESS_BANNER &&
-	    (s->dnsbl_req != NULL || s->fcrdns_req != NULL))
-		return;		/* the banner waits for the DNS answers */
+	if (sess_banner_waits(s))
+		return;		/* the DNS answers will re-arm the banner */
 	if (sess_emit(s))
 		sess_reply_done(s);
 }

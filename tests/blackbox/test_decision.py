@@ -1,0 +1,257 @@
+"""test_decision.py - the decision engine inside the daemon (issue 4)
+
+Scenarios, each with its own daemon, store and peers on loopback:
+  - a client listed by a real rbldnsd is re-classed before its banner, and
+    the reason names the list; an unlisted client stays normal;
+  - a raw SYN signature that only abandons goes to hostile although its
+    OS label ("Linux 2.2.x-3.x") is mostly good, and a raw signature that
+    only delivers goes to trusted although the same OS label is mostly bad
+    (different raw signatures come from different TCP_MAXSEG values);
+  - relayed messages carry the trace header; spam feedback moves a key;
+  - explore_share=100% puts little-known sessions in the control group.
+"""
+
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from daemon import Daemon, BINARY
+from peers import SmtpSink, need, is_root, free_port, SMTP_SINK
+
+RBLDNSD = "/usr/sbin/rbldnsd"
+
+# Short delays so a test can see a class by its banner time.
+CLASSES = """
+class_trusted = banner_delay=0 action=relay
+class_normal = banner_delay=0 action=relay
+class_suspect = banner_delay=1s action=relay
+class_hostile = banner_delay=2s action=relay
+"""
+
+
+def dns_ok(port, name):
+    q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\x00" + struct.pack(">HH", 1, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.2)
+    try:
+        s.sendto(q, ("127.0.0.1", port))
+        r = s.recv(512)
+        return r[3] & 0x0f == 0
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def rbl():
+    need(RBLDNSD)
+    d = tempfile.mkdtemp(prefix="rbldnsd.")
+    os.chmod(d, 0o777)
+    with open(os.path.join(d, "bl"), "w") as f:
+        f.write("127.0.0.2\n127.0.0.66\n")
+    os.chmod(os.path.join(d, "bl"), 0o644)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    cmd = [RBLDNSD, "-n", "-b", "127.0.0.1/%d" % port, "-w", d,
+           "-p", os.path.join(d, "pid"), "bl.test:ip4set:bl"]
+    if is_root():
+        cmd[1:1] = ["-u", "rbldns"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 5
+        while not dns_ok(port, "2.0.0.127.bl.test"):
+            assert proc.poll() is None and time.monotonic() < end
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def smtp_session(port, src, mss=0, deliver=True, timeout=10):
+    """one session; deliver: a message, else give up after RCPT"""
+    c = socket.socket()
+    if mss:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
+    c.settimeout(timeout)
+    c.bind((src, 0))
+    c.connect(("127.0.0.1", port))
+    f = c.makefile("rb")
+
+    def reply():
+        while True:
+            line = f.readline()
+            assert line, "connection closed"
+            if line[3:4] != b"-":
+                return line
+
+    t0 = time.monotonic()
+    assert reply().startswith(b"220")
+    banner_s = time.monotonic() - t0
+    for cmd in (b"EHLO client.test", b"MAIL FROM:<a@client.test>",
+                b"RCPT TO:<b@example.test>"):
+        c.sendall(cmd + b"\r\n")
+        assert reply()[:1] == b"2"
+    if deliver:
+        c.sendall(b"DATA\r\n")
+        assert reply().startswith(b"354")
+        c.sendall(b"Subject: t\r\n\r\nhello\r\n.\r\n")
+        assert reply().startswith(b"250")
+        c.sendall(b"QUIT\r\n")
+        reply()
+    c.close()
+    return banner_s
+
+
+def last_session(d, ip):
+    d.wait_events("session", 1)
+    recs = [r for r in d.events("session") if r["client_ip"] == ip]
+    return recs[-1]
+
+
+def test_dnsbl_reclasses_before_banner(rbl):
+    """127.0.0.66 is listed in bl.test*5: the banner waits for the answer,
+    the session becomes hostile (2 s banner) with reason "dnsbl bl.test =
+    +5"; 127.0.0.67 is not listed and gets its banner at once, class
+    normal."""
+    need(SMTP_SINK)
+    with SmtpSink() as sink, Daemon(
+            backend=sink.address, config_text=CLASSES,
+            dns_servers="127.0.0.1:%d" % rbl, dnsbl_sites="bl.test*5",
+            dnsbl_timeout="2s") as d:
+        slow = smtp_session(d.port, "127.0.0.66", deliver=False)
+        fast = smtp_session(d.port, "127.0.0.67", deliver=False)
+        time.sleep(0.3)
+        d.stop()
+        listed = last_session(d, "127.0.0.66")
+        clean = last_session(d, "127.0.0.67")
+    assert listed["class"] == "hostile", listed
+    assert any(r == "dnsbl bl.test = +5" for r in listed["reasons"]), listed
+    assert listed["dnsbl"]["score"] == 5
+    assert slow >= 1.8, slow
+    assert clean["class"] == "normal", clean
+    assert clean["dnsbl"]["score"] == 0 and clean["dnsbl"]["hits"] == []
+    assert fast < 1.0, fast
+
+
+def train(port, n, first_ip, mss, deliver):
+    base = [int(x) for x in first_ip.split(".")]
+    for i in range(n):
+        ip = "%d.%d.%d.%d" % (base[0], base[1] + i // 250, base[2],
+                              base[3] + i % 250)
+        smtp_session(port, ip, mss=mss, deliver=deliver)
+
+
+# The raw-signature tests read the class from the event log; no delays,
+# so training does not wait on the tarpit it builds.
+FAST = """
+class_trusted = action=relay
+class_normal = action=relay
+class_suspect = action=relay
+class_hostile = action=relay
+"""
+
+
+def rawsig_daemon(sink):
+    return Daemon(backend=sink.address, config_text=FAST,
+                  rep_weights="ip=1 prefix=0 rawsig=1.5 os=0.3 "
+                              "prefix_rawsig=0 domain=1.5")
+
+
+def test_rawsig_spam_beats_good_os_label():
+    """Raw signature mss=536 only abandons (60 sessions) while the same
+    OS label delivers 200 times with the default SYN: a new client with
+    mss=536 is hostile, a new client with the default SYN is not."""
+    need(SMTP_SINK)
+    with SmtpSink() as sink, rawsig_daemon(sink) as d:
+        train(d.port, 200, "127.10.0.1", 0, True)
+        train(d.port, 60, "127.20.0.1", 536, False)
+        smtp_session(d.port, "127.30.0.1", mss=536, deliver=False)
+        smtp_session(d.port, "127.30.0.2", mss=0, deliver=False)
+        time.sleep(0.3)
+        d.stop()
+        bad = last_session(d, "127.30.0.1")
+        good = last_session(d, "127.30.0.2")
+    assert bad["fp"]["os"] == good["fp"]["os"] == "Linux 2.2.x-3.x"
+    assert bad["fp"]["key"] != good["fp"]["key"]
+    assert bad["class"] == "hostile", bad["reasons"]
+    assert any(r.startswith("rawsig ") and "bad 0.9" in r
+               for r in bad["reasons"]), bad["reasons"]
+    assert good["class"] in ("normal", "trusted"), good["reasons"]
+
+
+def test_rawsig_ham_beats_bad_os_label():
+    """The reverse: mss=8960 abandons 300 times, so the OS label is mostly
+    bad; mss=1200 delivers 60 times: a new mss=1200 client is trusted."""
+    need(SMTP_SINK)
+    with SmtpSink() as sink, rawsig_daemon(sink) as d:
+        train(d.port, 300, "127.40.0.1", 8960, False)
+        train(d.port, 60, "127.50.0.1", 1200, True)
+        smtp_session(d.port, "127.60.0.1", mss=1200, deliver=False)
+        time.sleep(0.3)
+        d.stop()
+        rec = last_session(d, "127.60.0.1")
+    assert rec["fp"]["os"] == "Linux 2.2.x-3.x"
+    assert rec["class"] == "trusted", rec["reasons"]
+    assert any(r.startswith("os Linux 2.2.x-3.x (bad 0.8") for r in
+               rec["reasons"]), rec["reasons"]
+
+
+def test_trace_header_and_feedback():
+    """The backend sees the trace header with the session id, class, raw
+    signature key and OS; spam feedback for that message is accepted and
+    logged; feedback for an unknown id is a clear not-found error."""
+    need(SMTP_SINK)
+    fport = free_port()
+    with SmtpSink() as sink, Daemon(
+            backend=sink.address, feedback_listen="127.0.0.1:%d" % fport) as d:
+        smtp_session(d.port, "127.0.0.5")
+        (m,) = sink.wait_messages(1)
+        hdr = m.header("X-Mailshaper")
+        assert hdr and "class=normal" in hdr and "rawsig=" in hdr, m.data
+        assert 'os="Linux' in hdr and 'key="4:64:' in hdr
+        path = os.path.join(d.dir, "msg.eml")
+        with open(path, "wb") as f:
+            f.write(m.data)
+        time.sleep(0.2)
+        r = subprocess.run([BINARY, "feedback", "--spam", "-c", d.config,
+                            path], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run([BINARY, "feedback", "--ham", "-c", d.config,
+                            "ABCDEF012345"], capture_output=True, text=True)
+        assert r.returncode == 1 and "unknown session id" in r.stderr
+        d.stop()
+        fb = [e for e in d.events() if e["type"] == "feedback"]
+    assert len(fb) == 1 and fb[0]["verdict"] == "spam"
+    assert fb[0]["message"].endswith(".1")
+
+
+def test_exploration_control_group():
+    """explore_share=100%: a client nobody knows runs in class normal as
+    the control group even when default_class is suspect."""
+    need(SMTP_SINK)
+    with SmtpSink() as sink, Daemon(
+            backend=sink.address, config_text=CLASSES, explore_share="100%",
+            default_class="suspect") as d:
+        smtp_session(d.port, "127.0.0.8")
+        time.sleep(0.3)
+        d.stop()
+        s = last_session(d, "127.0.0.8")
+        (m,) = d.events("message")
+    assert s["class"] == "normal" and s["control"] is True, s
+    assert any("control group" in r for r in s["reasons"])
+    assert m["control"] is True
