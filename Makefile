@@ -73,8 +73,12 @@ demo: all
 fuzz: | deps
 	$(MAKE) -f fuzz/Makefile
 
+# Builds the benchmark helpers; each bench/*.sh runs one benchmark
+# against its baseline (see bench/README.md).
 bench: all
-	@echo "benchmarks: see bench/README.md"
+	$(MAKE) -f bench/Makefile B=$(B)
+	@echo "run: bench/relay.sh bench/tarpit.sh bench/fp_bench.sh" \
+	    "bench/dnsbl_bench.sh bench/rep_bench.sh build/bench/decision_bench"
 
 clean:
 	rm -rf build
