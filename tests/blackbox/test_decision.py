@@ -255,3 +255,55 @@ def test_exploration_control_group():
     assert s["class"] == "normal" and s["control"] is True, s
     assert any("control group" in r for r in s["reasons"])
     assert m["control"] is True
+
+
+@pytest.fixture
+def redis():
+    need("/usr/bin/redis-server")
+    port = free_port()
+    d = tempfile.mkdtemp(prefix="redis.")
+    proc = subprocess.Popen(["/usr/bin/redis-server", "--port", str(port),
+                             "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", d],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < end
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_farm_shares_reputation_through_redis(redis):
+    """Two daemons on one Redis store: what daemon A learns about a raw
+    signature (60 abandoned sessions with mss=536, 200 delivered with the
+    default SYN) makes daemon B put that signature in hostile, once B's
+    cache has fetched the keys."""
+    need(SMTP_SINK)
+    store = "redis://127.0.0.1:%d" % redis
+    with SmtpSink() as sink:
+        with Daemon(backend=sink.address, config_text=FAST, rep_store=store,
+                    rep_weights="ip=1 prefix=0 rawsig=1.5 os=0.3 "
+                                "prefix_rawsig=0 domain=1.5") as a:
+            train(a.port, 200, "127.70.0.1", 0, True)
+            train(a.port, 60, "127.80.0.1", 536, False)
+        # A has stopped: its write-behind queue is flushed to Redis.
+        with Daemon(backend=sink.address, config_text=FAST, rep_store=store,
+                    rep_weights="ip=1 prefix=0 rawsig=1.5 os=0.3 "
+                                "prefix_rawsig=0 domain=1.5") as b:
+            smtp_session(b.port, "127.90.0.1", mss=536, deliver=False)
+            time.sleep(0.5)     # the first lookup fetched the keys
+            smtp_session(b.port, "127.90.0.2", mss=536, deliver=False)
+            time.sleep(0.3)
+            b.stop()
+            rec = last_session(b, "127.90.0.2")
+    assert rec["class"] == "hostile", rec["reasons"]
