@@ -13,6 +13,7 @@
  * The caller owns the returned struct conf and frees it with conf_free().
  * It is an error to modify a struct conf that sessions may still read.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -153,6 +154,10 @@ const struct conf_param conf_params[] = {
 	    "loopback address of the HTTP feedback listener (empty = none)", OFF(feedback_listen)},
 	{"feedback_cache_size", CT_INT, "50000", "sessions", 0, 10000000, 0,
 	    "recent sessions remembered so feedback can find their keys", OFF(feedback_cache_size)},
+	{"admin_listen", CT_STR, "", "host:port", 0, 0, 0,
+	    "loopback host:port or unix:/path of the admin HTTP API (empty = none)", OFF(admin_listen)},
+	{"admin_token", CT_STR, "", "token", 0, 0, 1,
+	    "bearer token the admin API requires on a TCP address", OFF(admin_token)},
 	{NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -229,6 +234,8 @@ conf_str_size(size_t off)
 		{OFF(trace_header), sizeof(((struct conf *)0)->trace_header)},
 		{OFF(feedback_listen),
 		    sizeof(((struct conf *)0)->feedback_listen)},
+		{OFF(admin_listen), sizeof(((struct conf *)0)->admin_listen)},
+		{OFF(admin_token), sizeof(((struct conf *)0)->admin_token)},
 	};
 	size_t	i;
 
@@ -754,6 +761,82 @@ conf_parse_policy(struct conf *cf, char *err, size_t errlen)
 	return 0;
 }
 
+/* conf_is_loopback - 1 for 127.0.0.0/8 and ::1 */
+static int
+conf_is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr)
+		    >> 24) == 127;
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return 0;
+}
+
+/*
+ * conf_check_admin - admin_listen is loopback or unix:, never an SMTP
+ * address; a TCP address needs an admin_token of 16+ token characters
+ */
+static int
+conf_check_admin(struct conf *cf, char *err, size_t errlen)
+{
+	struct endpoint ep;
+	char	w[300], sub[256];
+	size_t	tl = strlen(cf->admin_token);
+	int	i;
+
+	if (*cf->admin_token && (tl < 16 || strspn(cf->admin_token,
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789-._~+/=") != tl)) {
+		snprintf(err, errlen, "%s: admin_token: at least 16 characters "
+		    "of A-Z a-z 0-9 - . _ ~ + / =", conf_where(cf,
+		    "admin_token", w, sizeof(w)));
+		return -1;
+	}
+	if (*cf->admin_listen == 0)
+		return 0;
+	if (addr_parse_endpoint(cf->admin_listen, 0, &ep, sub,
+	    sizeof(sub)) < 0) {
+		snprintf(err, errlen, "%s: admin_listen: %s", conf_where(cf,
+		    "admin_listen", w, sizeof(w)), sub);
+		return -1;
+	}
+	if (ep.ss.ss_family == AF_UNIX)
+		return 0;
+	if (!conf_is_loopback(&ep.ss)) {
+		snprintf(err, errlen, "%s: admin_listen: %s is not a loopback "
+		    "address (use 127.0.0.1, [::1] or unix:/path)",
+		    conf_where(cf, "admin_listen", w, sizeof(w)),
+		    cf->admin_listen);
+		return -1;
+	}
+	for (i = 0; i < cf->nlisten; i++) {
+		const struct sockaddr_storage *l = &cf->listen[i].ss;
+		int	lport = l->ss_family == AF_INET ?
+		    ((const struct sockaddr_in *)l)->sin_port :
+		    l->ss_family == AF_INET6 ?
+		    ((const struct sockaddr_in6 *)l)->sin6_port : -1;
+		int	aport = ep.ss.ss_family == AF_INET ?
+		    ((const struct sockaddr_in *)&ep.ss)->sin_port :
+		    ((const struct sockaddr_in6 *)&ep.ss)->sin6_port;
+
+		if (lport == aport) {
+			snprintf(err, errlen, "%s: admin_listen: port of %s is "
+			    "an SMTP listen port", conf_where(cf,
+			    "admin_listen", w, sizeof(w)), cf->admin_listen);
+			return -1;
+		}
+	}
+	if (*cf->admin_token == 0) {
+		snprintf(err, errlen, "%s: admin_listen: a TCP address needs "
+		    "admin_token", conf_where(cf, "admin_listen", w,
+		    sizeof(w)));
+		return -1;
+	}
+	return 0;
+}
+
 /* conf_check - cross-parameter rules, reported where the value was set */
 static int
 conf_check(struct conf *cf, char *err, size_t errlen)
@@ -801,7 +884,7 @@ conf_check(struct conf *cf, char *err, size_t errlen)
 				return -1;
 			}
 	}
-	return 0;
+	return conf_check_admin(cf, err, errlen);
 }
 
 /* conf_load - defaults, then the file (if any), then -o overrides */

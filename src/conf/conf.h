@@ -124,6 +124,9 @@ struct conf {
 	char	trace_header[64];	/* header name ("" = none) */
 	char	feedback_listen[128];	/* host:port of the HTTP listener */
 	long	feedback_cache_size;	/* sessions remembered for feedback */
+	/* Admin API (issue 6). */
+	char	admin_listen[128];	/* loopback host:port, unix:/path, "" */
+	char	admin_token[128];	/* bearer token ("" = none) */
 };
 
 /* One row of the parameter table. */
