@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -324,6 +325,7 @@ daemon_main(int argc, char **argv)
 	log_init(foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG,
 	    ms->cf->syslog_name);
 	signal(SIGPIPE, SIG_IGN);
+	srand48((long)time(NULL) ^ (long)getpid());	/* exploration draws */
 	raise_nofile();
 	if ((ms->base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");

@@ -20,12 +20,15 @@ static int log_verbose;
 static const char *log_ident = "mailshaper";
 static pid_t log_pid;			/* cached: one getpid() per process */
 
-/* log_init - choose the destination; ident is kept by reference */
+/* log_init - choose the destination; ident is copied */
 void
 log_init(int where, const char *ident)
 {
+	static char ident_buf[64];
+
+	snprintf(ident_buf, sizeof(ident_buf), "%s", ident);
 	log_where = where;
-	log_ident = ident;
+	log_ident = ident_buf;
 	log_pid = getpid();
 	if (where == LOG_TO_SYSLOG)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
