@@ -10,6 +10,7 @@
 #include "daemon/daemon.h"
 #include "fp/fp_cli.h"
 #include "report/evaluate.h"
+#include "report/report.h"
 #include "util/log.h"
 
 int
@@ -21,5 +22,6 @@ main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "feedback") == 0)
 		return fb_cli_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "evaluate") == 0) return eval_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "report") == 0) return report_main(argc - 1, argv + 1);
 	return daemon_main(argc, argv);
 }

@@ -1,0 +1,1662 @@
+/*
+ * report.c - `mailshaper report`: delivery success by OS, raw signature,
+ * class, DNSBL listing or hour, as tables and SVG charts
+ *
+ *   mailshaper report EVENTLOG [--since T] [--by os|rawsig|class|dnsbl|hour]
+ *                     [--format text|json|csv|html] [--out DIR]
+ *
+ * Exports report_main() and, for tests, rp_run(), rp_report_free(),
+ * rp_parse_by(), rp_parse_since(), rp_attempts(), rp_success_rate() and
+ * the writers rp_write_text/json/csv/html() and rp_write_charts().
+ *
+ * Definitions (per group; doc/internals/report.md says why):
+ *  - A session belongs to one group, from its session record: os is fp.os
+ *    ("(no SYN)" when fp is null, "(unknown)" when os is null); rawsig is
+ *    fp.key, the distance-free form of fp.raw_sig; class is the session's
+ *    class; dnsbl is the sorted zones that listed the client, "(not
+ *    listed)" or "(not asked)"; hour is the UTC hour of its start.  Its
+ *    message records count in the same group.
+ *  - Messages whose session record never comes (an orphan session) use
+ *    the message records' own client_ip, os, raw_sig and class; dnsbl is
+ *    then "(unknown)", hour the first message's.
+ *  - attempts = delivered + rejected + deferred + abandoned +
+ *    protocol_error messages + gave_up, where gave_up counts sessions
+ *    whose outcome is "abandoned" and that have no message at all (the
+ *    client gave up before MAIL).  backend_error messages are never
+ *    counted against the sender: they are not attempts.
+ *    success rate = delivered / attempts (undefined when attempts = 0).
+ *  - senders = distinct client_ip; a sender is successful when it
+ *    delivered at least one message in the group, unsuccessful when it
+ *    made attempts in the group and delivered none (so an address that
+ *    only connected and gave up is an unsuccessful sender).  Senders with
+ *    no attempts (QUIT without MAIL, refused) are in neither.
+ *  - The wait of an abandoned session (session outcome "abandoned") is its
+ *    gave_up_after_s, kept as a count, sum, maximum and log-scale
+ *    histogram per group.
+ *  - --since keeps the sessions that started at or after T (orphans: whose
+ *    first message is at or after T).
+ *
+ * Method: one streaming pass.  Message records come before their session
+ * record (written at session end), so a session's message outcomes wait
+ * in an open-session entry (a few counters and four short strings) until
+ * the record arrives.  A session whose record never comes is counted as
+ * an orphan once the log's clock is session_max_age_ms past its first
+ * message, when more than max_open sessions wait, or at the end.  Memory
+ * is bounded by the distinct (group, address) pairs, the groups and the
+ * open sessions, never by the log's length.
+ *
+ * Memory: rp_run() fills an rp_report whose tables it owns; the caller
+ * frees it with rp_report_free().  It is an error to use a report after
+ * freeing it, or to call a writer on a report rp_run() did not fill.
+ */
+#include <sys/queue.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "report/evaluate.h"
+#include "report/jsonl.h"
+#include "report/report.h"
+#include "report/svg.h"
+#include "util/log.h"
+
+#define RP_MAX_AGE_MS	(3600LL * 1000)	/* default orphan age */
+#define RP_MAX_OPEN	(1u << 20)	/* default open sessions */
+#define RP_VAL		1024		/* longest group label kept */
+#define RP_MAX_ZONES	32		/* DNSBL zones kept per session */
+#define RP_SHARE_TOP	9		/* slices before "(other)" */
+#define RP_WAIT_ROWS	8		/* OSes in the patience chart */
+
+const char *const rp_by_names[RP_NBY] = {
+	"os", "rawsig", "class", "dnsbl", "hour"
+};
+
+/* Upper bounds of the wait buckets, seconds; the last is open. */
+static const double rp_wait_edges[RP_NWAIT - 1] = {
+	1, 2, 5, 10, 20, 30, 60, 120, 300, 600
+};
+const char *const rp_wait_buckets[RP_NWAIT] = {
+	"<1s", "1-2s", "2-5s", "5-10s", "10-20s", "20-30s", "30-60s",
+	"1-2m", "2-5m", "5-10m", ">=10m"
+};
+
+/* Message outcomes, as indices of rp_open.oc[]. */
+enum rp_oc { OC_DELIVERED, OC_REJECTED, OC_DEFERRED, OC_ABANDONED,
+	OC_PROTO, OC_BACKEND, OC_OTHER, RP_NOC };
+
+static const char *const rp_oc_names[RP_NOC - 1] = {
+	"delivered", "rejected", "deferred", "abandoned", "protocol_error",
+	"backend_error"
+};
+
+/*
+ * A chained hash map from byte strings to a counter and a pointer.
+ */
+struct rp_ent {
+	struct rp_ent *next;
+	uint64_t h;		/* FNV-1a of the key */
+	uint64_t a;		/* owner-defined counter or flags */
+	void	*p;		/* owner-defined */
+	uint32_t klen;
+	char	key[];		/* klen bytes and a NUL */
+};
+
+struct rp_map {
+	struct rp_ent **tab;
+	size_t	nb;		/* buckets, a power of two (0 = empty) */
+	size_t	n;		/* entries */
+};
+
+/* fnv - 64-bit FNV-1a */
+static uint64_t
+fnv(const void *k, size_t n)
+{
+	const unsigned char *p = k;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (n--) {
+		h ^= *p++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* map_grow - double the buckets; -1 when out of memory */
+static int
+map_grow(struct rp_map *m)
+{
+	size_t nb = m->nb ? m->nb * 2 : 256, i;
+	struct rp_ent **t = calloc(nb, sizeof(*t)), *e, *next;
+
+	if (t == NULL)
+		return -1;
+	for (i = 0; i < m->nb; i++)
+		for (e = m->tab[i]; e != NULL; e = next) {
+			next = e->next;
+			e->next = t[e->h & (nb - 1)];
+			t[e->h & (nb - 1)] = e;
+		}
+	free(m->tab);
+	m->tab = t;
+	m->nb = nb;
+	return 0;
+}
+
+/* map_find - the entry for key; created (zeroed) when create is set */
+static struct rp_ent *
+map_find(struct rp_map *m, const void *key, size_t klen, int create,
+    int *oom)
+{
+	uint64_t h = fnv(key, klen);
+	struct rp_ent *e;
+
+	if (m->nb)
+		for (e = m->tab[h & (m->nb - 1)]; e != NULL; e = e->next)
+			if (e->h == h && e->klen == klen &&
+			    memcmp(e->key, key, klen) == 0)
+				return e;
+	if (!create)
+		return NULL;
+	if ((m->n >= m->nb && map_grow(m) < 0) ||
+	    (e = calloc(1, sizeof(*e) + klen + 1)) == NULL) {
+		*oom = 1;
+		return NULL;
+	}
+	e->h = h;
+	e->klen = (uint32_t)klen;
+	memcpy(e->key, key, klen);
+	e->next = m->tab[h & (m->nb - 1)];
+	m->tab[h & (m->nb - 1)] = e;
+	m->n++;
+	return e;
+}
+
+/* map_del - unlink and free one entry (not its p) */
+static void
+map_del(struct rp_map *m, struct rp_ent *e)
+{
+	struct rp_ent **pp = &m->tab[e->h & (m->nb - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	free(e);
+	m->n--;
+}
+
+/* map_free - free every entry (and their p when free_p) and the table */
+static void
+map_free(struct rp_map *m, int free_p)
+{
+	struct rp_ent *e, *next;
+	size_t i;
+
+	for (i = 0; i < m->nb; i++)
+		for (e = m->tab[i]; e != NULL; e = next) {
+			next = e->next;
+			if (free_p)
+				free(e->p);
+			free(e);
+		}
+	free(m->tab);
+	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * Open sessions: message outcomes waiting for their session record.
+ */
+struct rp_open {
+	struct rp_ent *ent;		/* in rp.open; ent->p is us */
+	TAILQ_ENTRY(rp_open) age;	/* oldest first message first */
+	uint64_t oc[RP_NOC];		/* messages by outcome */
+	int64_t	first_ms;		/* time of the first message */
+	const char *ip, *os, *raw, *cls;	/* into buf; NULL when absent */
+	char	buf[];
+};
+
+/* What one session contributes, from its record or its messages. */
+struct rp_sess {
+	const char *ip;		/* client_ip, or NULL */
+	char	label[RP_NBY][RP_VAL];	/* its group under each --by */
+	int64_t	start_ms;	/* start (orphans: first message) */
+	int	gave_up;	/* abandoned with no message at all */
+	int	abandoned;	/* session outcome "abandoned" */
+	double	wait;		/* gave_up_after_s (< 0 = none) */
+};
+
+/* One table being built. */
+struct rp_dim {
+	enum rp_by by;
+	struct rp_map groups;	/* label -> struct rp_group (p) */
+	struct rp_map senders;	/* label \0 ip -> a: 1 delivered 2 attempted */
+};
+
+struct rp {
+	const struct rp_opts *o;
+	const char *path;
+	struct rp_dim dims[3];	/* --by, os, rawsig (shared when equal) */
+	int	ndims;
+	struct rp_map open;	/* session id -> rp_open */
+	TAILQ_HEAD(, rp_open) ages;
+	int64_t	now_ms;		/* latest time seen */
+	struct rp_stats *st;
+	int	warned;
+	int	oom;
+};
+
+/* rp_warn - a file:line warning, capped, and counted */
+static void __attribute__((format(printf, 3, 4)))
+rp_warn(struct rp *r, unsigned long lineno, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	r->st->garbage++;
+	if (r->warned >= r->o->max_warnings) {
+		if (r->warned++ == r->o->max_warnings)
+			log_warnx("%s: further warnings suppressed", r->path);
+		return;
+	}
+	r->warned++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("%s:%lu: %s", r->path, lineno, msg);
+}
+
+/* rp_opts_init - defaults: by OS, everything, 20 warnings */
+void
+rp_opts_init(struct rp_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->by = RP_BY_OS;
+	o->since_ms = INT64_MIN;
+	o->max_warnings = 20;
+	o->max_line = JL_MAX_LINE;
+	o->session_max_age_ms = RP_MAX_AGE_MS;
+	o->max_open = RP_MAX_OPEN;
+}
+
+/* rp_parse_by - a --by name; 0 or -1 */
+int
+rp_parse_by(const char *s, enum rp_by *by)
+{
+	int i;
+
+	for (i = 0; i < RP_NBY; i++)
+		if (strcmp(s, rp_by_names[i]) == 0) {
+			*by = (enum rp_by)i;
+			return 0;
+		}
+	return -1;
+}
+
+/* rp_parse_since - RFC 3339, or "N" s/m/h/d/w before now_ms; 0 or -1 */
+int
+rp_parse_since(const char *s, int64_t now_ms, int64_t *since, char *err,
+    size_t errlen)
+{
+	char *end;
+	double n;
+	int64_t unit;
+
+	if (eval_time_ms(s, since) == 0)
+		return 0;
+	errno = 0;
+	n = strtod(s, &end);
+	if (errno == 0 && end != s && *s >= '0' && *s <= '9' && n >= 0 &&
+	    n < 1e7 && end[0] != '\0' && end[1] == '\0') {
+		switch (*end) {
+		case 's': unit = 1000; break;
+		case 'm': unit = 60 * 1000; break;
+		case 'h': unit = 3600 * 1000; break;
+		case 'd': unit = 86400 * 1000; break;
+		case 'w': unit = 7 * 86400 * 1000LL; break;
+		default: unit = 0;
+		}
+		if (unit) {
+			*since = now_ms - (int64_t)(n * (double)unit);
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "--since wants an RFC 3339 time or an age "
+	    "like 24h or 7d, not '%.60s'", s);
+	return -1;
+}
+
+/* rp_attempts - the attempts of a group (see the top of this file) */
+uint64_t
+rp_attempts(const struct rp_group *g)
+{
+	return g->delivered + g->rejected + g->deferred + g->abandoned +
+	    g->protocol_error + g->early;
+}
+
+/* rp_success_rate - delivered / attempts, or -1 when undefined */
+double
+rp_success_rate(const struct rp_group *g)
+{
+	uint64_t a = rp_attempts(g);
+
+	return a ? (double)g->delivered / (double)a : -1;
+}
+
+/*
+ * Counting.
+ */
+
+/* group_get - the group of a dimension with this label, created */
+static struct rp_group *
+group_get(struct rp *r, struct rp_dim *d, const char *label)
+{
+	struct rp_ent *e;
+	struct rp_group *g;
+
+	if ((e = map_find(&d->groups, label, strlen(label), 1, &r->oom)) ==
+	    NULL)
+		return NULL;
+	if (e->p == NULL) {
+		if ((g = calloc(1, sizeof(*g))) == NULL) {
+			map_del(&d->groups, e);
+			r->oom = 1;
+			return NULL;
+		}
+		e->p = g;
+	}
+	return e->p;
+}
+
+/* wait_bucket - the histogram bucket of a wait in seconds */
+static int
+wait_bucket(double s)
+{
+	int i;
+
+	for (i = 0; i < RP_NWAIT - 1; i++)
+		if (s < rp_wait_edges[i])
+			return i;
+	return RP_NWAIT - 1;
+}
+
+/* rp_count - add one session and its message outcomes to every table */
+static void
+rp_count(struct rp *r, const struct rp_sess *s, const uint64_t *oc)
+{
+	uint64_t nmsg = 0, att;
+	char k[RP_VAL + 64];
+	struct rp_group *g;
+	struct rp_ent *e;
+	size_t n, ni;
+	int i;
+
+	if (s->start_ms < r->o->since_ms) {
+		r->st->filtered++;
+		return;
+	}
+	for (i = 0; i < RP_NOC; i++)
+		nmsg += oc[i];
+	att = oc[OC_DELIVERED] + oc[OC_REJECTED] + oc[OC_DEFERRED] +
+	    oc[OC_ABANDONED] + oc[OC_PROTO] + (s->gave_up && nmsg == 0);
+	r->st->sessions++;
+	r->st->messages += nmsg;
+	for (i = 0; i < r->ndims; i++) {
+		struct rp_dim *d = &r->dims[i];
+		const char *label = s->label[d->by];
+
+		if ((g = group_get(r, d, label)) == NULL)
+			return;
+		g->sessions++;
+		g->messages += nmsg;
+		g->delivered += oc[OC_DELIVERED];
+		g->rejected += oc[OC_REJECTED];
+		g->deferred += oc[OC_DEFERRED];
+		g->abandoned += oc[OC_ABANDONED];
+		g->protocol_error += oc[OC_PROTO];
+		g->backend_error += oc[OC_BACKEND];
+		g->other += oc[OC_OTHER];
+		if (s->gave_up && nmsg == 0)
+			g->early++;
+		if (s->abandoned && s->wait >= 0) {
+			g->waited++;
+			g->wait_sum += s->wait;
+			if (s->wait > g->wait_max)
+				g->wait_max = s->wait;
+			g->wait_hist[wait_bucket(s->wait)]++;
+		}
+		if (s->ip == NULL)
+			continue;
+		n = strlen(label);
+		ni = strlen(s->ip);
+		if (ni > 63)
+			ni = 63;
+		memcpy(k, label, n);
+		k[n] = '\0';
+		memcpy(k + n + 1, s->ip, ni);
+		if ((e = map_find(&d->senders, k, n + 1 + ni, 1, &r->oom)) ==
+		    NULL)
+			return;
+		e->p = g;
+		if (oc[OC_DELIVERED])
+			e->a |= 1;
+		if (att)
+			e->a |= 2;
+	}
+}
+
+/* label_set - a group label, or its fallback when s is NULL or empty */
+static void
+label_set(char *out, const char *s, const char *fallback)
+{
+	snprintf(out, RP_VAL, "%s", s && *s ? s : fallback);
+}
+
+/* label_rawsig - the key of a raw signature ("4:57+7:..." -> "4:64:...") */
+static void
+label_rawsig(char *out, const char *key, const char *raw,
+    const char *fallback)
+{
+	if (key && *key)
+		snprintf(out, RP_VAL, "%s", key);
+	else if (raw == NULL || *raw == '\0' ||
+	    eval_rawsig_key(raw, out, RP_VAL) < 0)
+		snprintf(out, RP_VAL, "%s", fallback);
+}
+
+/* label_hour - the UTC hour of a time, "00".."23" */
+static void
+label_hour(char *out, int64_t ms)
+{
+	int64_t h = (ms / 1000 / 3600) % 24;
+
+	if (h < 0)
+		h += 24;
+	snprintf(out, RP_VAL, "%02d", (int)h);
+}
+
+/* open_flush - count an open session as an orphan and free it */
+static void
+open_flush(struct rp *r, struct rp_open *op)
+{
+	struct rp_sess s;
+
+	if (!r->oom) {
+		memset(&s, 0, sizeof(s));
+		s.ip = op->ip;
+		s.start_ms = op->first_ms;
+		s.wait = -1;
+		label_set(s.label[RP_BY_OS], op->os, "(unknown)");
+		label_rawsig(s.label[RP_BY_RAWSIG], NULL, op->raw, "(unknown)");
+		label_set(s.label[RP_BY_CLASS], op->cls, "(unknown)");
+		label_set(s.label[RP_BY_DNSBL], NULL, "(unknown)");
+		label_hour(s.label[RP_BY_HOUR], op->first_ms);
+		r->st->orphans++;
+		rp_count(r, &s, op->oc);
+	}
+	TAILQ_REMOVE(&r->ages, op, age);
+	map_del(&r->open, op->ent);
+	free(op);
+}
+
+/* evict - count sessions too old to expect their record, or too many */
+static void
+evict(struct rp *r)
+{
+	struct rp_open *op;
+
+	while ((op = TAILQ_FIRST(&r->ages)) != NULL &&
+	    (op->first_ms + r->o->session_max_age_ms < r->now_ms ||
+	    r->open.n > r->o->max_open))
+		open_flush(r, op);
+}
+
+/* open_new - an open session holding copies of four strings */
+static struct rp_open *
+open_new(const char *ip, const char *os, const char *raw, const char *cls)
+{
+	const char *in[4] = { ip, os, raw, cls };
+	size_t len[4], tot = 0, i;
+	struct rp_open *op;
+	const char **out[4];
+	char *p;
+
+	for (i = 0; i < 4; i++) {
+		len[i] = in[i] ? strnlen(in[i], RP_VAL - 1) + 1 : 0;
+		tot += len[i];
+	}
+	if ((op = calloc(1, sizeof(*op) + tot)) == NULL)
+		return NULL;
+	out[0] = &op->ip;
+	out[1] = &op->os;
+	out[2] = &op->raw;
+	out[3] = &op->cls;
+	p = op->buf;
+	for (i = 0; i < 4; i++) {
+		if (in[i] == NULL)
+			continue;
+		memcpy(p, in[i], len[i] - 1);
+		p[len[i] - 1] = '\0';
+		*out[i] = p;
+		p += len[i];
+	}
+	return op;
+}
+
+/* on_message - a message record: its outcome waits for its session */
+static void
+on_message(struct rp *r, const struct jl_doc *d, const struct jl_val *v,
+    unsigned long lineno)
+{
+	const char *sid = jl_get_str(d, v, "session"),
+	    *oc = jl_get_str(d, v, "outcome");
+	struct rp_open *op;
+	struct rp_ent *e;
+	int64_t t;
+	int i;
+
+	if (sid == NULL || oc == NULL) {
+		rp_warn(r, lineno, "message record without a string '%s'",
+		    sid == NULL ? "session" : "outcome");
+		return;
+	}
+	if (eval_time_ms(jl_get_str(d, v, "time"), &t) < 0) {
+		rp_warn(r, lineno, "message record without a valid 'time'");
+		return;
+	}
+	if (t > r->now_ms)
+		r->now_ms = t;
+	if ((e = map_find(&r->open, sid, strlen(sid), 1, &r->oom)) == NULL)
+		return;
+	if ((op = e->p) == NULL) {
+		op = open_new(jl_get_str(d, v, "client_ip"),
+		    jl_get_str(d, v, "os"), jl_get_str(d, v, "raw_sig"),
+		    jl_get_str(d, v, "class"));
+		if (op == NULL) {
+			map_del(&r->open, e);
+			r->oom = 1;
+			return;
+		}
+		op->ent = e;
+		op->first_ms = t;
+		e->p = op;
+		TAILQ_INSERT_TAIL(&r->ages, op, age);
+		if (r->open.n > r->st->peak_open)
+			r->st->peak_open = r->open.n;
+	}
+	for (i = 0; i < RP_NOC - 1; i++)
+		if (strcmp(oc, rp_oc_names[i]) == 0)
+			break;
+	op->oc[i]++;
+}
+
+/* zone_cmp - qsort order for zone names */
+static int
+zone_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* label_dnsbl - "(not asked)", "(not listed)", else the sorted zones */
+static void
+label_dnsbl(const struct jl_doc *d, const struct jl_val *dn, char *out)
+{
+	const char *z[RP_MAX_ZONES];
+	const struct jl_val *h;
+	size_t o = 0, n;
+	int nz = 0, i;
+
+	if (dn == NULL || dn->type != JL_OBJ) {
+		snprintf(out, RP_VAL, "(not asked)");
+		return;
+	}
+	for (h = jl_first(d, jl_get(d, dn, "hits")); h != NULL &&
+	    nz < RP_MAX_ZONES; h = jl_next(d, h))
+		if ((z[nz] = jl_get_str(d, h, "zone")) != NULL)
+			nz++;
+	qsort(z, (size_t)nz, sizeof(z[0]), zone_cmp);
+	out[0] = '\0';
+	for (i = 0; i < nz; i++) {
+		if (i > 0 && strcmp(z[i], z[i - 1]) == 0)
+			continue;
+		n = strlen(z[i]);
+		if (o + n + 2 > RP_VAL)
+			break;
+		if (o > 0)
+			out[o++] = ',';
+		memcpy(out + o, z[i], n);
+		o += n;
+		out[o] = '\0';
+	}
+	if (o == 0)
+		snprintf(out, RP_VAL, "(not listed)");
+}
+
+/* on_session - a session record: count it with its waiting messages */
+static void
+on_session(struct rp *r, const struct jl_doc *d, const struct jl_val *v,
+    unsigned long lineno)
+{
+	static const uint64_t none[RP_NOC];
+	const char *id = jl_get_str(d, v, "id"), *oc;
+	const struct jl_val *fp, *w, *nm;
+	struct rp_open *op = NULL;
+	struct rp_sess s;
+	struct rp_ent *e;
+	int64_t t;
+
+	if (id == NULL) {
+		rp_warn(r, lineno, "session record without a string 'id'");
+		return;
+	}
+	memset(&s, 0, sizeof(s));
+	if (eval_time_ms(jl_get_str(d, v, "start"), &s.start_ms) < 0) {
+		rp_warn(r, lineno, "session record without a valid 'start'");
+		return;
+	}
+	if (eval_time_ms(jl_get_str(d, v, "end"), &t) == 0 && t > r->now_ms)
+		r->now_ms = t;
+	if ((e = map_find(&r->open, id, strlen(id), 0, &r->oom)) != NULL)
+		op = e->p;
+	s.ip = jl_get_str(d, v, "client_ip");
+	if (s.ip == NULL && op != NULL)
+		s.ip = op->ip;
+	fp = jl_get(d, v, "fp");
+	if (fp == NULL || fp->type != JL_OBJ) {
+		label_set(s.label[RP_BY_OS], NULL, "(no SYN)");
+		label_set(s.label[RP_BY_RAWSIG], NULL, "(no SYN)");
+	} else {
+		label_set(s.label[RP_BY_OS], jl_get_str(d, fp, "os"),
+		    "(unknown)");
+		label_rawsig(s.label[RP_BY_RAWSIG], jl_get_str(d, fp, "key"),
+		    jl_get_str(d, fp, "raw_sig"), "(unknown)");
+	}
+	label_set(s.label[RP_BY_CLASS], jl_get_str(d, v, "class"),
+	    "(unknown)");
+	label_dnsbl(d, jl_get(d, v, "dnsbl"), s.label[RP_BY_DNSBL]);
+	label_hour(s.label[RP_BY_HOUR], s.start_ms);
+	oc = jl_get_str(d, v, "outcome");
+	s.abandoned = oc != NULL && strcmp(oc, "abandoned") == 0;
+	nm = jl_get(d, v, "messages");
+	s.gave_up = s.abandoned && op == NULL &&
+	    (nm == NULL || nm->type != JL_NUM || nm->num == 0);
+	w = jl_get(d, v, "gave_up_after_s");
+	s.wait = w != NULL && w->type == JL_NUM && w->num >= 0 ? w->num : -1;
+	rp_count(r, &s, op ? op->oc : none);
+	if (op != NULL) {
+		TAILQ_REMOVE(&r->ages, op, age);
+		map_del(&r->open, op->ent);
+		free(op);
+	}
+}
+
+/* progress - a bar on stderr: done of total bytes (total 0 = unknown) */
+static void
+progress(unsigned long lines, uint64_t done, uint64_t total, int final)
+{
+	char bar[41];
+	int i, w;
+
+	if (final) {
+		fprintf(stderr, "\r%70s\r", "");
+		return;
+	}
+	if (total == 0) {
+		fprintf(stderr, "\rreport: %lu lines", lines);
+		return;
+	}
+	w = (int)(done * 40 / total);
+	for (i = 0; i < 40; i++)
+		bar[i] = i < w ? '#' : '.';
+	bar[40] = '\0';
+	fprintf(stderr, "\rreport: [%s] %3d%% %lu lines", bar,
+	    (int)(done * 100 / total), lines);
+}
+
+/* rp_read - the pass over the log */
+static int
+rp_read(struct rp *r, struct jl_reader *rd, uint64_t size, char *err,
+    size_t errlen)
+{
+	const struct jl_val *root;
+	const char *line, *type;
+	struct jl_doc doc;
+	char perr[160];
+	size_t len, i;
+	int rc;
+
+	jl_doc_init(&doc);
+	while ((rc = jl_read_line(rd, &line, &len)) != JL_EOF) {
+		if (rc == JL_ERR) {
+			snprintf(err, errlen, "cannot read %s: %s", r->path,
+			    strerror(errno));
+			jl_doc_free(&doc);
+			return -1;
+		}
+		r->st->lines++;
+		if (r->o->progress && (r->st->lines & 0x3fff) == 0)
+			progress(r->st->lines, rd->consumed, size, 0);
+		if (rc == JL_TOOLONG) {
+			rp_warn(r, rd->lineno, "line longer than %zu bytes",
+			    rd->max);
+			continue;
+		}
+		for (i = 0; i < len && (line[i] == ' ' || line[i] == '\t' ||
+		    line[i] == '\r'); i++)
+			;
+		if (i == len)
+			continue;		/* blank */
+		if (jl_parse(&doc, line, len, perr, sizeof(perr)) < 0) {
+			rp_warn(r, rd->lineno, "not JSON: %s", perr);
+			continue;
+		}
+		root = jl_root(&doc);
+		if (root->type != JL_OBJ) {
+			rp_warn(r, rd->lineno, "not a JSON object");
+			continue;
+		}
+		if ((type = jl_get_str(&doc, root, "type")) == NULL) {
+			rp_warn(r, rd->lineno, "record without a string 'type'");
+			continue;
+		}
+		if (strcmp(type, "message") == 0)
+			on_message(r, &doc, root, rd->lineno);
+		else if (strcmp(type, "session") == 0)
+			on_session(r, &doc, root, rd->lineno);
+		/* Feedback and other types are for other readers. */
+		if (r->oom)
+			break;
+		evict(r);
+	}
+	jl_doc_free(&doc);
+	if (r->o->progress)
+		progress(0, 0, 0, 1);
+	while (!r->oom && !TAILQ_EMPTY(&r->ages))
+		open_flush(r, TAILQ_FIRST(&r->ages));
+	if (r->oom) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* group_cmp - most sessions first, then by label */
+static int
+group_cmp(const void *a, const void *b)
+{
+	const struct rp_group *x = a, *y = b;
+
+	if (x->sessions != y->sessions)
+		return x->sessions < y->sessions ? 1 : -1;
+	return strcmp(x->label, y->label);
+}
+
+/* dim_table - move a dimension's groups into a sorted table */
+static int
+dim_table(struct rp_dim *d, struct rp_table *t)
+{
+	struct rp_ent *e;
+	struct rp_group *g;
+	size_t i, n = 0;
+
+	for (i = 0; i < d->senders.nb; i++)
+		for (e = d->senders.tab[i]; e != NULL; e = e->next) {
+			g = e->p;
+			g->senders++;
+			if (e->a & 1)
+				g->ok_senders++;
+			else if (e->a & 2)
+				g->bad_senders++;
+		}
+	t->by = d->by;
+	t->n = 0;
+	if ((t->g = calloc(d->groups.n ? d->groups.n : 1, sizeof(*t->g))) ==
+	    NULL)
+		return -1;
+	for (i = 0; i < d->groups.nb; i++)
+		for (e = d->groups.tab[i]; e != NULL; e = e->next) {
+			if ((t->g[n].label = strdup(e->key)) == NULL) {
+				t->n = n;
+				return -1;
+			}
+			g = e->p;
+			g->label = t->g[n].label;
+			t->g[n++] = *g;
+		}
+	t->n = n;
+	qsort(t->g, n, sizeof(*t->g), group_cmp);
+	return 0;
+}
+
+/* table_copy - a deep copy of a table */
+static int
+table_copy(const struct rp_table *from, struct rp_table *to)
+{
+	size_t i;
+
+	to->by = from->by;
+	to->n = 0;
+	if ((to->g = calloc(from->n ? from->n : 1, sizeof(*to->g))) == NULL)
+		return -1;
+	for (i = 0; i < from->n; i++) {
+		to->g[i] = from->g[i];
+		if ((to->g[i].label = strdup(from->g[i].label)) == NULL)
+			return -1;
+		to->n = i + 1;
+	}
+	return 0;
+}
+
+/* table_free - free a table's groups */
+static void
+table_free(struct rp_table *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		free(t->g[i].label);
+		t->g[i].label = NULL;
+	}
+	free(t->g);
+	t->g = NULL;
+	t->n = 0;
+}
+
+/* rp_report_free - free what rp_run() filled */
+void
+rp_report_free(struct rp_report *rep)
+{
+	table_free(&rep->by);
+	table_free(&rep->os);
+	table_free(&rep->rawsig);
+}
+
+/* rp_run - read the log at path ("-" = stdin) into rep */
+int
+rp_run(const char *path, const struct rp_opts *o, struct rp_report *rep,
+    char *err, size_t errlen)
+{
+	struct jl_reader rd;
+	struct rp_open *op;
+	struct stat sb;
+	uint64_t size = 0;
+	struct rp *r;
+	FILE *f;
+	int i, rc = -1, stdin_ = strcmp(path, "-") == 0;
+
+	memset(rep, 0, sizeof(*rep));
+	if ((f = stdin_ ? stdin : fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		snprintf(err, errlen, "%s: is a directory", path);
+		if (!stdin_)
+			fclose(f);
+		return -1;
+	}
+	if (S_ISREG(sb.st_mode))
+		size = (uint64_t)sb.st_size;
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		if (!stdin_)
+			fclose(f);
+		return -1;
+	}
+	r->o = o;
+	r->path = stdin_ ? "(stdin)" : path;
+	r->st = &rep->st;
+	r->now_ms = INT64_MIN;
+	TAILQ_INIT(&r->ages);
+	r->dims[r->ndims++].by = o->by;
+	if (o->by != RP_BY_OS)
+		r->dims[r->ndims++].by = RP_BY_OS;
+	if (o->by != RP_BY_RAWSIG)
+		r->dims[r->ndims++].by = RP_BY_RAWSIG;
+	jl_reader_init(&rd, f, o->max_line ? o->max_line : JL_MAX_LINE);
+	if (rp_read(r, &rd, size, err, errlen) < 0)
+		goto out;
+	if (rep->st.garbage > (unsigned long)o->max_warnings)
+		log_warnx("%s: %lu unusable lines in all", r->path,
+		    rep->st.garbage);
+	for (i = 0; i < r->ndims; i++) {
+		rep->st.keys += r->dims[i].senders.n;
+		if (dim_table(&r->dims[i], r->dims[i].by == o->by ? &rep->by :
+		    r->dims[i].by == RP_BY_OS ? &rep->os : &rep->rawsig) < 0)
+			goto oom;
+	}
+	if ((o->by == RP_BY_OS && table_copy(&rep->by, &rep->os) < 0) ||
+	    (o->by == RP_BY_RAWSIG && table_copy(&rep->by, &rep->rawsig) < 0))
+		goto oom;
+	rc = 0;
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+	rp_report_free(rep);
+out:
+	while ((op = TAILQ_FIRST(&r->ages)) != NULL) {
+		TAILQ_REMOVE(&r->ages, op, age);
+		free(op);
+	}
+	map_free(&r->open, 0);
+	for (i = 0; i < r->ndims; i++) {
+		map_free(&r->dims[i].groups, 1);
+		map_free(&r->dims[i].senders, 0);
+	}
+	free(r);
+	jl_reader_free(&rd);
+	if (!stdin_)
+		fclose(f);
+	return rc;
+}
+
+/*
+ * Writers.
+ */
+
+/* utf8_each - s with invalid UTF-8 replaced; each character through put */
+static void
+utf8_each(FILE *f, const char *s, void (*put)(FILE *, unsigned long,
+    const char *, size_t))
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), len;
+	unsigned long cp;
+
+	while (n > 0) {
+		if ((len = svg_utf8_len(p, n, &cp)) == 0) {
+			put(f, 0xfffd, "\xef\xbf\xbd", 3);
+			p++;
+			n--;
+			continue;
+		}
+		put(f, cp, (const char *)p, len);
+		p += len;
+		n -= len;
+	}
+}
+
+/* put_json - one character of a JSON string */
+static void
+put_json(FILE *f, unsigned long cp, const char *p, size_t len)
+{
+	if (cp == '"' || cp == '\\')
+		fprintf(f, "\\%c", (int)cp);
+	else if (cp < 0x20 || cp == 0x7f)
+		fprintf(f, "\\u%04lx", cp);
+	else
+		fwrite(p, 1, len, f);
+}
+
+/* put_csv - one character of a quoted CSV field */
+static void
+put_csv(FILE *f, unsigned long cp, const char *p, size_t len)
+{
+	if (cp == '"')
+		fputs("\"\"", f);
+	else
+		fwrite(p, 1, len, f);
+}
+
+/* put_term - one character for a terminal: controls become '?' */
+static void
+put_term(FILE *f, unsigned long cp, const char *p, size_t len)
+{
+	if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
+		fputc('?', f);
+	else
+		fwrite(p, 1, len, f);
+}
+
+/* json_num - a number, or null when undefined */
+static void
+json_num(FILE *f, const char *key, double v)
+{
+	if (v < 0)
+		fprintf(f, ",\"%s\":null", key);
+	else
+		fprintf(f, ",\"%s\":%.6g", key, v);
+}
+
+/* rp_write_json - one object per group per line, then a summary line */
+int
+rp_write_json(FILE *f, const struct rp_report *rep)
+{
+	const struct rp_table *t = &rep->by;
+	const struct rp_group *g;
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		g = &t->g[i];
+		fprintf(f, "{\"type\":\"group\",\"by\":\"%s\",\"group\":\"",
+		    rp_by_names[t->by]);
+		utf8_each(f, g->label, put_json);
+		fprintf(f, "\",\"senders\":%llu,\"ok_senders\":%llu,"
+		    "\"bad_senders\":%llu,\"sessions\":%llu,\"messages\":%llu,"
+		    "\"attempts\":%llu,\"delivered\":%llu",
+		    (unsigned long long)g->senders,
+		    (unsigned long long)g->ok_senders,
+		    (unsigned long long)g->bad_senders,
+		    (unsigned long long)g->sessions,
+		    (unsigned long long)g->messages,
+		    (unsigned long long)rp_attempts(g),
+		    (unsigned long long)g->delivered);
+		json_num(f, "success_rate", rp_success_rate(g));
+		fprintf(f, ",\"rejected\":%llu,\"deferred\":%llu,"
+		    "\"abandoned\":%llu,\"gave_up\":%llu,"
+		    "\"protocol_error\":%llu,\"backend_error\":%llu,"
+		    "\"other\":%llu,\"waited\":%llu",
+		    (unsigned long long)g->rejected,
+		    (unsigned long long)g->deferred,
+		    (unsigned long long)g->abandoned,
+		    (unsigned long long)g->early,
+		    (unsigned long long)g->protocol_error,
+		    (unsigned long long)g->backend_error,
+		    (unsigned long long)g->other,
+		    (unsigned long long)g->waited);
+		json_num(f, "wait_mean_s", g->waited ?
+		    g->wait_sum / (double)g->waited : -1);
+		json_num(f, "wait_max_s", g->waited ? g->wait_max : -1);
+		fputs("}\n", f);
+	}
+	fprintf(f, "{\"type\":\"summary\",\"by\":\"%s\",\"groups\":%zu,"
+	    "\"lines\":%lu,\"garbage\":%lu,\"sessions\":%llu,"
+	    "\"messages\":%llu,\"filtered\":%llu,\"orphans\":%llu}\n",
+	    rp_by_names[t->by], t->n, rep->st.lines, rep->st.garbage,
+	    (unsigned long long)rep->st.sessions,
+	    (unsigned long long)rep->st.messages,
+	    (unsigned long long)rep->st.filtered,
+	    (unsigned long long)rep->st.orphans);
+	return ferror(f) ? -1 : 0;
+}
+
+static const char rp_csv_head[] = "by,group,senders,ok_senders,bad_senders,"
+    "sessions,messages,attempts,delivered,success_rate,rejected,deferred,"
+    "abandoned,gave_up,protocol_error,backend_error,other,waited,"
+    "wait_mean_s,wait_max_s";
+
+/* rp_write_csv - RFC 4180: a header row, one row per group, CRLF */
+int
+rp_write_csv(FILE *f, const struct rp_report *rep)
+{
+	const struct rp_table *t = &rep->by;
+	const struct rp_group *g;
+	double sr;
+	size_t i;
+
+	fprintf(f, "%s\r\n", rp_csv_head);
+	for (i = 0; i < t->n; i++) {
+		g = &t->g[i];
+		fprintf(f, "%s,\"", rp_by_names[t->by]);
+		utf8_each(f, g->label, put_csv);
+		fprintf(f, "\",%llu,%llu,%llu,%llu,%llu,%llu,%llu,",
+		    (unsigned long long)g->senders,
+		    (unsigned long long)g->ok_senders,
+		    (unsigned long long)g->bad_senders,
+		    (unsigned long long)g->sessions,
+		    (unsigned long long)g->messages,
+		    (unsigned long long)rp_attempts(g),
+		    (unsigned long long)g->delivered);
+		if ((sr = rp_success_rate(g)) >= 0)
+			fprintf(f, "%.6f", sr);
+		fprintf(f, ",%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,",
+		    (unsigned long long)g->rejected,
+		    (unsigned long long)g->deferred,
+		    (unsigned long long)g->abandoned,
+		    (unsigned long long)g->early,
+		    (unsigned long long)g->protocol_error,
+		    (unsigned long long)g->backend_error,
+		    (unsigned long long)g->other,
+		    (unsigned long long)g->waited);
+		if (g->waited)
+			fprintf(f, "%.3f,%.3f", g->wait_sum / (double)g->waited,
+			    g->wait_max);
+		else
+			fputs(",", f);
+		fputs("\r\n", f);
+	}
+	return ferror(f) ? -1 : 0;
+}
+
+/* term_label - a label for a terminal, cut to w columns, padded */
+static void
+term_label(FILE *f, const char *s, int w)
+{
+	char buf[RP_VAL + 8];
+	const unsigned char *p;
+	size_t n, len;
+	unsigned long cp;
+	int cols = 0;
+
+	/* Cut by characters, then sanitise. */
+	p = (const unsigned char *)s;
+	n = strlen(s);
+	while (n > 0 && cols < w) {
+		len = svg_utf8_len(p, n, &cp);
+		if (len == 0)
+			len = 1;
+		if (cols == w - 1 && n > len)
+			break;
+		p += len;
+		n -= len;
+		cols++;
+	}
+	len = (size_t)(p - (const unsigned char *)s);
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	utf8_each(f, buf, put_term);
+	if (n > 0) {
+		fputs("~", f);
+		cols++;
+	}
+	for (; cols < w; cols++)
+		fputc(' ', f);
+}
+
+/* pct - a rate as a percentage, or "-" */
+static void
+pct(FILE *f, double v)
+{
+	if (v < 0)
+		fprintf(f, "  %7s", "-");
+	else
+		fprintf(f, "  %6.1f%%", v * 100);
+}
+
+/* rp_write_text - an aligned table */
+int
+rp_write_text(FILE *f, const struct rp_report *rep)
+{
+	const struct rp_table *t = &rep->by;
+	const struct rp_group *g;
+	size_t i, l;
+	int w = 5;
+
+	for (i = 0; i < t->n; i++) {
+		l = strlen(t->g[i].label);
+		if ((int)l > w)
+			w = (int)l;
+	}
+	if (w > 56)
+		w = 56;
+	fprintf(f, "%lu sessions, %llu messages from %lu lines (%lu skipped); "
+	    "success = delivered / attempts\n\n", (unsigned long)rep->st.sessions,
+	    (unsigned long long)rep->st.messages, rep->st.lines,
+	    rep->st.garbage);
+	term_label(f, rp_by_names[t->by], w);
+	fprintf(f, "  %8s %8s %8s %8s %8s %8s  %7s %8s %8s %8s %8s\n",
+	    "senders", "ok", "failed", "sessions", "messages", "delivered",
+	    "success", "rejected", "deferred", "abandoned", "gave_up");
+	for (i = 0; i < t->n; i++) {
+		g = &t->g[i];
+		term_label(f, g->label, w);
+		fprintf(f, "  %8llu %8llu %8llu %8llu %8llu %8llu",
+		    (unsigned long long)g->senders,
+		    (unsigned long long)g->ok_senders,
+		    (unsigned long long)g->bad_senders,
+		    (unsigned long long)g->sessions,
+		    (unsigned long long)g->messages,
+		    (unsigned long long)g->delivered);
+		pct(f, rp_success_rate(g));
+		fprintf(f, " %8llu %8llu %8llu %8llu\n",
+		    (unsigned long long)g->rejected,
+		    (unsigned long long)g->deferred,
+		    (unsigned long long)g->abandoned,
+		    (unsigned long long)g->early);
+	}
+	return ferror(f) ? -1 : 0;
+}
+
+/*
+ * Charts.
+ */
+
+#define RP_NCHARTS	6
+
+struct rp_chart {
+	char	name[40];	/* file name without ".svg" */
+	char	*svg;		/* owned */
+	size_t	len;
+};
+
+/* rank_cmp - qsort order for items: largest value first */
+static int
+rank_cmp(const void *a, const void *b)
+{
+	const struct svg_item *x = a, *y = b;
+
+	if (x->value != y->value)
+		return x->value < y->value ? 1 : -1;
+	return strcmp(x->label, y->label);
+}
+
+/* share_items - top groups by ok (or bad) senders, the rest as "(other)" */
+static size_t
+share_items(const struct rp_table *t, int ok, struct svg_item *it,
+    char notes[][32])
+{
+	size_t i, n = 0;
+	double rest = 0;
+
+	for (i = 0; i < t->n; i++) {
+		double v = (double)(ok ? t->g[i].ok_senders :
+		    t->g[i].bad_senders);
+
+		if (v <= 0)
+			continue;
+		it[n].label = t->g[i].label;
+		it[n].value = v;
+		n++;
+	}
+	qsort(it, n, sizeof(*it), rank_cmp);
+	if (n > RP_SHARE_TOP + 1) {
+		for (i = RP_SHARE_TOP; i < n; i++)
+			rest += it[i].value;
+		n = RP_SHARE_TOP;
+		it[n].label = "(other)";
+		it[n].value = rest;
+		n++;
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(notes[i], 32, "%.0f senders", it[i].value);
+		it[i].note = notes[i];
+	}
+	return n;
+}
+
+/* rate_items - success rate per group, the top by sessions */
+static size_t
+rate_items(const struct rp_table *t, size_t max, struct svg_item *it,
+    char notes[][48])
+{
+	size_t i, n = 0;
+	double sr;
+
+	for (i = 0; i < t->n && n < max; i++) {
+		if ((sr = rp_success_rate(&t->g[i])) < 0)
+			continue;
+		it[n].label = t->g[i].label;
+		it[n].value = sr * 100;
+		snprintf(notes[n], 48, "%.1f%% of %llu", sr * 100,
+		    (unsigned long long)rp_attempts(&t->g[i]));
+		it[n].note = notes[n];
+		n++;
+	}
+	return n;
+}
+
+/* chart_begin - a memory stream for one chart */
+static FILE *
+chart_begin(struct rp_chart *c, const char *name)
+{
+	snprintf(c->name, sizeof(c->name), "%.39s", name);
+	c->svg = NULL;
+	c->len = 0;
+	return open_memstream(&c->svg, &c->len);
+}
+
+/* charts_make - every chart, as SVG text; the number made or -1 */
+static int
+charts_make(const struct rp_report *rep, struct rp_chart *c)
+{
+	size_t nmax = rep->os.n > rep->rawsig.n ? rep->os.n : rep->rawsig.n,
+	    n, i, j;
+	struct svg_item *it;
+	struct svg_series *ser;
+	double (*counts)[RP_NWAIT];
+	char (*notes)[48], title[160];
+	int nc = 0, rc = 0;
+	FILE *f;
+
+	if (rep->by.n > nmax)
+		nmax = rep->by.n;
+	it = calloc(nmax + 2, sizeof(*it));
+	notes = calloc(nmax + 2, sizeof(*notes));
+	ser = calloc(RP_WAIT_ROWS, sizeof(*ser));
+	counts = calloc(RP_WAIT_ROWS, sizeof(*counts));
+	if (it == NULL || notes == NULL || ser == NULL || counts == NULL) {
+		rc = -1;
+		goto out;
+	}
+	for (j = 0; j < 2; j++) {
+		if ((f = chart_begin(&c[nc], j == 0 ? "share_successful" :
+		    "share_unsuccessful")) == NULL)
+			goto fail;
+		n = share_items(&rep->os, j == 0, it, (char (*)[32])notes);
+		rc |= svg_share(f, j == 0 ? "OS of successful senders "
+		    "(delivered at least one message)" : "OS of unsuccessful "
+		    "senders (attempted, never delivered)", it, n);
+		rc |= fclose(f);
+		nc++;
+	}
+	if ((f = chart_begin(&c[nc], "success_by_os")) == NULL)
+		goto fail;
+	n = rate_items(&rep->os, RP_TOP, it, notes);
+	rc |= svg_bars(f, "Delivery success rate by OS (delivered / "
+	    "attempts, %)", it, n, 100);
+	rc |= fclose(f);
+	nc++;
+	if ((f = chart_begin(&c[nc], "success_by_rawsig")) == NULL)
+		goto fail;
+	n = rate_items(&rep->rawsig, RP_TOP, it, notes);
+	snprintf(title, sizeof(title), "Delivery success rate of the %zu most "
+	    "common raw signatures (%%)", n);
+	rc |= svg_bars(f, title, it, n, 100);
+	rc |= fclose(f);
+	nc++;
+	if ((f = chart_begin(&c[nc], "patience_by_os")) == NULL)
+		goto fail;
+	for (i = 0, n = 0; i < rep->os.n && n < RP_WAIT_ROWS; i++) {
+		if (rep->os.g[i].waited == 0)
+			continue;
+		for (j = 0; j < RP_NWAIT; j++)
+			counts[n][j] = (double)rep->os.g[i].wait_hist[j];
+		ser[n].label = rep->os.g[i].label;
+		ser[n].counts = counts[n];
+		n++;
+	}
+	rc |= svg_histograms(f, "Abandoned sessions: how long each OS waited "
+	    "before giving up (gave_up_after_s)", rp_wait_buckets, RP_NWAIT,
+	    ser, n);
+	rc |= fclose(f);
+	nc++;
+	if (rep->by.by != RP_BY_OS && rep->by.by != RP_BY_RAWSIG) {
+		snprintf(title, sizeof(title), "success_by_%s",
+		    rp_by_names[rep->by.by]);
+		if ((f = chart_begin(&c[nc], title)) == NULL)
+			goto fail;
+		n = rate_items(&rep->by, RP_TOP, it, notes);
+		snprintf(title, sizeof(title), "Delivery success rate by %s (%%)",
+		    rp_by_names[rep->by.by]);
+		rc |= svg_bars(f, title, it, n, 100);
+		rc |= fclose(f);
+		nc++;
+	}
+	goto out;
+fail:
+	rc = -1;
+out:
+	free(it);
+	free(notes);
+	free(ser);
+	free(counts);
+	if (rc != 0) {
+		for (i = 0; i < (size_t)nc; i++) {
+			free(c[i].svg);
+			c[i].svg = NULL;
+		}
+		return -1;
+	}
+	return nc;
+}
+
+/* charts_free - free what charts_make() made */
+static void
+charts_free(struct rp_chart *c, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		free(c[i].svg);
+		c[i].svg = NULL;
+	}
+}
+
+/* html_page - the index page with the table and the given charts inline */
+static int
+html_page(FILE *f, const struct rp_report *rep, const struct rp_chart *c,
+    int nc)
+{
+	const struct rp_table *t = &rep->by;
+	const struct rp_group *g;
+	double sr;
+	size_t i;
+	int k;
+
+	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
+	    "<meta charset=\"utf-8\">\n<title>mailshaper report</title>\n"
+	    "<style>\nbody{font-family:sans-serif;margin:1.5em;color:#222}\n"
+	    "table{border-collapse:collapse;font-size:13px}\n"
+	    "th,td{border:1px solid #ccc;padding:2px 6px}\n"
+	    "td.n{text-align:right}\ntd.l{max-width:30em;overflow-wrap:"
+	    "anywhere}\n.chart{margin:1em 0}\n</style>\n</head>\n<body>\n"
+	    "<h1>mailshaper report</h1>\n", f);
+	fprintf(f, "<p>%llu sessions and %llu messages from %lu lines "
+	    "(%lu skipped as unusable). Success rate = delivered / attempts; "
+	    "attempts include sessions that gave up before any message.</p>\n",
+	    (unsigned long long)rep->st.sessions,
+	    (unsigned long long)rep->st.messages, rep->st.lines,
+	    rep->st.garbage);
+	for (k = 0; k < nc; k++) {
+		fprintf(f, "<div class=\"chart\" id=\"%s\">\n", c[k].name);
+		fwrite(c[k].svg, 1, c[k].len, f);
+		fputs("</div>\n", f);
+	}
+	fprintf(f, "<h2>By %s</h2>\n<table>\n<tr><th>%s</th><th>senders</th>"
+	    "<th>ok senders</th><th>failed senders</th><th>sessions</th>"
+	    "<th>messages</th><th>delivered</th><th>success</th>"
+	    "<th>rejected</th><th>deferred</th><th>abandoned</th>"
+	    "<th>gave up</th></tr>\n", rp_by_names[t->by],
+	    rp_by_names[t->by]);
+	for (i = 0; i < t->n; i++) {
+		g = &t->g[i];
+		fputs("<tr><td class=\"l\">", f);
+		svg_text(f, g->label, 0);
+		fprintf(f, "</td><td class=\"n\">%llu</td><td class=\"n\">%llu"
+		    "</td><td class=\"n\">%llu</td><td class=\"n\">%llu</td>"
+		    "<td class=\"n\">%llu</td><td class=\"n\">%llu</td>",
+		    (unsigned long long)g->senders,
+		    (unsigned long long)g->ok_senders,
+		    (unsigned long long)g->bad_senders,
+		    (unsigned long long)g->sessions,
+		    (unsigned long long)g->messages,
+		    (unsigned long long)g->delivered);
+		if ((sr = rp_success_rate(g)) >= 0)
+			fprintf(f, "<td class=\"n\">%.1f%%</td>", sr * 100);
+		else
+			fputs("<td class=\"n\">-</td>", f);
+		fprintf(f, "<td class=\"n\">%llu</td><td class=\"n\">%llu</td>"
+		    "<td class=\"n\">%llu</td><td class=\"n\">%llu</td></tr>\n",
+		    (unsigned long long)g->rejected,
+		    (unsigned long long)g->deferred,
+		    (unsigned long long)g->abandoned,
+		    (unsigned long long)g->early);
+	}
+	fputs("</table>\n</body>\n</html>\n", f);
+	return ferror(f) ? -1 : 0;
+}
+
+/* rp_write_html - the index page, charts inline, to f */
+int
+rp_write_html(FILE *f, const struct rp_report *rep)
+{
+	struct rp_chart c[RP_NCHARTS];
+	int nc, rc;
+
+	if ((nc = charts_make(rep, c)) < 0)
+		return -1;
+	rc = html_page(f, rep, c, nc);
+	charts_free(c, nc);
+	return rc;
+}
+
+/* write_file - dir/name, all of buf; 0 or -1 with err filled */
+static int
+write_file(const char *dir, const char *name, const char *buf, size_t len,
+    char *err, size_t errlen)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "w")) == NULL ||
+	    fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+		snprintf(err, errlen, "cannot write %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* rp_write_charts - DIR/<chart>.svg for every chart and DIR/index.html */
+int
+rp_write_charts(const char *dir, const struct rp_report *rep, char *err,
+    size_t errlen)
+{
+	struct rp_chart c[RP_NCHARTS];
+	char name[64], *page = NULL;
+	size_t plen = 0;
+	FILE *f;
+	int nc, k, rc = -1;
+
+	if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	if ((nc = charts_make(rep, c)) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (k = 0; k < nc; k++) {
+		snprintf(name, sizeof(name), "%.39s.svg", c[k].name);
+		if (write_file(dir, name, c[k].svg, c[k].len, err, errlen) < 0)
+			goto out;
+	}
+	if ((f = open_memstream(&page, &plen)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (html_page(f, rep, c, nc) < 0 || fclose(f) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = write_file(dir, "index.html", page, plen, err, errlen);
+out:
+	free(page);
+	charts_free(c, nc);
+	return rc;
+}
+
+/*
+ * The command.
+ */
+
+/* usage - print the synopsis */
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: mailshaper report EVENTLOG [--since T] "
+	    "[--by os|rawsig|class|dnsbl|hour]\n"
+	    "                         [--format text|json|csv|html] "
+	    "[--out DIR]\n");
+}
+
+/* report_main - `mailshaper report ...`; exit status */
+int
+report_main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{"since", required_argument, NULL, 's'},
+		{"by", required_argument, NULL, 'b'},
+		{"format", required_argument, NULL, 'f'},
+		{"out", required_argument, NULL, 'o'},
+		{"store", required_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	static const char *const formats[] = { "text", "json", "csv", "html" };
+	struct rp_report rep;
+	struct rp_opts o;
+	const char *out = NULL;
+	char err[512];
+	int c, fmt = 0, rc, i, store = 0;
+
+	rp_opts_init(&o);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (rp_parse_since(optarg, (int64_t)time(NULL) * 1000,
+			    &o.since_ms, err, sizeof(err)) < 0) {
+				log_warnx("report: %s", err);
+				return 2;
+			}
+			break;
+		case 'b':
+			if (rp_parse_by(optarg, &o.by) < 0) {
+				log_warnx("report: --by wants os, rawsig, class, "
+				    "dnsbl or hour, not '%.40s'", optarg);
+				return 2;
+			}
+			break;
+		case 'f':
+			for (i = 0; i < 4 && strcmp(optarg, formats[i]) != 0;
+			    i++)
+				;
+			if (i == 4) {
+				log_warnx("report: --format wants text, json, "
+				    "csv or html, not '%.40s'", optarg);
+				return 2;
+			}
+			fmt = i;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'S':
+			store = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (store) {
+		log_warnx("report: --store is not supported yet; give an "
+		    "event log file");
+		return 2;
+	}
+	if (argc - optind != 1) {
+		usage(stderr);
+		return 2;
+	}
+	o.progress = isatty(STDERR_FILENO);
+	if (rp_run(argv[optind], &o, &rep, err, sizeof(err)) < 0) {
+		log_warnx("report: %s", err);
+		return 1;
+	}
+	if (rep.st.garbage > 0)
+		log_warnx("report: %s: %lu of %lu lines skipped as unusable",
+		    argv[optind], rep.st.garbage, rep.st.lines);
+	rc = 0;
+	if (out != NULL && rp_write_charts(out, &rep, err, sizeof(err)) < 0) {
+		log_warnx("report: %s", err);
+		rc = 1;
+	}
+	/* With --out, html goes to DIR/index.html; the others to stdout. */
+	if (rc == 0 && !(out != NULL && fmt == 3)) {
+		switch (fmt) {
+		case 0: rc = rp_write_text(stdout, &rep); break;
+		case 1: rc = rp_write_json(stdout, &rep); break;
+		case 2: rc = rp_write_csv(stdout, &rep); break;
+		default: rc = rp_write_html(stdout, &rep); break;
+		}
+		if (fflush(stdout) != 0 || rc < 0) {
+			log_warn("report: writing the report");
+			rc = 1;
+		}
+	}
+	rp_report_free(&rep);
+	return rc;
+}
