@@ -1191,13 +1191,13 @@ rp_write_text(FILE *f, const struct rp_report *rep)
 	    (unsigned long long)rep->st.messages, rep->st.lines,
 	    rep->st.garbage);
 	term_label(f, rp_by_names[t->by], w);
-	fprintf(f, "  %8s %8s %8s %8s %8s %8s  %7s %8s %8s %8s %8s\n",
+	fprintf(f, "  %9s %9s %9s %9s %9s %9s  %7s %9s %9s %9s %9s\n",
 	    "senders", "ok", "failed", "sessions", "messages", "delivered",
 	    "success", "rejected", "deferred", "abandoned", "gave_up");
 	for (i = 0; i < t->n; i++) {
 		g = &t->g[i];
 		term_label(f, g->label, w);
-		fprintf(f, "  %8llu %8llu %8llu %8llu %8llu %8llu",
+		fprintf(f, "  %9llu %9llu %9llu %9llu %9llu %9llu",
 		    (unsigned long long)g->senders,
 		    (unsigned long long)g->ok_senders,
 		    (unsigned long long)g->bad_senders,
@@ -1205,7 +1205,7 @@ rp_write_text(FILE *f, const struct rp_report *rep)
 		    (unsigned long long)g->messages,
 		    (unsigned long long)g->delivered);
 		pct(f, rp_success_rate(g));
-		fprintf(f, " %8llu %8llu %8llu %8llu\n",
+		fprintf(f, " %9llu %9llu %9llu %9llu\n",
 		    (unsigned long long)g->rejected,
 		    (unsigned long long)g->deferred,
 		    (unsigned long long)g->abandoned,
