@@ -15,7 +15,11 @@
  * the number of keys updated, 404 for an id it does not remember, 400 for
  * a malformed request, 405 for another method.  `mailshaper feedback` is
  * the client: it takes a session id, or a message file whose trace header
- * names it.  The admin API takes this endpoint over later.
+ * names it.  The admin API (admin.c) serves the same handler at POST
+ * /feedback behind its bearer token; feedback_listen remains as an alias
+ * without a token, for configurations written before it.  The client
+ * posts to -s HOST:PORT, else feedback_listen, else admin_listen (TCP or
+ * unix:/path) with admin_token.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -117,9 +121,12 @@ fb_reply(struct evhttp_request *req, int code, const char *reason,
 	evbuffer_free(b);
 }
 
-/* fb_handle - POST /feedback?id=...&verdict=spam|ham */
-static void
-fb_handle(struct evhttp_request *req, void *arg)
+/*
+ * fb_http_feedback - POST /feedback?id=...&verdict=spam|ham; the handler
+ * of both the admin API and the feedback_listen alias
+ */
+void
+fb_http_feedback(struct evhttp_request *req, void *arg)
 {
 	struct evkeyvalq q;
 	const struct fb_entry *e;
@@ -219,7 +226,7 @@ fb_open(struct event_base *base, const struct conf *cf, char *err,
 	evhttp_set_max_body_size(fb.http, 4096);
 	evhttp_set_timeout(fb.http, 10);
 	evhttp_set_allowed_methods(fb.http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
-	evhttp_set_cb(fb.http, "/feedback", fb_handle, NULL);
+	evhttp_set_cb(fb.http, "/feedback", fb_http_feedback, NULL);
 	log_info("feedback listener on %s", cf->feedback_listen);
 	return 0;
 }
@@ -271,10 +278,11 @@ fb_id_from_file(const char *path, const char *header, char *id, size_t len)
 
 /* fb_post - one HTTP/1.0 request; returns the status code or -1 */
 static int
-fb_post(const char *hostport, const char *path, char *body, size_t len)
+fb_post(const char *hostport, const char *token, const char *path,
+    char *body, size_t len)
 {
 	struct endpoint ep;
-	char	err[200], req[512];
+	char	err[200], req[768];
 	int	fd, n, code = -1;
 	size_t	got = 0;
 
@@ -291,7 +299,13 @@ fb_post(const char *hostport, const char *path, char *body, size_t len)
 		return -1;
 	}
 	n = snprintf(req, sizeof(req), "POST %s HTTP/1.0\r\nHost: %s\r\n"
-	    "Content-Length: 0\r\n\r\n", path, hostport);
+	    "%s%s%sContent-Length: 0\r\n\r\n", path,
+	    ep.ss.ss_family == AF_UNIX ? "localhost" : hostport,
+	    *token ? "Authorization: Bearer " : "", token, *token ? "\r\n" : "");
+	if (n < 0 || n >= (int)sizeof(req)) {
+		close(fd);
+		return -1;
+	}
 	if (write(fd, req, (size_t)n) != n) {
 		close(fd);
 		return -1;
@@ -316,6 +330,7 @@ fb_cli_main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *conf_path = NULL, *server = NULL, *verdict = NULL;
+	const char *token = "";
 	char	id[64], path[128], body[2048], err[512];
 	struct conf *cf = NULL;
 	int	ch, code;
@@ -344,11 +359,16 @@ fb_cli_main(int argc, char **argv)
 		fprintf(stderr, "mailshaper feedback: %s\n", err);
 		return 1;
 	}
+	/* -s, else the old feedback_listen, else the admin API. */
 	if (server == NULL)
-		server = cf->feedback_listen;
+		server = *cf->feedback_listen ? cf->feedback_listen :
+		    cf->admin_listen;
+	if (server == cf->admin_listen)
+		token = cf->admin_token;
 	if (*server == 0) {
-		fprintf(stderr, "mailshaper feedback: no feedback_listen in %s "
-		    "and no -s HOST:PORT\n", conf_path ? conf_path : "defaults");
+		fprintf(stderr, "mailshaper feedback: no admin_listen or "
+		    "feedback_listen in %s and no -s HOST:PORT\n",
+		    conf_path ? conf_path : "defaults");
 		conf_free(cf);
 		return 1;
 	}
@@ -369,7 +389,7 @@ fb_cli_main(int argc, char **argv)
 		conf_free(cf);
 		return 1;
 	}
-	code = fb_post(server, path, body, sizeof(body));
+	code = fb_post(server, token, path, body, sizeof(body));
 	conf_free(cf);
 	if (code == 200) {
 		printf("%s: %s recorded\n", id, verdict);

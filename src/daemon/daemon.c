@@ -33,6 +33,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "admin/admin.h"
 #include "admin/feedback.h"
 #include "daemon/daemon.h"
 #include "daemon/listener.h"
@@ -352,6 +353,8 @@ daemon_main(int argc, char **argv)
 		fatalx("%s", err);
 	if (fb_open(ms->base, ms->cf, err, sizeof(err)) < 0)
 		fatalx("%s", err);
+	if (adm_open(ms->base, ms->cf, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	fcrdns_init(ms->base);
 	if (psl_load(NULL, err, sizeof(err)) < 0)
 		log_warnx("public suffix list: %s; organisational domains are "
@@ -384,6 +387,7 @@ daemon_main(int argc, char **argv)
 	    ms->st.accepted, ms->st.refused, ms->st.messages,
 	    ms->st.delivered, ms->st.syn_missing, ms->st.violations,
 	    ms->st.backend_errors);
+	adm_close();
 	fb_close();
 	fcrdns_shutdown();
 	dnsbl_shutdown();

@@ -42,6 +42,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "admin/admin.h"
 #include "admin/feedback.h"
 #include "daemon/daemon.h"
 #include "daemon/shaper.h"
@@ -503,6 +504,7 @@ sess_due(struct sess *s, enum shp_stage stage, struct timeval *due)
 	long	d = shp_delay_ms(&s->cls, stage, sess_observe());
 	struct timeval add = { d / 1000, (d % 1000) * 1000 };
 
+	adm_delay(s, d);
 	timeradd(&s->cmd_time, &add, due);
 }
 
@@ -665,6 +667,7 @@ sess_msg_end(struct sess *s, enum msg_outcome oc, const char *reply)
 	ms->st.messages++;
 	if (oc == MO_DELIVERED)
 		ms->st.delivered++;
+	adm_msg_end(s, oc);
 	sess_learn_msg(s, oc);
 	if ((b = evbuffer_new()) != NULL) {
 		jw_begin(&w, b);
@@ -791,6 +794,7 @@ sess_free(struct sess *s, const char *reason)
 		s->fcrdns_req = NULL;
 	}
 	fb_remember(s);
+	adm_sess_end(s);
 	log_info("%s: disconnect from [%s]:%d class=%s outcome=%s "
 	    "messages=%d duration=%.3fs%s%s", s->id, s->ip, s->port,
 	    s->cls.name, sess_outcome_names[s->outcome], s->messages,
@@ -2066,6 +2070,7 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		ms->st.syn_missing++;
 
 	pol_classify(s);
+	adm_sess_start(s);
 	if (!s->static_class && !ms->stopping) {
 		s->dnsbl_req = dnsbl_lookup(&s->peer.sa, sess_dnsbl_done, s);
 		if (dnsbl_evdns() != NULL)
