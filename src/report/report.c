@@ -1425,8 +1425,9 @@ html_page(FILE *f, const struct rp_report *rep, const struct rp_chart *c,
 	    "<style>\nbody{font-family:sans-serif;margin:1.5em;color:#222}\n"
 	    "table{border-collapse:collapse;font-size:13px}\n"
 	    "th,td{border:1px solid #ccc;padding:2px 6px}\n"
-	    "td.n{text-align:right}\ntd.l{max-width:30em;overflow-wrap:"
-	    "anywhere}\n.chart{margin:1em 0}\n</style>\n</head>\n<body>\n"
+	    "td.n{text-align:right}\ntd.l{min-width:14em;max-width:36em;"
+	    "overflow-wrap:anywhere}\n.scroll{overflow-x:auto}\n"
+	    ".chart{margin:1em 0}\n</style>\n</head>\n<body>\n"
 	    "<h1>mailshaper report</h1>\n", f);
 	fprintf(f, "<p>%llu sessions and %llu messages from %lu lines "
 	    "(%lu skipped as unusable). Success rate = delivered / attempts; "
@@ -1439,7 +1440,8 @@ html_page(FILE *f, const struct rp_report *rep, const struct rp_chart *c,
 		fwrite(c[k].svg, 1, c[k].len, f);
 		fputs("</div>\n", f);
 	}
-	fprintf(f, "<h2>By %s</h2>\n<table>\n<tr><th>%s</th><th>senders</th>"
+	fprintf(f, "<h2>By %s</h2>\n<div class=\"scroll\"><table>\n"
+	    "<tr><th>%s</th><th>senders</th>"
 	    "<th>ok senders</th><th>failed senders</th><th>sessions</th>"
 	    "<th>messages</th><th>delivered</th><th>success</th>"
 	    "<th>rejected</th><th>deferred</th><th>abandoned</th>"
@@ -1469,7 +1471,7 @@ html_page(FILE *f, const struct rp_report *rep, const struct rp_chart *c,
 		    (unsigned long long)g->abandoned,
 		    (unsigned long long)g->early);
 	}
-	fputs("</table>\n</body>\n</html>\n", f);
+	fputs("</table></div>\n</body>\n</html>\n", f);
 	return ferror(f) ? -1 : 0;
 }
 

@@ -306,3 +306,31 @@ def test_memory_flat(tmp_path):
     assert summary["sessions"] == 100000
     assert rss_big < 40 * 1024, rss_big
     assert rss_big <= rss_small * 1.2 + 1024, (rss_small, rss_big)
+
+
+def test_progress_only_on_a_terminal(tmp_path):
+    import pty
+    path = str(tmp_path / "p.jsonl")
+    gen.generate(path, sessions=8000, seed=3)   # > 16384 lines
+    res = run([path, "--format", "json"], check=0)
+    assert "report: [" not in res.stderr
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([binary(), "report", path, "--format", "json"],
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=60)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"report: [" in err and b"%" in err, err[:200]
+    # stdout stays clean: every line is JSON.
+    for line in out.decode().splitlines():
+        json.loads(line)
