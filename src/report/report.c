@@ -891,12 +891,15 @@ rp_run(const char *path, const struct rp_opts *o, struct rp_report *rep,
 	int i, rc = -1, stdin_ = strcmp(path, "-") == 0;
 
 	memset(rep, 0, sizeof(*rep));
+	memset(&sb, 0, sizeof(sb));
 	if ((f = stdin_ ? stdin : fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "cannot open %s: %s", path,
 		    strerror(errno));
 		return -1;
 	}
-	if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+	if (fstat(fileno(f), &sb) < 0)
+		memset(&sb, 0, sizeof(sb));
+	if (S_ISDIR(sb.st_mode)) {
 		snprintf(err, errlen, "%s: is a directory", path);
 		if (!stdin_)
 			fclose(f);
