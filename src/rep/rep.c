@@ -52,6 +52,7 @@
 #define REP_LOG_EVERY	10000		/* ms between two store error lines */
 #define REP_CLOCK_STEPS	256		/* entries the CLOCK hand may skip */
 #define REP_WORKER_NICE	10		/* the worker thread's nice value */
+#define REP_LINGER_MS	50	/* worker waits this long to fill a batch */
 
 struct rep_entry {
 	struct rep_key key;
@@ -891,6 +892,13 @@ worker_main(void *arg)
 			}
 			(void)!read(rep.qev, &v, sizeof(v));
 			atomic_store(&rep.sleeping, 0);
+			/*
+			 * Linger so that a busy loop's updates form one batch
+			 * (one transaction, one wake-up) instead of many tiny
+			 * ones; a batch is still at most REP_LINGER_MS old.
+			 */
+			if (!atomic_load(&rep.closing))
+				usleep(REP_LINGER_MS * 1000);
 			continue;
 		}
 		if (atomic_load(&rep.closing) && close_deadline == 0)
