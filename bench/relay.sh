@@ -133,7 +133,8 @@ wait_port 127.0.0.1 $P_HAP 5 || exit 1
 	-o eventlog="$T/events.jsonl" -o backend_identity=none \
 	-o default_class=trusted -o max_connections=16000 \
 	-o max_connections_per_client=20000 -o backend_max_connections=1000 \
-	-o grace_time=1s -o myhostname=bench.local >"$T/mailshaper.out" 2>&1 &
+	-o grace_time=1s -o myhostname=bench.local \
+	-o rep_store=sqlite:$T/rep.db >"$T/mailshaper.out" 2>&1 &
 TPID=$!
 PIDS+=($TPID)
 wait_port 127.0.0.1 $P_MS 5 || { cat "$T/mailshaper.out" >&2; exit 1; }

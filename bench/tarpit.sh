@@ -151,7 +151,8 @@ for ((r = 1; r <= RUNS; r++)); do
 	wait_port 127.0.0.1 "$P_SINK" 5 || exit 1
 	"$MS" -f -o listen=127.0.0.1:$P_MS -o backend=127.0.0.1:$P_SINK \
 	    -o eventlog="$T/events.jsonl" -o backend_identity=none \
-	    -o default_class=hostile -o client_class_map=127.0.0.1/32=trusted \
+	    -o default_class=hostile -o rep_store=sqlite:$T/rep.$r.db \
+	    -o "client_class_map=127.0.0.1/32=trusted 127.0.0.0/8=hostile" \
 	    -o "class_hostile=$HOSTILE" -o max_connections=16000 \
 	    -o max_connections_per_client=20000 -o backend_max_connections=1000 \
 	    -o grace_time=1s -o myhostname=bench.local \
