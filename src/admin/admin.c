@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -74,6 +75,11 @@
 #define ADM_REASONS	512	/* bytes of the last session's reasons */
 #define ADM_MAX_HEADERS	8192	/* request header bytes */
 #define ADM_MAX_BODY	4096	/* request body bytes */
+#define ADM_RATE	200	/* requests served per second ... */
+#define ADM_BURST	200	/* ... after a burst of this many */
+#define ADM_QUEUE_MAX	256	/* requests waiting for their turn */
+#define ADM_NPRI	3	/* event priorities the base gets */
+#define ADM_PRI		(ADM_NPRI - 1)	/* ours: the lowest */
 
 /* One fingerprint a host was seen with. */
 struct adm_fp {
@@ -152,7 +158,7 @@ static const double adm_dnsbl_le[] = {
 };
 #define ADM_NLE	(sizeof(adm_dnsbl_le) / sizeof(adm_dnsbl_le[0]))
 
-static const int adm_codes[] = { 200, 400, 401, 404, 405, 500 };
+static const int adm_codes[] = { 200, 400, 401, 404, 405, 429, 500 };
 #define ADM_NCODES	(sizeof(adm_codes) / sizeof(adm_codes[0]))
 
 static struct {
@@ -179,6 +185,13 @@ static struct {
 	double	delay_s[CONF_MAX_CLASSES];
 	unsigned long requests[ADM_NCODES];
 	unsigned long unauthorized;
+	/* Rate limit: a token bucket and a FIFO of requests held back. */
+	double	tokens;
+	struct timeval refilled;
+	struct event *wait_timer;
+	struct evhttp_request *waiting[ADM_QUEUE_MAX];
+	size_t	whead, nwait;
+	unsigned long delayed, overflow;
 } adm;
 
 /*
@@ -1216,6 +1229,8 @@ adm_metrics(struct evhttp_request *req)
 			pm_lab(b, "mailshaper_shaping_delays_total", "class",
 			    adm_class_name(c), (double)adm.delays[c]);
 
+	pm_one(b, "mailshaper_admin_requests_delayed_total", "counter",
+	    "Admin requests held back by the rate limit.", (double)adm.delayed);
 	pm_one(b, "mailshaper_admin_hosts", "gauge",
 	    "Hosts in the admin API's table.", (double)adm.nhosts);
 	pm_one(b, "mailshaper_admin_hosts_evicted_total", "counter",
@@ -1273,9 +1288,9 @@ adm_unauthorized(struct evhttp_request *req, const char *path)
 	adm_send(req, 401, "Unauthorized", "text/html; charset=utf-8", b);
 }
 
-/* adm_request - every request: authenticate, then route */
+/* adm_serve - one request whose turn it is: authenticate, then route */
 static void
-adm_request(struct evhttp_request *req, void *arg)
+adm_serve(struct evhttp_request *req, void *arg)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
@@ -1310,6 +1325,93 @@ adm_request(struct evhttp_request *req, void *arg)
 	if (strncmp(path, "/api/host/", 10) == 0)
 		return adm_host_json(req, path + 10);
 	adm_error(req, 404, "Not Found", "no such endpoint");
+}
+
+/* adm_take - a token from the bucket, refilled at ADM_RATE per second */
+static int
+adm_take(void)
+{
+	struct timeval now, d;
+
+	gettimeofday(&now, NULL);
+	timersub(&now, &adm.refilled, &d);
+	adm.refilled = now;
+	adm.tokens += (d.tv_sec + d.tv_usec / 1e6) * ADM_RATE;
+	if (adm.tokens > ADM_BURST || d.tv_sec < 0)
+		adm.tokens = ADM_BURST;
+	if (adm.tokens < 1)
+		return 0;
+	adm.tokens -= 1;
+	return 1;
+}
+
+/* adm_wait_arm - run adm_drain when the next token is due */
+static void
+adm_wait_arm(void)
+{
+	struct timeval tv = { 0, 1000000 / ADM_RATE };
+
+	evtimer_add(adm.wait_timer, &tv);
+}
+
+/* adm_drain - serve held requests, oldest first, as tokens come */
+static void
+adm_drain(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	while (adm.nwait > 0 && adm_take()) {
+		struct evhttp_request *req = adm.waiting[adm.whead];
+
+		adm.waiting[adm.whead] = NULL;
+		adm.whead = (adm.whead + 1) % ADM_QUEUE_MAX;
+		adm.nwait--;
+		adm_serve(req, NULL);
+	}
+	if (adm.nwait > 0)
+		adm_wait_arm();
+}
+
+/*
+ * adm_request - every request: at most ADM_RATE per second reach
+ * adm_serve(); the rest wait in a FIFO (a client on a keep-alive
+ * connection waits for its reply, so load slows itself down), and 429
+ * when that is full.  The loop's admin work stays bounded whatever the
+ * load.
+ */
+static void
+adm_request(struct evhttp_request *req, void *arg)
+{
+	if (adm.nwait == 0 && adm_take())
+		return adm_serve(req, arg);
+	if (adm.nwait == ADM_QUEUE_MAX) {
+		adm.overflow++;
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Retry-After", "1");
+		return adm_error(req, 429, "Too Many Requests",
+		    "too many admin requests");
+	}
+	adm.delayed++;
+	adm.waiting[(adm.whead + adm.nwait) % ADM_QUEUE_MAX] = req;
+	if (adm.nwait++ == 0)
+		adm_wait_arm();
+}
+
+/*
+ * adm_bev - every admin connection's bufferevent, at the lowest priority:
+ * the loop runs admin callbacks only when no SMTP callback is ready
+ */
+static struct bufferevent *
+adm_bev(struct event_base *base, void *arg)
+{
+	struct bufferevent *bev = bufferevent_socket_new(base, -1,
+	    BEV_OPT_CLOSE_ON_FREE);
+
+	(void)arg;
+	if (bev != NULL && bufferevent_priority_set(bev, ADM_PRI) < 0)
+		log_debug("admin: cannot lower a connection's priority");
+	return bev;
 }
 
 /* adm_unix_listen - a listening unix socket at path; -1 + err */
@@ -1354,6 +1456,15 @@ adm_open(struct event_base *base, const struct conf *cf, char *err,
 	gettimeofday(&adm.started, NULL);
 	if (*cf->admin_listen == 0)
 		return 0;
+	/*
+	 * Priorities: events made before this keep priority 0, later ones
+	 * (sessions, backends, timers) get the default 1, admin connections
+	 * ADM_PRI = 2, so admin load waits for SMTP work, never the reverse.
+	 */
+	if (event_base_get_npriorities(base) < ADM_NPRI &&
+	    event_base_priority_init(base, ADM_NPRI) < 0)
+		log_warnx("admin: cannot set event priorities; admin requests "
+		    "compete with SMTP sessions");
 	/* conf.c checked the address; parse it again for the socket. */
 	if (addr_parse_endpoint(cf->admin_listen, 0, &ep, err, errlen) < 0)
 		return -1;
@@ -1396,6 +1507,12 @@ adm_open(struct event_base *base, const struct conf *cf, char *err,
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
 	    EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(adm.http, adm_request, NULL);
+	adm.tokens = ADM_BURST;
+	adm.refilled = adm.started;
+	if ((adm.wait_timer = evtimer_new(base, adm_drain, NULL)) == NULL ||
+	    event_priority_set(adm.wait_timer, ADM_PRI) < 0)
+		log_warnx("admin: no timer for the rate limit");
+	evhttp_set_bevcb(adm.http, adm_bev, NULL);
 	log_info("admin API on %s", cf->admin_listen);
 	return 0;
 }
@@ -1406,6 +1523,11 @@ adm_close(void)
 {
 	struct adm_host *h, *next;
 
+	if (adm.wait_timer != NULL) {
+		event_free(adm.wait_timer);
+		adm.wait_timer = NULL;
+	}
+	/* evhttp_free() frees the held requests with their connections. */
 	if (adm.http != NULL) {
 		evhttp_free(adm.http);
 		adm.http = NULL;
