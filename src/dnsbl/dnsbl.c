@@ -1144,7 +1144,13 @@ install(struct dnsbl_cfg *cfg, char *err, size_t errlen)
 	struct dnsbl_cfg *old = D.cfg;
 	int i, j;
 
-	if (cfg->nzones > 0 && dns_setup(cfg->timeout_ms, err, errlen) < 0)
+	/*
+	 * A resolver exists when a list needs one, or when dns_servers names
+	 * one explicitly (reverse lookups use it too).  With neither, nothing
+	 * reads /etc/resolv.conf and no query leaves the host.
+	 */
+	if ((cfg->nzones > 0 || D.dns_servers[0] != '\0') &&
+	    dns_setup(cfg->timeout_ms, err, errlen) < 0)
 		return -1;
 	if (old != NULL)
 		for (i = 0; i < cfg->nzones; i++)
@@ -1212,7 +1218,7 @@ dnsbl_reconfigure(const struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
-/* dnsbl_evdns - the resolver (NULL until a list is configured) */
+/* dnsbl_evdns - the resolver (NULL without lists and without dns_servers) */
 struct evdns_base *
 dnsbl_evdns(void)
 {

@@ -200,10 +200,18 @@ test_sites(void **state)
 		dnsbl_shutdown();
 		conf_free(cf);
 	}
-	/* no lists: nothing to ask, the callback is never called */
+	/*
+	 * No lists: nothing to ask, the callback is never called; but an
+	 * explicit dns_servers still gives reverse lookups a resolver.
+	 */
 	cf = load("dns_servers=127.0.0.1:9", NULL);
 	assert_int_equal(dnsbl_init(base, cf, err, sizeof(err)), 0);
 	assert_false(dnsbl_enabled());
+	assert_non_null(dnsbl_evdns());
+	dnsbl_shutdown();
+	conf_free(cf);
+	cf = load("dns_servers=", NULL);
+	assert_int_equal(dnsbl_init(base, cf, err, sizeof(err)), 0);
 	assert_null(dnsbl_evdns());
 	dnsbl_shutdown();
 	conf_free(cf);
@@ -783,10 +791,9 @@ test_probe(void **state)
 	conf_free(cf2);
 	dnsbl_shutdown();
 	conf_free(cf);
-	/* no lists at start; SIGHUP adds one: the resolver comes up then */
+	/* no lists at start; SIGHUP adds one: the lookups start then */
 	cf = start("", NULL, NULL);
 	assert_false(dnsbl_enabled());
-	assert_null(dnsbl_evdns());
 	cf2 = load("dnsbl_sites=bl.test*2", NULL);
 	assert_int_equal(dnsbl_reconfigure(cf2, err, sizeof(err)), 0);
 	assert_true(dnsbl_enabled());
