@@ -307,3 +307,56 @@ def test_farm_shares_reputation_through_redis(redis):
             b.stop()
             rec = last_session(b, "127.90.0.2")
     assert rec["class"] == "hostile", rec["reasons"]
+
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+M365 = "mail-dm6nam10on2041.outbound.protection.outlook.com"
+
+
+@pytest.fixture
+def dnsmasq():
+    """a real DNS server on loopback: 127.0.0.77 <-> the M365-like name"""
+    need(DNSMASQ)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen([
+        DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts",
+        "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=",
+        "--port=%d" % port, "--local=/outlook.com/",
+        "--local=/in-addr.arpa/", "--host-record=%s,127.0.0.77" % M365,
+        "--ptr-record=78.0.0.127.in-addr.arpa,liar.outlook.com",
+        "--host-record=liar.outlook.com,127.0.0.99"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        assert proc.poll() is None, "dnsmasq did not start"
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def test_verified_domain_key_and_xclient_name(dnsmasq):
+    """127.0.0.77's PTR name resolves back to it: the session's domain is
+    outlook.com (a reputation key, shown in the record) and a real Postfix
+    gets the verified name through XCLIENT NAME; 127.0.0.78's PTR name
+    points elsewhere, so it stays unverified ([UNAVAILABLE] -> unknown)."""
+    from peers import PostfixSmtpd, POSTFIX
+    need(POSTFIX)
+    with PostfixSmtpd(mode="xclient") as pf, Daemon(
+            backend=pf.address, dns_servers="127.0.0.1:%d" % dnsmasq,
+            dnsbl_timeout="2s") as d:
+        smtp_session(d.port, "127.0.0.77")
+        smtp_session(d.port, "127.0.0.78")
+        msgs = pf.wait_messages(2)
+        time.sleep(0.3)
+        d.stop()
+        good = last_session(d, "127.0.0.77")
+        bad = last_session(d, "127.0.0.78")
+    assert good["domain"] == "outlook.com", good
+    assert bad["domain"] is None, bad
+    names = {m.client_ip: m.client_name for m in msgs}
+    assert names["127.0.0.77"] == M365, names
+    assert names["127.0.0.78"] == "unknown", names
