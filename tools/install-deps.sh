@@ -14,6 +14,8 @@ BUILD="build-essential pkg-config clang libclang-rt-14-dev llvm \
 PEERS="postfix swaks rbldnsd redis-server p0f haproxy dnsmasq-base publicsuffix \
  python3 python3-pytest python3-scapy tcpdump iproute2 openssl procps \
  sqlite3 psmisc libio-socket-inet6-perl libnet-ssleay-perl"
+# The admin dashboard's test opens the page in headless Chromium.
+PEERS="$PEERS chromium"
 
 missing=""
 for p in $BUILD $PEERS; do

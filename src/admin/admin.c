@@ -7,8 +7,10 @@
  * adm_open() listens on admin_listen: a loopback host:port (conf.c refuses
  * anything else, and the SMTP ports) or unix:/path.  On TCP every request
  * must carry "Authorization: Bearer <admin_token>"; on a unix socket only
- * when admin_token is set.  The dashboard page also takes ?token=, because
- * a browser cannot send a header when it opens a URL.  Endpoints:
+ * when admin_token is set.  The one exception is GET / itself: the page is
+ * static and holds no data, and a browser cannot send a header when it
+ * opens a URL; the page takes the token from #token= (or ?token=) and
+ * sends it as the Bearer header with every fetch.  Endpoints:
  *
  *	GET  /metrics		Prometheus text format 0.0.4
  *	GET  /api/stats		the report tables by OS and by class, live
@@ -668,7 +670,7 @@ adm_token_eq(const char *got, size_t len)
 
 /* adm_authorized - the request carries the token, or none is needed */
 static int
-adm_authorized(struct evhttp_request *req, const char *path)
+adm_authorized(struct evhttp_request *req)
 {
 	const char *auth;
 
@@ -676,28 +678,12 @@ adm_authorized(struct evhttp_request *req, const char *path)
 		return adm.unix_sock;	/* TCP without a token: never */
 	auth = evhttp_find_header(evhttp_request_get_input_headers(req),
 	    "Authorization");
-	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0) {
-		auth += 7;
-		while (*auth == ' ')
-			auth++;
-		return adm_token_eq(auth, strlen(auth));
-	}
-	/* The dashboard page: ?token= (a browser sends no header). */
-	if (auth == NULL && strcmp(path, "/") == 0) {
-		const char *q = evhttp_uri_get_query(
-		    evhttp_request_get_evhttp_uri(req));
-		struct evkeyvalq kv;
-		const char *t;
-		int	ok = 0;
-
-		TAILQ_INIT(&kv);
-		if (q != NULL && evhttp_parse_query_str(q, &kv) == 0 &&
-		    (t = evhttp_find_header(&kv, "token")) != NULL)
-			ok = adm_token_eq(t, strlen(t));
-		evhttp_clear_headers(&kv);
-		return ok;
-	}
-	return 0;
+	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+		return 0;
+	auth += 7;
+	while (*auth == ' ')
+		auth++;
+	return adm_token_eq(auth, strlen(auth));
 }
 
 /*
@@ -1268,24 +1254,14 @@ adm_dashboard(struct evhttp_request *req)
 	adm_send(req, 200, "OK", "text/html; charset=utf-8", b);
 }
 
-/* adm_unauthorized - 401, with a hint for a browser on the page */
+/* adm_unauthorized - 401 */
 static void
-adm_unauthorized(struct evhttp_request *req, const char *path)
+adm_unauthorized(struct evhttp_request *req)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	struct evbuffer *b;
-
 	adm.unauthorized++;
-	evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"mailshaper\"");
-	if (strcmp(path, "/") != 0 || (b = evbuffer_new()) == NULL)
-		return adm_error(req, 401, "Unauthorized",
-		    "missing or wrong bearer token");
-	evbuffer_add_printf(b, "<!DOCTYPE html><html><head><meta charset="
-	    "\"utf-8\"><title>mailshaper</title></head><body><form method="
-	    "\"get\" action=\"/\"><p>mailshaper admin token: <input name="
-	    "\"token\" type=\"password\" autofocus> <button>Open</button>"
-	    "</p></form></body></html>\n");
-	adm_send(req, 401, "Unauthorized", "text/html; charset=utf-8", b);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "WWW-Authenticate", "Bearer realm=\"mailshaper\"");
+	adm_error(req, 401, "Unauthorized", "missing or wrong bearer token");
 }
 
 /* adm_serve - one request whose turn it is: authenticate, then route */
@@ -1300,8 +1276,11 @@ adm_serve(struct evhttp_request *req, void *arg)
 	(void)arg;
 	if (path == NULL || *path != '/')
 		return adm_error(req, 400, "Bad Request", "bad request target");
-	if (!adm_authorized(req, path))
-		return adm_unauthorized(req, path);
+	/* The page holds no data: it is the one thing served without. */
+	if (strcmp(path, "/") == 0 && get)
+		return adm_dashboard(req);
+	if (!adm_authorized(req))
+		return adm_unauthorized(req);
 	if (strcmp(path, "/feedback") == 0) {
 		/* feedback.c replies itself (not counted by code here). */
 		return fb_http_feedback(req, NULL);

@@ -3,7 +3,8 @@
  *
  * Exports adm_dashboard_html[].  One self-contained page: inline CSS, and
  * inline JavaScript that fetches /api/stats every 5 s (with the bearer
- * token from ?token= or #token=, kept in sessionStorage) and draws the
+ * token from #token= or ?token=, kept in sessionStorage and dropped from
+ * the address bar) and draws the
  * charts as SVG.  It loads nothing else: admin.c serves it with a
  * Content-Security-Policy that forbids any other source.
  */
@@ -248,7 +249,7 @@ const char adm_dashboard_html[] =
     "\t\treturn fetch(\"/api/stats\", { headers: headers, cache: \"no-store\" })\n"
     "\t\t    .then(function (r) {\n"
     "\t\t\tif (r.status === 401) {\n"
-    "\t\t\t\tstatus(\"unauthorized: open this page as /?token=YOUR_TOKEN\", true);\n"
+    "\t\t\t\tstatus(\"unauthorized: open this page as /#token=YOUR_TOKEN\", true);\n"
     "\t\t\t\treturn null;\n"
     "\t\t\t}\n"
     "\t\t\tif (!r.ok) {\n"
