@@ -59,6 +59,7 @@
 #include "report/evaluate.h"
 #include "report/jsonl.h"
 #include "util/log.h"
+#include "util/strmap.h"
 
 #define EV_HIST		4096			/* time histogram buckets */
 #define EV_MAX_AGE_MS	(3600LL * 1000)		/* default session flush age */
@@ -71,117 +72,6 @@ static const char *const ev_feat_names[EVAL_NFEAT] = {
 };
 
 /*
- * A chained hash map from byte strings to two counters and a pointer.
- */
-struct ev_ent {
-	struct ev_ent *next;
-	uint64_t h;		/* FNV-1a of the key */
-	uint64_t a, b;		/* counters (bad, good) or a verdict */
-	void	*p;		/* owner-defined */
-	uint32_t klen;
-	char	key[];		/* klen bytes and a NUL */
-};
-
-struct ev_map {
-	struct ev_ent **tab;
-	size_t	nb;		/* buckets, a power of two (0 = empty) */
-	size_t	n;		/* entries */
-};
-
-/* fnv - 64-bit FNV-1a */
-static uint64_t
-fnv(const void *k, size_t n)
-{
-	const unsigned char *p = k;
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	while (n--) {
-		h ^= *p++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-/* map_grow - double the buckets; -1 when out of memory */
-static int
-map_grow(struct ev_map *m)
-{
-	size_t nb = m->nb ? m->nb * 2 : 1024, i;
-	struct ev_ent **t = calloc(nb, sizeof(*t)), *e, *next;
-
-	if (t == NULL)
-		return -1;
-	for (i = 0; i < m->nb; i++)
-		for (e = m->tab[i]; e != NULL; e = next) {
-			next = e->next;
-			e->next = t[e->h & (nb - 1)];
-			t[e->h & (nb - 1)] = e;
-		}
-	free(m->tab);
-	m->tab = t;
-	m->nb = nb;
-	return 0;
-}
-
-/* map_find - the entry for key; created (zeroed) when create is set */
-static struct ev_ent *
-map_find(struct ev_map *m, const void *key, size_t klen, int create,
-    int *oom)
-{
-	uint64_t h = fnv(key, klen);
-	struct ev_ent *e;
-
-	if (m->nb)
-		for (e = m->tab[h & (m->nb - 1)]; e != NULL; e = e->next)
-			if (e->h == h && e->klen == klen &&
-			    memcmp(e->key, key, klen) == 0)
-				return e;
-	if (!create)
-		return NULL;
-	if ((m->n >= m->nb && map_grow(m) < 0) ||
-	    (e = calloc(1, sizeof(*e) + klen + 1)) == NULL) {
-		*oom = 1;
-		return NULL;
-	}
-	e->h = h;
-	e->klen = (uint32_t)klen;
-	memcpy(e->key, key, klen);
-	e->next = m->tab[h & (m->nb - 1)];
-	m->tab[h & (m->nb - 1)] = e;
-	m->n++;
-	return e;
-}
-
-/* map_del - unlink and free one entry (not its p) */
-static void
-map_del(struct ev_map *m, struct ev_ent *e)
-{
-	struct ev_ent **pp = &m->tab[e->h & (m->nb - 1)];
-
-	while (*pp != e)
-		pp = &(*pp)->next;
-	*pp = e->next;
-	free(e);
-	m->n--;
-}
-
-/* map_free - free every entry (not their p) and the table */
-static void
-map_free(struct ev_map *m)
-{
-	struct ev_ent *e, *next;
-	size_t i;
-
-	for (i = 0; i < m->nb; i++)
-		for (e = m->tab[i]; e != NULL; e = next) {
-			next = e->next;
-			free(e);
-		}
-	free(m->tab);
-	memset(m, 0, sizeof(*m));
-}
-
-/*
  * Messages waiting for their session record.
  */
 struct ev_pmsg {
@@ -192,7 +82,7 @@ struct ev_pmsg {
 };
 
 struct ev_psess {
-	struct ev_ent *ent;		/* in ev.sessions; ent->p is us */
+	struct strmap_ent *ent;		/* in ev.sessions; ent->p is us */
 	TAILQ_ENTRY(ev_psess) age;	/* oldest first message first */
 	struct ev_pmsg *head, **tail;
 	int64_t	first_ms;		/* time of the first message */
@@ -209,7 +99,7 @@ struct ev_sinfo {
 
 struct ev_set {
 	unsigned mask;
-	struct ev_map scores;	/* double bits -> (bad, good) */
+	struct strmap scores;	/* double bits -> (bad, good) */
 	uint64_t bad, good;
 };
 
@@ -220,9 +110,9 @@ struct ev {
 	const char *path;
 	enum ev_pass pass;
 	unsigned used;			/* union of the sets' masks */
-	struct ev_map fb;		/* "m\0id" / "s\0id" -> a: 1 spam 2 ham */
-	struct ev_map counts;		/* feature byte + value -> bad, good */
-	struct ev_map sessions;		/* session id -> ev_psess */
+	struct strmap fb;		/* "m\0id" / "s\0id" -> a: 1 spam 2 ham */
+	struct strmap counts;		/* feature byte + value -> bad, good */
+	struct strmap sessions;		/* session id -> ev_psess */
 	TAILQ_HEAD(, ev_psess) ages;
 	size_t	npending;
 	int64_t	now_ms;			/* latest time seen this pass */
@@ -570,7 +460,7 @@ ev_use(struct ev *e, const struct ev_pmsg *m, const struct ev_sinfo *si)
 {
 	char v[EVAL_NFEAT][EV_VAL], k[EV_VAL + 1];
 	double lo[EVAL_NFEAT], score;
-	struct ev_ent *ent;
+	struct strmap_ent *ent;
 	size_t kl;
 	int f, i;
 
@@ -580,9 +470,10 @@ ev_use(struct ev *e, const struct ev_pmsg *m, const struct ev_sinfo *si)
 			if (!(e->used & (1u << f)))
 				continue;
 			kl = feat_key(f, v[f], k);
-			if ((ent = map_find(&e->counts, k, kl, 1, &e->oom)) ==
-			    NULL)
+			if (strmap_insert(&e->counts, k, kl, &ent) < 0) {
+				e->oom = 1;
 				return;
+			}
 			if (m->bad)
 				ent->a++;
 			else
@@ -596,7 +487,7 @@ ev_use(struct ev *e, const struct ev_pmsg *m, const struct ev_sinfo *si)
 		if (!(e->used & (1u << f)))
 			continue;
 		kl = feat_key(f, v[f], k);
-		if ((ent = map_find(&e->counts, k, kl, 0, &e->oom)) != NULL)
+		if ((ent = strmap_find(&e->counts, k, kl)) != NULL)
 			lo[f] = log(((double)ent->a + 1) / ((double)ent->b + 1));
 	}
 	for (i = 0; i < e->o->nsets; i++) {
@@ -608,9 +499,11 @@ ev_use(struct ev *e, const struct ev_pmsg *m, const struct ev_sinfo *si)
 				score += lo[f];
 		if (score == 0)
 			score = 0;	/* one zero: -0.0 and 0.0 are equal */
-		if ((ent = map_find(&set->scores, &score, sizeof(score), 1,
-		    &e->oom)) == NULL)
+		if (strmap_insert(&set->scores, &score, sizeof(score),
+		    &ent) < 0) {
+			e->oom = 1;
 			return;
+		}
 		if (m->bad) {
 			ent->a++;
 			set->bad++;
@@ -638,7 +531,7 @@ psess_flush(struct ev *e, struct ev_psess *ps, const struct ev_sinfo *si)
 	}
 	e->npending -= ps->n;
 	TAILQ_REMOVE(&e->ages, ps, age);
-	map_del(&e->sessions, ps->ent);
+	strmap_del(&e->sessions, ps->ent);
 	free(ps);
 }
 
@@ -681,14 +574,14 @@ verdict(struct ev *e, char kind, const char *id)
 {
 	char k[512];
 	size_t n = strlen(id);
-	struct ev_ent *ent;
+	struct strmap_ent *ent;
 
 	if (n + 2 > sizeof(k))
 		return 0;
 	k[0] = kind;
 	k[1] = '\0';
 	memcpy(k + 2, id, n);
-	ent = map_find(&e->fb, k, n + 2, 0, &e->oom);
+	ent = strmap_find(&e->fb, k, n + 2);
 	return ent ? (int)ent->a : 0;
 }
 
@@ -702,7 +595,7 @@ on_message(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
 	    *oc = jl_get_str(d, r, "outcome");
 	struct ev_psess *ps;
 	struct ev_pmsg *m;
-	struct ev_ent *ent;
+	struct strmap_ent *ent;
 	int64_t t;
 	int bad, v;
 
@@ -740,12 +633,13 @@ on_message(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
 	}
 	if ((e->pass == EV_TRAIN) != (t < e->st->split_ms))
 		return;
-	if ((ent = map_find(&e->sessions, sid, strlen(sid), 1, &e->oom)) ==
-	    NULL)
+	if (strmap_insert(&e->sessions, sid, strlen(sid), &ent) < 0) {
+		e->oom = 1;
 		return;
+	}
 	if ((ps = ent->p) == NULL) {
 		if ((ps = calloc(1, sizeof(*ps))) == NULL) {
-			map_del(&e->sessions, ent);
+			strmap_del(&e->sessions, ent);
 			e->oom = 1;
 			return;
 		}
@@ -817,7 +711,7 @@ on_session(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
 	const char *id = jl_get_str(d, r, "id");
 	const struct jl_val *fp;
 	struct ev_sinfo si;
-	struct ev_ent *ent;
+	struct strmap_ent *ent;
 	int64_t t;
 
 	if (id == NULL) {
@@ -830,8 +724,7 @@ on_session(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
 	}
 	if (eval_time_ms(jl_get_str(d, r, "end"), &t) == 0 && t > e->now_ms)
 		e->now_ms = t;
-	if ((ent = map_find(&e->sessions, id, strlen(id), 0, &e->oom)) ==
-	    NULL)
+	if ((ent = strmap_find(&e->sessions, id, strlen(id))) == NULL)
 		return;
 	fp = jl_get(d, r, "fp");
 	si.key = jl_get_str(d, fp, "key");
@@ -851,7 +744,7 @@ on_feedback(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
 	    *v = jl_get_str(d, r, "verdict");
 	const struct jl_val *mv = jl_get(d, r, "message");
 	const char *id;
-	struct ev_ent *ent;
+	struct strmap_ent *ent;
 	char k[512];
 	size_t n;
 
@@ -880,8 +773,10 @@ on_feedback(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
 	k[0] = mid ? 'm' : 's';
 	k[1] = '\0';
 	memcpy(k + 2, id, n);
-	if ((ent = map_find(&e->fb, k, n + 2, 1, &e->oom)) == NULL)
+	if (strmap_insert(&e->fb, k, n + 2, &ent) < 0) {
+		e->oom = 1;
 		return;
+	}
 	ent->a = strcmp(v, "spam") == 0 ? 1 : 2;
 	e->st->feedback++;
 }
@@ -1012,19 +907,19 @@ static int
 set_result(struct ev_set *s, struct eval_result *r)
 {
 	struct eval_point *p;
-	struct ev_ent *ent;
-	size_t i, n = 0;
+	struct strmap_ent *ent;
+	size_t n = 0;
 
 	p = malloc((s->scores.n ? s->scores.n : 1) * sizeof(*p));
 	if (p == NULL)
 		return -1;
-	for (i = 0; i < s->scores.nb; i++)
-		for (ent = s->scores.tab[i]; ent != NULL; ent = ent->next) {
-			memcpy(&p[n].score, ent->key, sizeof(double));
-			p[n].bad = ent->a;
-			p[n].good = ent->b;
-			n++;
-		}
+	for (ent = strmap_next(&s->scores, NULL); ent != NULL;
+	    ent = strmap_next(&s->scores, ent)) {
+		memcpy(&p[n].score, ent->key, sizeof(double));
+		p[n].bad = ent->a;
+		p[n].good = ent->b;
+		n++;
+	}
 	eval_metrics(p, n, r);
 	free(p);
 	return 0;
@@ -1107,11 +1002,11 @@ out:
 		TAILQ_REMOVE(&e->ages, ps, age);
 		free(ps);
 	}
-	map_free(&e->sessions);
-	map_free(&e->fb);
-	map_free(&e->counts);
+	strmap_free(&e->sessions, NULL);
+	strmap_free(&e->fb, NULL);
+	strmap_free(&e->counts, NULL);
 	for (i = 0; i < o->nsets; i++)
-		map_free(&e->sets[i].scores);
+		strmap_free(&e->sets[i].scores, NULL);
 	free(e);
 	jl_doc_free(&doc);
 	jl_reader_free(&rd);

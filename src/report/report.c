@@ -67,6 +67,7 @@
 #include "report/report.h"
 #include "report/svg.h"
 #include "util/log.h"
+#include "util/strmap.h"
 
 #define RP_MAX_AGE_MS	(3600LL * 1000)	/* default orphan age */
 #define RP_MAX_OPEN	(1u << 20)	/* default open sessions */
@@ -98,123 +99,10 @@ static const char *const rp_oc_names[RP_NOC - 1] = {
 };
 
 /*
- * A chained hash map from byte strings to a counter and a pointer.
- */
-struct rp_ent {
-	struct rp_ent *next;
-	uint64_t h;		/* FNV-1a of the key */
-	uint64_t a;		/* owner-defined counter or flags */
-	void	*p;		/* owner-defined */
-	uint32_t klen;
-	char	key[];		/* klen bytes and a NUL */
-};
-
-struct rp_map {
-	struct rp_ent **tab;
-	size_t	nb;		/* buckets, a power of two (0 = empty) */
-	size_t	n;		/* entries */
-};
-
-/* fnv - 64-bit FNV-1a */
-static uint64_t
-fnv(const void *k, size_t n)
-{
-	const unsigned char *p = k;
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	while (n--) {
-		h ^= *p++;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-/* map_grow - double the buckets; -1 when out of memory */
-static int
-map_grow(struct rp_map *m)
-{
-	size_t nb = m->nb ? m->nb * 2 : 256, i;
-	struct rp_ent **t = calloc(nb, sizeof(*t)), *e, *next;
-
-	if (t == NULL)
-		return -1;
-	for (i = 0; i < m->nb; i++)
-		for (e = m->tab[i]; e != NULL; e = next) {
-			next = e->next;
-			e->next = t[e->h & (nb - 1)];
-			t[e->h & (nb - 1)] = e;
-		}
-	free(m->tab);
-	m->tab = t;
-	m->nb = nb;
-	return 0;
-}
-
-/* map_find - the entry for key; created (zeroed) when create is set */
-static struct rp_ent *
-map_find(struct rp_map *m, const void *key, size_t klen, int create,
-    int *oom)
-{
-	uint64_t h = fnv(key, klen);
-	struct rp_ent *e;
-
-	if (m->nb)
-		for (e = m->tab[h & (m->nb - 1)]; e != NULL; e = e->next)
-			if (e->h == h && e->klen == klen &&
-			    memcmp(e->key, key, klen) == 0)
-				return e;
-	if (!create)
-		return NULL;
-	if ((m->n >= m->nb && map_grow(m) < 0) ||
-	    (e = calloc(1, sizeof(*e) + klen + 1)) == NULL) {
-		*oom = 1;
-		return NULL;
-	}
-	e->h = h;
-	e->klen = (uint32_t)klen;
-	memcpy(e->key, key, klen);
-	e->next = m->tab[h & (m->nb - 1)];
-	m->tab[h & (m->nb - 1)] = e;
-	m->n++;
-	return e;
-}
-
-/* map_del - unlink and free one entry (not its p) */
-static void
-map_del(struct rp_map *m, struct rp_ent *e)
-{
-	struct rp_ent **pp = &m->tab[e->h & (m->nb - 1)];
-
-	while (*pp != e)
-		pp = &(*pp)->next;
-	*pp = e->next;
-	free(e);
-	m->n--;
-}
-
-/* map_free - free every entry (and their p when free_p) and the table */
-static void
-map_free(struct rp_map *m, int free_p)
-{
-	struct rp_ent *e, *next;
-	size_t i;
-
-	for (i = 0; i < m->nb; i++)
-		for (e = m->tab[i]; e != NULL; e = next) {
-			next = e->next;
-			if (free_p)
-				free(e->p);
-			free(e);
-		}
-	free(m->tab);
-	memset(m, 0, sizeof(*m));
-}
-
-/*
  * Open sessions: message outcomes waiting for their session record.
  */
 struct rp_open {
-	struct rp_ent *ent;		/* in rp.open; ent->p is us */
+	struct strmap_ent *ent;		/* in rp.open; ent->p is us */
 	TAILQ_ENTRY(rp_open) age;	/* oldest first message first */
 	uint64_t oc[RP_NOC];		/* messages by outcome */
 	int64_t	first_ms;		/* time of the first message */
@@ -235,8 +123,8 @@ struct rp_sess {
 /* One table being built. */
 struct rp_dim {
 	enum rp_by by;
-	struct rp_map groups;	/* label -> struct rp_group (p) */
-	struct rp_map senders;	/* label \0 ip -> a: 1 delivered 2 attempted */
+	struct strmap groups;	/* label -> struct rp_group (p) */
+	struct strmap senders;	/* label \0 ip -> a: 1 delivered 2 attempted */
 };
 
 struct rp {
@@ -244,7 +132,7 @@ struct rp {
 	const char *path;
 	struct rp_dim dims[3];	/* --by, os, rawsig (shared when equal) */
 	int	ndims;
-	struct rp_map open;	/* session id -> rp_open */
+	struct strmap open;	/* session id -> rp_open */
 	TAILQ_HEAD(, rp_open) ages;
 	int64_t	now_ms;		/* latest time seen */
 	struct rp_stats *st;
@@ -357,15 +245,16 @@ rp_success_rate(const struct rp_group *g)
 static struct rp_group *
 group_get(struct rp *r, struct rp_dim *d, const char *label)
 {
-	struct rp_ent *e;
+	struct strmap_ent *e;
 	struct rp_group *g;
 
-	if ((e = map_find(&d->groups, label, strlen(label), 1, &r->oom)) ==
-	    NULL)
+	if (strmap_insert(&d->groups, label, strlen(label), &e) < 0) {
+		r->oom = 1;
 		return NULL;
+	}
 	if (e->p == NULL) {
 		if ((g = calloc(1, sizeof(*g))) == NULL) {
-			map_del(&d->groups, e);
+			strmap_del(&d->groups, e);
 			r->oom = 1;
 			return NULL;
 		}
@@ -393,7 +282,7 @@ rp_count(struct rp *r, const struct rp_sess *s, const uint64_t *oc)
 	uint64_t nmsg = 0, att;
 	char k[RP_VAL + 64];
 	struct rp_group *g;
-	struct rp_ent *e;
+	struct strmap_ent *e;
 	size_t n, ni;
 	int i;
 
@@ -440,9 +329,10 @@ rp_count(struct rp *r, const struct rp_sess *s, const uint64_t *oc)
 		memcpy(k, label, n);
 		k[n] = '\0';
 		memcpy(k + n + 1, s->ip, ni);
-		if ((e = map_find(&d->senders, k, n + 1 + ni, 1, &r->oom)) ==
-		    NULL)
+		if (strmap_insert(&d->senders, k, n + 1 + ni, &e) < 0) {
+			r->oom = 1;
 			return;
+		}
 		e->p = g;
 		if (oc[OC_DELIVERED])
 			e->a |= 1;
@@ -501,7 +391,7 @@ open_flush(struct rp *r, struct rp_open *op)
 		rp_count(r, &s, op->oc);
 	}
 	TAILQ_REMOVE(&r->ages, op, age);
-	map_del(&r->open, op->ent);
+	strmap_del(&r->open, op->ent);
 	free(op);
 }
 
@@ -557,7 +447,7 @@ on_message(struct rp *r, const struct jl_doc *d, const struct jl_val *v,
 	const char *sid = jl_get_str(d, v, "session"),
 	    *oc = jl_get_str(d, v, "outcome");
 	struct rp_open *op;
-	struct rp_ent *e;
+	struct strmap_ent *e;
 	int64_t t;
 	int i;
 
@@ -572,14 +462,16 @@ on_message(struct rp *r, const struct jl_doc *d, const struct jl_val *v,
 	}
 	if (t > r->now_ms)
 		r->now_ms = t;
-	if ((e = map_find(&r->open, sid, strlen(sid), 1, &r->oom)) == NULL)
+	if (strmap_insert(&r->open, sid, strlen(sid), &e) < 0) {
+		r->oom = 1;
 		return;
+	}
 	if ((op = e->p) == NULL) {
 		op = open_new(jl_get_str(d, v, "client_ip"),
 		    jl_get_str(d, v, "os"), jl_get_str(d, v, "raw_sig"),
 		    jl_get_str(d, v, "class"));
 		if (op == NULL) {
-			map_del(&r->open, e);
+			strmap_del(&r->open, e);
 			r->oom = 1;
 			return;
 		}
@@ -648,7 +540,7 @@ on_session(struct rp *r, const struct jl_doc *d, const struct jl_val *v,
 	const struct jl_val *fp, *w, *nm;
 	struct rp_open *op = NULL;
 	struct rp_sess s;
-	struct rp_ent *e;
+	struct strmap_ent *e;
 	int64_t t;
 
 	if (id == NULL) {
@@ -662,7 +554,7 @@ on_session(struct rp *r, const struct jl_doc *d, const struct jl_val *v,
 	}
 	if (eval_time_ms(jl_get_str(d, v, "end"), &t) == 0 && t > r->now_ms)
 		r->now_ms = t;
-	if ((e = map_find(&r->open, id, strlen(id), 0, &r->oom)) != NULL)
+	if ((e = strmap_find(&r->open, id, strlen(id))) != NULL)
 		op = e->p;
 	s.ip = jl_get_str(d, v, "client_ip");
 	if (s.ip == NULL && op != NULL)
@@ -691,7 +583,7 @@ on_session(struct rp *r, const struct jl_doc *d, const struct jl_val *v,
 	rp_count(r, &s, op ? op->oc : none);
 	if (op != NULL) {
 		TAILQ_REMOVE(&r->ages, op, age);
-		map_del(&r->open, op->ent);
+		strmap_del(&r->open, op->ent);
 		free(op);
 	}
 }
@@ -801,34 +693,34 @@ group_cmp(const void *a, const void *b)
 static int
 dim_table(struct rp_dim *d, struct rp_table *t)
 {
-	struct rp_ent *e;
+	struct strmap_ent *e;
 	struct rp_group *g;
-	size_t i, n = 0;
+	size_t n = 0;
 
-	for (i = 0; i < d->senders.nb; i++)
-		for (e = d->senders.tab[i]; e != NULL; e = e->next) {
-			g = e->p;
-			g->senders++;
-			if (e->a & 1)
-				g->ok_senders++;
-			else if (e->a & 2)
-				g->bad_senders++;
-		}
+	for (e = strmap_next(&d->senders, NULL); e != NULL;
+	    e = strmap_next(&d->senders, e)) {
+		g = e->p;
+		g->senders++;
+		if (e->a & 1)
+			g->ok_senders++;
+		else if (e->a & 2)
+			g->bad_senders++;
+	}
 	t->by = d->by;
 	t->n = 0;
 	if ((t->g = calloc(d->groups.n ? d->groups.n : 1, sizeof(*t->g))) ==
 	    NULL)
 		return -1;
-	for (i = 0; i < d->groups.nb; i++)
-		for (e = d->groups.tab[i]; e != NULL; e = e->next) {
-			if ((t->g[n].label = strdup(e->key)) == NULL) {
-				t->n = n;
-				return -1;
-			}
-			g = e->p;
-			g->label = t->g[n].label;
-			t->g[n++] = *g;
+	for (e = strmap_next(&d->groups, NULL); e != NULL;
+	    e = strmap_next(&d->groups, e)) {
+		if ((t->g[n].label = strdup(e->key)) == NULL) {
+			t->n = n;
+			return -1;
 		}
+		g = e->p;
+		g->label = t->g[n].label;
+		t->g[n++] = *g;
+	}
 	t->n = n;
 	qsort(t->g, n, sizeof(*t->g), group_cmp);
 	return 0;
@@ -948,10 +840,10 @@ out:
 		TAILQ_REMOVE(&r->ages, op, age);
 		free(op);
 	}
-	map_free(&r->open, 0);
+	strmap_free(&r->open, NULL);
 	for (i = 0; i < r->ndims; i++) {
-		map_free(&r->dims[i].groups, 1);
-		map_free(&r->dims[i].senders, 0);
+		strmap_free(&r->dims[i].groups, free);
+		strmap_free(&r->dims[i].senders, NULL);
 	}
 	free(r);
 	jl_reader_free(&rd);
