@@ -1478,7 +1478,7 @@ check_bdat(struct sess *s, char *args)
 	s->bdat_last = *end != 0;
 	s->bdat_error = NULL;
 	if (!ms->caps.chunking)
-		s->bdat_error = "502 5.5.1 Error: command not implemented";
+		s->bdat_error = "502 5.5.1 Error: command not available";
 	else if (s->state == SESS_MAIL)
 		s->bdat_error = "554 5.5.1 Error: no valid recipients";
 	else if (s->state != SESS_RCPT)
@@ -1582,7 +1582,7 @@ do_refused(struct sess *s, char *args)
 	(void)args;
 	log_warnx("%s: refused %s from [%s]:%d", s->id, s->verb, s->ip,
 	    s->port);
-	sess_error(s, SHP_MAIL, "502 5.5.1 Error: command not implemented");
+	sess_error(s, SHP_MAIL, "502 5.5.1 Error: command not available");
 }
 
 /* check_starttls - offered, not yet done, outside a transaction */
@@ -1590,7 +1590,7 @@ static const char *
 check_starttls(struct sess *s, char *args)
 {
 	if (ms->tls == NULL || s->tls)
-		return "502 5.5.1 Error: command not implemented";
+		return "502 5.5.1 Error: command not available";
 	if (*args)
 		return "501 5.5.4 Syntax: STARTTLS";
 	if (s->state == SESS_MAIL || s->state == SESS_RCPT)
