@@ -62,7 +62,9 @@
 #include "admin/admin.h"
 #include "admin/feedback.h"
 #include "daemon/daemon.h"
+#include "dns/fcrdns.h"
 #include "dnsbl/dnsbl.h"
+#include "log/eventlog.h"
 #include "fp/fp.h"
 #include "rep/rep.h"
 #include "smtp/session.h"
@@ -1155,6 +1157,20 @@ adm_metrics(struct evhttp_request *req)
 	    "DNS list queries refused or failed.", (double)errs);
 	pm_one(b, "mailshaper_dnsbl_cache_hits_total", "counter",
 	    "DNS list answers served from the cache.", (double)cache);
+	{
+		unsigned long lk, ver, fail, to, fc;
+
+		fcrdns_stats(&lk, &ver, &fail, &to, &fc);
+		pm_one(b, "mailshaper_fcrdns_lookups_total", "counter",
+		    "Reverse-name lookups started.", (double)lk);
+		pm_one(b, "mailshaper_fcrdns_verified_total", "counter",
+		    "Reverse names forward-confirmed.", (double)ver);
+		pm_one(b, "mailshaper_fcrdns_timeouts_total", "counter",
+		    "Reverse-name lookups that timed out.", (double)to);
+	}
+	pm_one(b, "mailshaper_eventlog_dropped_total", "counter",
+	    "Event-log records dropped because the disk did not keep up.",
+	    (double)evlog_dropped());
 	pm_head(b, "mailshaper_dnsbl_lookup_seconds", "histogram",
 	    "Time until a session's DNS list answers were all in.");
 	for (i = 0, cum = 0; i < ADM_NLE; i++) {

@@ -1095,20 +1095,3 @@ rep_counters(struct rep_counters *c)
 		    atomic_load(&rep.qhead);
 }
 
-/* rep_stats - the four counters the admin API shows */
-void
-rep_stats(unsigned long *updates, unsigned long *queue_depth,
-    unsigned long *store_errors, double *store_latency_ms)
-{
-	struct rep_counters c;
-
-	rep_counters(&c);
-	if (updates)
-		*updates = c.updates;
-	if (queue_depth)
-		*queue_depth = c.queue_depth;
-	if (store_errors)
-		*store_errors = c.store_errors;
-	if (store_latency_ms)
-		*store_latency_ms = c.store_latency_ms;
-}

@@ -85,8 +85,6 @@ int	rep_keys_for(const struct sockaddr *client, const char *rawsig_hash,
 	    struct rep_key keys[REPK_NKINDS]);
 int	rep_lookup(const struct rep_key *, struct rep_est *);
 void	rep_update(const struct rep_key *, enum rep_outcome, double weight);
-void	rep_stats(unsigned long *updates, unsigned long *queue_depth,
-	    unsigned long *store_errors, double *store_latency_ms);
 
 /* More counters, for the admin API and the tests. */
 struct rep_counters {

@@ -127,8 +127,8 @@ sess_state_name(enum sess_state st)
 static void
 sess_enter_state(struct sess *s, enum sess_state st)
 {
-	log_debug("%s: %s -> %s", s->id, state_names[s->state],
-	    state_names[st]);
+	log_debug("%s: %s -> %s", s->id, sess_state_name(s->state),
+	    sess_state_name(st));
 	s->state = st;
 }
 
