@@ -33,7 +33,7 @@ PYTHON   := /usr/bin/python3
 
 .PHONY: all deps check check-unit check-blackbox check-asan demo fuzz bench clean
 
-all: $(B)/mailshaper
+all: $(B)/mailshaper $(B)/mailshaper-swarm
 
 deps:
 	@sh tools/install-deps.sh
@@ -47,6 +47,9 @@ $(B)/libmailshaper.a: $(LIBOBJ)
 	ar rcs $@ $^
 
 $(B)/mailshaper: $(B)/obj/src/main.o $(B)/libmailshaper.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/mailshaper-swarm: $(B)/obj/src/swarm/swarm_main.o $(B)/libmailshaper.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libmailshaper.a | deps

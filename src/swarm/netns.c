@@ -1,0 +1,283 @@
+/*
+ * netns.c - set up the swarm's private network inside a namespace
+ *
+ * Exports netns_setup(): optionally enter a new network namespace, bring
+ * lo up, put the daemon's address on lo as a /32, create a TUN device
+ * (IFF_TUN | IFF_NO_PI, non-blocking) and route the simulated senders'
+ * prefix into it.  Links go up with SIOCSIFFLAGS; addresses and routes
+ * are added over rtnetlink; nothing is shelled out.  The caller owns the
+ * returned TUN descriptor.
+ *
+ * It is an error to call netns_setup() in the initial network namespace
+ * without new_ns: the swarm must never route test addresses on the host.
+ * Where pid 1's namespace cannot be seen, a namespace counts as the
+ * host's if it has any interface besides lo and the TUN device.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "swarm/netns.h"
+#include "util/addr.h"
+
+struct nlreq {			/* one rtnetlink request with attributes */
+	struct nlmsghdr	nh;
+	union {
+		struct ifaddrmsg ifa;
+		struct rtmsg	rt;
+	} u;
+	char		attrs[128];
+};
+
+/*
+ * netns_is_initial - 1 if this may be the host's network namespace: the
+ * same namespace as pid 1, or (when pid 1's is out of sight, as in a
+ * container) any interface besides lo and the TUN device we manage.
+ */
+int
+netns_is_initial(const char *tun_name)
+{
+	struct stat self, init;
+	struct if_nameindex *ifs, *i;
+	int foreign = 0;
+
+	if (stat("/proc/self/ns/net", &self) == -1)
+		return 1;
+	if (stat("/proc/1/ns/net", &init) == 0)
+		return self.st_ino == init.st_ino && self.st_dev == init.st_dev;
+	if ((ifs = if_nameindex()) == NULL)
+		return 1;
+	for (i = ifs; i->if_index != 0; i++)
+		if (strcmp(i->if_name, "lo") != 0 &&
+		    strcmp(i->if_name, tun_name) != 0)
+			foreign = 1;
+	if_freenameindex(ifs);
+	return foreign;
+}
+
+/* add_attr - append one rtattr to a request */
+static void
+add_attr(struct nlreq *r, unsigned short type, const void *data, size_t len)
+{
+	struct rtattr *a = (struct rtattr *)((char *)r +
+	    NLMSG_ALIGN(r->nh.nlmsg_len));
+
+	a->rta_type = type;
+	a->rta_len = (unsigned short)RTA_LENGTH(len);
+	memcpy(RTA_DATA(a), data, len);
+	r->nh.nlmsg_len = NLMSG_ALIGN(r->nh.nlmsg_len) + RTA_ALIGN(a->rta_len);
+}
+
+/* nl_talk - send one request and read its acknowledgement */
+static int
+nl_talk(struct nlreq *r, const char *what, char *err, size_t errlen)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	char buf[4096];
+	struct nlmsghdr *h;
+	ssize_t n;
+	int fd, rc = -1;
+
+	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC,
+	    NETLINK_ROUTE)) == -1) {
+		snprintf(err, errlen, "%s: netlink socket: %s", what,
+		    strerror(errno));
+		return -1;
+	}
+	r->nh.nlmsg_seq = 1;
+	if (sendto(fd, r, r->nh.nlmsg_len, 0, (struct sockaddr *)&sa,
+	    sizeof(sa)) == -1) {
+		snprintf(err, errlen, "%s: netlink send: %s", what,
+		    strerror(errno));
+		goto out;
+	}
+	if ((n = recv(fd, buf, sizeof(buf), 0)) < 0) {
+		snprintf(err, errlen, "%s: netlink recv: %s", what,
+		    strerror(errno));
+		goto out;
+	}
+	for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n);
+	    h = NLMSG_NEXT(h, n)) {
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			struct nlmsgerr *e = NLMSG_DATA(h);
+
+			if (e->error == 0 || e->error == -EEXIST)
+				rc = 0;
+			else
+				snprintf(err, errlen, "%s: %s", what,
+				    strerror(-e->error));
+			goto out;
+		}
+	}
+	snprintf(err, errlen, "%s: no netlink acknowledgement", what);
+out:
+	close(fd);
+	return rc;
+}
+
+/* link_up - set IFF_UP on an interface */
+static int
+link_up(const char *ifname, char *err, size_t errlen)
+{
+	struct ifreq ifr;
+	int fd, rc = -1;
+
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == -1) {
+		snprintf(err, errlen, "%s: SIOCGIFFLAGS: %s", ifname,
+		    strerror(errno));
+		goto out;
+	}
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) == -1) {
+		snprintf(err, errlen, "%s: SIOCSIFFLAGS: %s", ifname,
+		    strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+/* addr_add - put an IPv4 /32 on an interface (an existing one is fine) */
+static int
+addr_add(const char *ifname, const char *addr, char *err, size_t errlen)
+{
+	struct nlreq r;
+	struct in_addr in;
+	unsigned idx = if_nametoindex(ifname);
+
+	if (inet_pton(AF_INET, addr, &in) != 1) {
+		snprintf(err, errlen, "%s: not an IPv4 address", addr);
+		return -1;
+	}
+	if (idx == 0) {
+		snprintf(err, errlen, "%s: no such interface", ifname);
+		return -1;
+	}
+	memset(&r, 0, sizeof(r));
+	r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+	r.nh.nlmsg_type = RTM_NEWADDR;
+	r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE |
+	    NLM_F_EXCL;
+	r.u.ifa.ifa_family = AF_INET;
+	r.u.ifa.ifa_prefixlen = 32;
+	r.u.ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+	r.u.ifa.ifa_index = idx;
+	add_attr(&r, IFA_LOCAL, &in, sizeof(in));
+	add_attr(&r, IFA_ADDRESS, &in, sizeof(in));
+	return nl_talk(&r, "add address", err, errlen);
+}
+
+/* route_add - route an IPv4 prefix out of an interface */
+static int
+route_add(const char *ifname, const char *prefix, char *err, size_t errlen)
+{
+	struct nlreq r;
+	struct cidr c;
+	unsigned idx = if_nametoindex(ifname);
+	uint32_t oif;
+
+	if (addr_parse_cidr(prefix, &c, err, errlen) == -1)
+		return -1;
+	if (c.family != AF_INET) {
+		snprintf(err, errlen, "%s: only IPv4 routes so far", prefix);
+		return -1;
+	}
+	if (idx == 0) {
+		snprintf(err, errlen, "%s: no such interface", ifname);
+		return -1;
+	}
+	oif = idx;
+	memset(&r, 0, sizeof(r));
+	r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
+	r.nh.nlmsg_type = RTM_NEWROUTE;
+	r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE |
+	    NLM_F_REPLACE;
+	r.u.rt.rtm_family = AF_INET;
+	r.u.rt.rtm_dst_len = (unsigned char)c.plen;
+	r.u.rt.rtm_table = RT_TABLE_MAIN;
+	r.u.rt.rtm_protocol = RTPROT_STATIC;
+	r.u.rt.rtm_scope = RT_SCOPE_LINK;
+	r.u.rt.rtm_type = RTN_UNICAST;
+	add_attr(&r, RTA_DST, c.addr, 4);
+	add_attr(&r, RTA_OIF, &oif, sizeof(oif));
+	return nl_talk(&r, "add route", err, errlen);
+}
+
+/* tun_open - create (or attach to) a TUN device; returns its fd */
+static int
+tun_open(const char *name, char *err, size_t errlen)
+{
+	struct ifreq ifr;
+	int fd;
+
+	if ((fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC)) ==
+	    -1) {
+		snprintf(err, errlen, "/dev/net/tun: %s", strerror(errno));
+		return -1;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(fd, TUNSETIFF, &ifr) == -1) {
+		snprintf(err, errlen, "%s: TUNSETIFF: %s", name,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* netns_setup - build the private network; *tunfd gets the TUN fd */
+int
+netns_setup(const struct netns_conf *conf, int *tunfd, char *err,
+    size_t errlen)
+{
+	int fd;
+
+	if (conf->new_ns && unshare(CLONE_NEWNET) == -1) {
+		snprintf(err, errlen, "unshare(CLONE_NEWNET): %s (run as "
+		    "root or under unshare --user --map-root-user)",
+		    strerror(errno));
+		return -1;
+	}
+	if (netns_is_initial(conf->tun_name)) {
+		snprintf(err, errlen, "refusing to set up routes in what may "
+		    "be the host's network namespace (pid 1's, or one with "
+		    "interfaces besides lo): use --netns new or run under "
+		    "ip netns exec in a fresh namespace");
+		return -1;
+	}
+	if (link_up("lo", err, errlen) == -1)
+		return -1;
+	if (conf->daemon_addr != NULL &&
+	    addr_add("lo", conf->daemon_addr, err, errlen) == -1)
+		return -1;
+	if ((fd = tun_open(conf->tun_name, err, errlen)) == -1)
+		return -1;
+	if (link_up(conf->tun_name, err, errlen) == -1 ||
+	    route_add(conf->tun_name, conf->route4, err, errlen) == -1) {
+		close(fd);
+		return -1;
+	}
+	*tunfd = fd;
+	return 0;
+}

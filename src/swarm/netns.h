@@ -1,0 +1,20 @@
+/*
+ * netns.h - the swarm's private network: namespace, lo, tun0 and routes
+ */
+#ifndef MS_SWARM_NETNS_H
+#define MS_SWARM_NETNS_H
+
+#include <stddef.h>
+
+struct netns_conf {
+	int		new_ns;		/* 1 = unshare(CLONE_NEWNET) first */
+	const char	*daemon_addr;	/* IPv4 put on lo as /32, NULL = none */
+	const char	*tun_name;	/* "tun0" */
+	const char	*route4;	/* prefix routed into the TUN device */
+};
+
+int	netns_setup(const struct netns_conf *conf, int *tunfd, char *err,
+	    size_t errlen);
+int	netns_is_initial(const char *tun_name);
+
+#endif
