@@ -4,9 +4,15 @@
  *
  *   mailshaper report EVENTLOG [--since T] [--by os|rawsig|class|dnsbl|hour]
  *                     [--format text|json|csv|html] [--out DIR]
+ *   mailshaper report --store URL [--half-life T] [--by os|rawsig] ...
+ *
+ * With --store the tables come from the reputation store (report_store.c);
+ * the writers below then print its decayed counts and show the figures a
+ * store does not keep as unknown (rp_report.store).
  *
  * Exports report_main() and, for tests, rp_run(), rp_report_free(),
- * rp_parse_by(), rp_parse_since(), rp_attempts(), rp_success_rate() and
+ * rp_parse_by(), rp_parse_since(), rp_attempts(), rp_success_rate(),
+ * rp_store_attempts() and
  * the writers rp_write_text/json/csv/html() and rp_write_charts().
  *
  * Definitions (per group; doc/internals/report.md says why):
@@ -228,12 +234,27 @@ rp_attempts(const struct rp_group *g)
 	    g->protocol_error + g->early;
 }
 
+/* rp_store_attempts - a store group's decayed attempts (gave_up: abandoned) */
+double
+rp_store_attempts(const struct rp_group *g)
+{
+	const double *c = g->est.counts;
+
+	return c[REP_DELIVERED] + c[REP_REJECTED] + c[REP_DEFERRED] +
+	    c[REP_ABANDONED] + c[REP_PROTOCOL_ERROR];
+}
+
 /* rp_success_rate - delivered / attempts, or -1 when undefined */
 double
 rp_success_rate(const struct rp_group *g)
 {
 	uint64_t a = rp_attempts(g);
+	double	d;
 
+	if (g->updated_ms != 0) {		/* from a store: decayed */
+		d = rp_store_attempts(g);
+		return d > 0 ? g->est.counts[REP_DELIVERED] / d : -1;
+	}
 	return a ? (double)g->delivered / (double)a : -1;
 }
 
@@ -920,6 +941,71 @@ json_num(FILE *f, const char *key, double v)
 		fprintf(f, ",\"%s\":%.6g", key, v);
 }
 
+/*
+ * From a store (rep->store): the decayed counts fill delivered, rejected,
+ * deferred, abandoned, protocol_error, attempts and the success rate, and
+ * add spam, ham, p_spam, evidence and updated; the per-session figures
+ * (senders, sessions, messages, gave_up, backend_error, other, waits) are
+ * unknown: null in JSON, empty in CSV, "-" in text.
+ */
+
+/* time_str - ms since the epoch as RFC 3339 UTC, seconds */
+static void
+time_str(int64_t ms, char *buf, size_t len)
+{
+	time_t	t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "?");
+}
+
+/* store_json - rp_write_json() for a report from a store */
+static int
+store_json(FILE *f, const struct rp_report *rep)
+{
+	const struct rp_table *t = &rep->by;
+	const struct rp_group *g;
+	const double *c;
+	char	ts[40];
+	size_t	i;
+
+	for (i = 0; i < t->n; i++) {
+		g = &t->g[i];
+		c = g->est.counts;
+		fprintf(f, "{\"type\":\"group\",\"by\":\"%s\",\"group\":\"",
+		    rp_by_names[t->by]);
+		utf8_each(f, g->label, put_json);
+		fprintf(f, "\",\"senders\":null,\"ok_senders\":null,"
+		    "\"bad_senders\":null,\"sessions\":null,\"messages\":null,"
+		    "\"attempts\":%.10g,\"delivered\":%.10g",
+		    rp_store_attempts(g), c[REP_DELIVERED]);
+		json_num(f, "success_rate", rp_success_rate(g));
+		time_str(g->updated_ms, ts, sizeof(ts));
+		fprintf(f, ",\"rejected\":%.10g,\"deferred\":%.10g,"
+		    "\"abandoned\":%.10g,\"gave_up\":null,"
+		    "\"protocol_error\":%.10g,\"backend_error\":null,"
+		    "\"other\":null,\"waited\":null,\"wait_mean_s\":null,"
+		    "\"wait_max_s\":null,\"spam\":%.10g,\"ham\":%.10g,"
+		    "\"p_spam\":%.6g,\"evidence\":%.10g,\"updated\":\"%s\"}\n",
+		    c[REP_REJECTED], c[REP_DEFERRED], c[REP_ABANDONED],
+		    c[REP_PROTOCOL_ERROR], c[REP_SPAM], c[REP_HAM],
+		    g->est.p_spam, g->est.evidence, ts);
+	}
+	time_str(rep->st.now_ms, ts, sizeof(ts));
+	fprintf(f, "{\"type\":\"summary\",\"by\":\"%s\",\"source\":\"store\","
+	    "\"store\":\"", rp_by_names[t->by]);
+	utf8_each(f, rep->source, put_json);
+	fprintf(f, "\",\"groups\":%zu,\"keys\":%zu,\"ip_keys\":%llu,"
+	    "\"decayed_to\":\"%s\",\"half_life_s\":%.10g,\"lines\":null,"
+	    "\"garbage\":null,\"sessions\":null,\"messages\":null,"
+	    "\"filtered\":null,\"orphans\":null}\n", t->n, rep->st.store_keys,
+	    (unsigned long long)rep->st.ip_keys, ts,
+	    rep->st.half_life_ms / 1000);
+	return ferror(f) ? -1 : 0;
+}
+
 /* rp_write_json - one object per group per line, then a summary line */
 int
 rp_write_json(FILE *f, const struct rp_report *rep)
@@ -928,6 +1014,8 @@ rp_write_json(FILE *f, const struct rp_report *rep)
 	const struct rp_group *g;
 	size_t i;
 
+	if (rep->store)
+		return store_json(f, rep);
 	for (i = 0; i < t->n; i++) {
 		g = &t->g[i];
 		fprintf(f, "{\"type\":\"group\",\"by\":\"%s\",\"group\":\"",
@@ -977,6 +1065,36 @@ static const char rp_csv_head[] = "by,group,senders,ok_senders,bad_senders,"
     "abandoned,gave_up,protocol_error,backend_error,other,waited,"
     "wait_mean_s,wait_max_s";
 
+/* store_csv - rp_write_csv() for a report from a store: unknown = empty */
+static int
+store_csv(FILE *f, const struct rp_report *rep)
+{
+	const struct rp_table *t = &rep->by;
+	const struct rp_group *g;
+	const double *c;
+	double	sr;
+	char	ts[40];
+	size_t	i;
+
+	fprintf(f, "%s,spam,ham,p_spam,evidence,updated\r\n", rp_csv_head);
+	for (i = 0; i < t->n; i++) {
+		g = &t->g[i];
+		c = g->est.counts;
+		fprintf(f, "%s,\"", rp_by_names[t->by]);
+		utf8_each(f, g->label, put_csv);
+		fprintf(f, "\",,,,,,%.10g,%.10g,", rp_store_attempts(g),
+		    c[REP_DELIVERED]);
+		if ((sr = rp_success_rate(g)) >= 0)
+			fprintf(f, "%.6f", sr);
+		time_str(g->updated_ms, ts, sizeof(ts));
+		fprintf(f, ",%.10g,%.10g,%.10g,,%.10g,,,,,,%.10g,%.10g,%.6g,"
+		    "%.10g,%s\r\n", c[REP_REJECTED], c[REP_DEFERRED],
+		    c[REP_ABANDONED], c[REP_PROTOCOL_ERROR], c[REP_SPAM],
+		    c[REP_HAM], g->est.p_spam, g->est.evidence, ts);
+	}
+	return ferror(f) ? -1 : 0;
+}
+
 /* rp_write_csv - RFC 4180: a header row, one row per group, CRLF */
 int
 rp_write_csv(FILE *f, const struct rp_report *rep)
@@ -986,6 +1104,8 @@ rp_write_csv(FILE *f, const struct rp_report *rep)
 	double sr;
 	size_t i;
 
+	if (rep->store)
+		return store_csv(f, rep);
 	fprintf(f, "%s\r\n", rp_csv_head);
 	for (i = 0; i < t->n; i++) {
 		g = &t->g[i];
@@ -1065,6 +1185,42 @@ pct(FILE *f, double v)
 		fprintf(f, "  %6.1f%%", v * 100);
 }
 
+/* store_text - the rows of rp_write_text() for a report from a store */
+static void
+store_text(FILE *f, const struct rp_report *rep, int w)
+{
+	const struct rp_table *t = &rep->by;
+	const struct rp_group *g;
+	const double *c;
+	char	ts[40];
+	size_t	i;
+
+	time_str(rep->st.now_ms, ts, sizeof(ts));
+	fprintf(f, "reputation store %s: %zu %s keys, %llu ip keys; counts "
+	    "decayed to %s (half-life %.4gh); success = delivered / attempts;"
+	    "\nsenders, sessions, messages and gave_up are not in the store "
+	    "(-)\n\n", rep->source, t->n, rp_by_names[t->by],
+	    (unsigned long long)rep->st.ip_keys, ts,
+	    rep->st.half_life_ms / 3600e3);
+	term_label(f, rp_by_names[t->by], w);
+	fprintf(f, "  %9s %9s %9s %9s %9s %9s  %7s %9s %9s %9s %9s %9s "
+	    "%9s %9s %7s\n", "senders", "ok", "failed", "sessions", "messages",
+	    "delivered", "success", "rejected", "deferred", "abandoned",
+	    "gave_up", "proto_err", "spam", "ham", "p_spam");
+	for (i = 0; i < t->n; i++) {
+		g = &t->g[i];
+		c = g->est.counts;
+		term_label(f, g->label, w);
+		fprintf(f, "  %9s %9s %9s %9s %9s %9.1f", "-", "-", "-", "-",
+		    "-", c[REP_DELIVERED]);
+		pct(f, rp_success_rate(g));
+		fprintf(f, " %9.1f %9.1f %9.1f %9s %9.1f %9.1f %9.1f %7.3f\n",
+		    c[REP_REJECTED], c[REP_DEFERRED], c[REP_ABANDONED], "-",
+		    c[REP_PROTOCOL_ERROR], c[REP_SPAM], c[REP_HAM],
+		    g->est.p_spam);
+	}
+}
+
 /* rp_write_text - an aligned table */
 int
 rp_write_text(FILE *f, const struct rp_report *rep)
@@ -1081,6 +1237,10 @@ rp_write_text(FILE *f, const struct rp_report *rep)
 	}
 	if (w > 56)
 		w = 56;
+	if (rep->store) {
+		store_text(f, rep, w);
+		return ferror(f) ? -1 : 0;
+	}
 	fprintf(f, "%lu sessions, %llu messages from %lu lines (%lu skipped); "
 	    "success = delivered / attempts\n\n", (unsigned long)rep->st.sessions,
 	    (unsigned long long)rep->st.messages, rep->st.lines,
@@ -1141,8 +1301,13 @@ share_items(const struct rp_table *t, int ok, struct svg_item *it,
 	double rest = 0;
 
 	for (i = 0; i < t->n; i++) {
-		double v = (double)(ok ? t->g[i].ok_senders :
-		    t->g[i].bad_senders);
+		const struct rp_group *g = &t->g[i];
+		double v = (double)(ok ? g->ok_senders : g->bad_senders);
+
+		/* From a store: delivered, or failed, decayed attempts. */
+		if (g->updated_ms != 0)
+			v = ok ? g->est.counts[REP_DELIVERED] :
+			    rp_store_attempts(g) - g->est.counts[REP_DELIVERED];
 
 		if (v <= 0)
 			continue;
@@ -1160,7 +1325,11 @@ share_items(const struct rp_table *t, int ok, struct svg_item *it,
 		n++;
 	}
 	for (i = 0; i < n; i++) {
-		snprintf(notes[i], 32, "%.0f senders", it[i].value);
+		if (t->n > 0 && t->g[0].updated_ms != 0)
+			snprintf(notes[i], 32, "%.1f %s", it[i].value,
+			    ok ? "delivered" : "failed");
+		else
+			snprintf(notes[i], 32, "%.0f senders", it[i].value);
 		it[i].note = notes[i];
 	}
 	return n;
@@ -1179,8 +1348,12 @@ rate_items(const struct rp_table *t, size_t max, struct svg_item *it,
 			continue;
 		it[n].label = t->g[i].label;
 		it[n].value = sr * 100;
-		snprintf(notes[n], 48, "%.1f%% of %llu", sr * 100,
-		    (unsigned long long)rp_attempts(&t->g[i]));
+		if (t->g[i].updated_ms != 0)
+			snprintf(notes[n], 48, "%.1f%% of %.1f (decayed)",
+			    sr * 100, rp_store_attempts(&t->g[i]));
+		else
+			snprintf(notes[n], 48, "%.1f%% of %llu", sr * 100,
+			    (unsigned long long)rp_attempts(&t->g[i]));
 		it[n].note = notes[n];
 		n++;
 	}
@@ -1225,9 +1398,16 @@ charts_make(const struct rp_report *rep, struct rp_chart *c)
 		    "share_unsuccessful")) == NULL)
 			goto fail;
 		n = share_items(&rep->os, j == 0, it, (char (*)[32])notes);
-		rc |= svg_share(f, j == 0 ? "OS of successful senders "
-		    "(delivered at least one message)" : "OS of unsuccessful "
-		    "senders (attempted, never delivered)", it, n);
+		if (rep->store)
+			rc |= svg_share(f, j == 0 ? "OS share of delivered "
+			    "messages (reputation store, decayed)" : "OS share "
+			    "of failed attempts (reputation store, decayed)",
+			    it, n);
+		else
+			rc |= svg_share(f, j == 0 ? "OS of successful senders "
+			    "(delivered at least one message)" : "OS of "
+			    "unsuccessful senders (attempted, never delivered)",
+			    it, n);
 		rc |= fclose(f);
 		nc++;
 	}
@@ -1246,6 +1426,8 @@ charts_make(const struct rp_report *rep, struct rp_chart *c)
 	rc |= svg_bars(f, title, it, n, 100);
 	rc |= fclose(f);
 	nc++;
+	if (rep->store)		/* no per-session waits in a store */
+		goto out;
 	if ((f = chart_begin(&c[nc], "patience_by_os")) == NULL)
 		goto fail;
 	for (i = 0, n = 0; i < rep->os.n && n < RP_WAIT_ROWS; i++) {
@@ -1311,6 +1493,7 @@ html_page(FILE *f, const struct rp_report *rep, const struct rp_chart *c,
 {
 	const struct rp_table *t = &rep->by;
 	const struct rp_group *g;
+	char ts[40];
 	double sr;
 	size_t i;
 	int k;
@@ -1324,12 +1507,28 @@ html_page(FILE *f, const struct rp_report *rep, const struct rp_chart *c,
 	    "overflow-wrap:anywhere}\n.scroll{overflow-x:auto}\n"
 	    ".chart{margin:1em 0}\n</style>\n</head>\n<body>\n"
 	    "<h1>mailshaper report</h1>\n", f);
-	fprintf(f, "<p>%llu sessions and %llu messages from %lu lines "
-	    "(%lu skipped as unusable). Success rate = delivered / attempts; "
-	    "attempts include sessions that gave up before any message.</p>\n",
-	    (unsigned long long)rep->st.sessions,
-	    (unsigned long long)rep->st.messages, rep->st.lines,
-	    rep->st.garbage);
+	if (rep->store) {
+		time_str(rep->st.now_ms, ts, sizeof(ts));
+		fputs("<p>From the reputation store ", f);
+		svg_text(f, rep->source, 0);
+		fprintf(f, ": %zu %s keys, %llu ip keys; counts decayed to %s "
+		    "(half-life %.4g h). Success rate = delivered / (delivered "
+		    "+ rejected + deferred + abandoned + protocol_error). "
+		    "Senders, sessions, messages and gave_up are not kept in "
+		    "the store (shown as -); the OS shares are of delivered "
+		    "messages and failed attempts, not of senders.</p>\n"
+		    "<p class=\"note\">Omitted: patience_by_os (the store keeps "
+		    "no per-session waits; use an event log).</p>\n", t->n,
+		    rp_by_names[t->by], (unsigned long long)rep->st.ip_keys, ts,
+		    rep->st.half_life_ms / 3600e3);
+	} else
+		fprintf(f, "<p>%llu sessions and %llu messages from %lu lines "
+		    "(%lu skipped as unusable). Success rate = delivered / "
+		    "attempts; attempts include sessions that gave up before "
+		    "any message.</p>\n",
+		    (unsigned long long)rep->st.sessions,
+		    (unsigned long long)rep->st.messages, rep->st.lines,
+		    rep->st.garbage);
 	for (k = 0; k < nc; k++) {
 		fprintf(f, "<div class=\"chart\" id=\"%s\">\n", c[k].name);
 		fwrite(c[k].svg, 1, c[k].len, f);
@@ -1346,6 +1545,25 @@ html_page(FILE *f, const struct rp_report *rep, const struct rp_chart *c,
 		g = &t->g[i];
 		fputs("<tr><td class=\"l\">", f);
 		svg_text(f, g->label, 0);
+		if (rep->store) {
+			const double *dc = g->est.counts;
+
+			fputs("</td><td class=\"n\">-</td><td class=\"n\">-"
+			    "</td><td class=\"n\">-</td><td class=\"n\">-</td>"
+			    "<td class=\"n\">-</td>", f);
+			fprintf(f, "<td class=\"n\">%.1f</td>",
+			    dc[REP_DELIVERED]);
+			if ((sr = rp_success_rate(g)) >= 0)
+				fprintf(f, "<td class=\"n\">%.1f%%</td>",
+				    sr * 100);
+			else
+				fputs("<td class=\"n\">-</td>", f);
+			fprintf(f, "<td class=\"n\">%.1f</td><td class=\"n\">"
+			    "%.1f</td><td class=\"n\">%.1f</td><td class=\"n\">"
+			    "-</td></tr>\n", dc[REP_REJECTED],
+			    dc[REP_DEFERRED], dc[REP_ABANDONED]);
+			continue;
+		}
 		fprintf(f, "</td><td class=\"n\">%llu</td><td class=\"n\">%llu"
 		    "</td><td class=\"n\">%llu</td><td class=\"n\">%llu</td>"
 		    "<td class=\"n\">%llu</td><td class=\"n\">%llu</td>",
@@ -1453,6 +1671,10 @@ usage(FILE *f)
 	fprintf(f, "usage: mailshaper report EVENTLOG [--since T] "
 	    "[--by os|rawsig|class|dnsbl|hour]\n"
 	    "                         [--format text|json|csv|html] "
+	    "[--out DIR]\n"
+	    "       mailshaper report --store URL [--half-life T] "
+	    "[--by os|rawsig]\n"
+	    "                         [--format text|json|csv|html] "
 	    "[--out DIR]\n");
 }
 
@@ -1466,15 +1688,17 @@ report_main(int argc, char **argv)
 		{"format", required_argument, NULL, 'f'},
 		{"out", required_argument, NULL, 'o'},
 		{"store", required_argument, NULL, 'S'},
+		{"half-life", required_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
 	static const char *const formats[] = { "text", "json", "csv", "html" };
 	struct rp_report rep;
 	struct rp_opts o;
-	const char *out = NULL;
+	const char *out = NULL, *store = NULL;
 	char err[512];
-	int c, fmt = 0, rc, i, store = 0;
+	int64_t hl;
+	int c, fmt = 0, rc, i, since = 0;
 
 	rp_opts_init(&o);
 	optind = 1;
@@ -1486,6 +1710,18 @@ report_main(int argc, char **argv)
 				log_warnx("report: %s", err);
 				return 2;
 			}
+			since = 1;
+			break;
+		case 'H':
+			/* An age parsed back from 0 is minus the duration. */
+			if (rp_parse_since(optarg, 0, &hl, err,
+			    sizeof(err)) < 0 || strchr("smhdw",
+			    optarg[strlen(optarg) - 1]) == NULL || hl >= 0) {
+				log_warnx("report: --half-life wants a duration "
+				    "like 7d or 36h, not '%.40s'", optarg);
+				return 2;
+			}
+			o.half_life_ms = (double)-hl;
 			break;
 		case 'b':
 			if (rp_parse_by(optarg, &o.by) < 0) {
@@ -1509,7 +1745,7 @@ report_main(int argc, char **argv)
 			out = optarg;
 			break;
 		case 'S':
-			store = 1;
+			store = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1519,21 +1755,39 @@ report_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (store) {
-		log_warnx("report: --store is not supported yet; give an "
-		    "event log file");
+	if (store != NULL) {
+		if (argc - optind != 0) {
+			log_warnx("report: give an event log or --store, "
+			    "not both");
+			return 2;
+		}
+		if (since) {
+			log_warnx("report: --since does not apply to --store: "
+			    "the store keeps decayed counts, not sessions");
+			return 2;
+		}
+		if ((rc = rp_store_run(store, &o, &rep, err,
+		    sizeof(err))) < 0) {
+			log_warnx("report: %s", err);
+			return rc == -2 ? 2 : 1;
+		}
+	} else if (o.half_life_ms > 0) {
+		log_warnx("report: --half-life applies to --store only");
 		return 2;
-	}
-	if (argc - optind != 1) {
+	} else if (argc - optind != 1) {
 		usage(stderr);
 		return 2;
+	} else {
+		o.progress = isatty(STDERR_FILENO);
+		if (rp_run(argv[optind], &o, &rep, err, sizeof(err)) < 0) {
+			log_warnx("report: %s", err);
+			return 1;
+		}
 	}
-	o.progress = isatty(STDERR_FILENO);
-	if (rp_run(argv[optind], &o, &rep, err, sizeof(err)) < 0) {
-		log_warnx("report: %s", err);
-		return 1;
-	}
-	if (rep.st.garbage > 0)
+	if (rep.store && (out != NULL || fmt == 3))
+		log_info("report: patience_by_os omitted: the store keeps no "
+		    "per-session waits");
+	else if (rep.st.garbage > 0)
 		log_warnx("report: %s: %lu of %lu lines skipped as unusable",
 		    argv[optind], rep.st.garbage, rep.st.lines);
 	rc = 0;

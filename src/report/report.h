@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "rep/rep.h"
+
 /* What a table is grouped by. */
 enum rp_by { RP_BY_OS, RP_BY_RAWSIG, RP_BY_CLASS, RP_BY_DNSBL, RP_BY_HOUR,
 	RP_NBY };
@@ -32,6 +34,9 @@ struct rp_group {
 	uint64_t waited;		/* abandoned sessions with a wait */
 	double	wait_sum, wait_max;	/* their gave_up_after_s, seconds */
 	uint64_t wait_hist[RP_NWAIT];	/* ... by rp_wait_buckets[] */
+	/* From a reputation store (rp_report.store) only: */
+	struct rep_est est;		/* counts decayed to now, estimate */
+	int64_t	updated_ms;		/* the key's t, ms (0 = not a store) */
 };
 
 struct rp_table {
@@ -49,6 +54,11 @@ struct rp_stats {
 	uint64_t orphans;	/* sessions seen only through messages */
 	size_t	peak_open;	/* most sessions waiting for their record */
 	size_t	keys;		/* distinct (group, address) pairs */
+	/* --store: */
+	size_t	store_keys;	/* os and rawsig keys read */
+	uint64_t ip_keys;	/* ip keys in the store (senders, all OSes) */
+	int64_t	now_ms;		/* counts decayed to this time */
+	double	half_life_ms;	/* ... with this half-life */
 };
 
 struct rp_report {
@@ -56,6 +66,8 @@ struct rp_report {
 	struct rp_table os;	/* always by OS, for the charts */
 	struct rp_table rawsig;	/* always by raw signature key */
 	struct rp_stats st;
+	int	store;		/* 1 = from --store: groups' est only */
+	char	source[256];	/* --store URL ("" = event log) */
 };
 
 struct rp_opts {
@@ -66,7 +78,11 @@ struct rp_opts {
 	int64_t	session_max_age_ms;	/* count a session unseen this long */
 	size_t	max_open;		/* sessions waiting for their record */
 	int	progress;		/* draw a progress bar on stderr */
+	int64_t	now_ms;			/* --store: decay to (0 = rep_now()) */
+	double	half_life_ms;		/* --store: rep_half_life (0 = 7 d) */
 };
+
+#define RP_HALF_LIFE_MS	(7 * 86400e3)	/* rep_half_life's default */
 
 extern const char *const rp_by_names[RP_NBY];
 extern const char *const rp_wait_buckets[RP_NWAIT];
@@ -80,6 +96,7 @@ int	rp_run(const char *path, const struct rp_opts *, struct rp_report *,
 void	rp_report_free(struct rp_report *);
 uint64_t rp_attempts(const struct rp_group *);
 double	rp_success_rate(const struct rp_group *);
+double	rp_store_attempts(const struct rp_group *);
 int	rp_write_text(FILE *, const struct rp_report *);
 int	rp_write_json(FILE *, const struct rp_report *);
 int	rp_write_csv(FILE *, const struct rp_report *);
@@ -87,5 +104,10 @@ int	rp_write_html(FILE *, const struct rp_report *);
 int	rp_write_charts(const char *dir, const struct rp_report *, char *err,
 	    size_t errlen);
 int	report_main(int argc, char **argv);
+
+/* report_store.c: the tables from a reputation store (--store URL);
+ * 0, -1 (the store cannot be read) or -2 (a bad URL), err filled. */
+int	rp_store_run(const char *url, const struct rp_opts *,
+	    struct rp_report *, char *err, size_t errlen);
 
 #endif

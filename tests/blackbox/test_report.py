@@ -268,8 +268,11 @@ def test_bad_arguments(tmp_path):
                                    check=2).stderr
     assert "--since wants" in run([str(log), "--since", "soon"],
                                   check=2).stderr
-    res = run(["--store", "redis://127.0.0.1"], check=2)
-    assert "not supported yet" in res.stderr
+    # --store is tested in test_report_store.py; here only its usage.
+    res = run(["--store", "sqlite:" + str(tmp_path / "nope.db")], check=1)
+    assert "No such file" in res.stderr
+    assert "not both" in run([str(log), "--store", "sqlite:/x"],
+                             check=2).stderr
     assert "cannot open" in run([str(tmp_path / "nope")], check=1).stderr
     # An empty log is a valid, empty report in every format.
     _, summary = json_rows(run([str(log), "--format", "json"], check=0))
