@@ -2,6 +2,7 @@
  * swarm_main.c - mailshaper-swarm's entry point and its subcommands
  *
  *   mailshaper-swarm personas [-P FILE] [--json]
+ *   mailshaper-swarm backend ...   (the counting backend: swarm/countsink.h)
  *   mailshaper-swarm probe [-P FILE] [-p NAME[,NAME...]|all] [-n N]
  *       [-s FIRST_SRC] [-t SECONDS] [--netns new|here] [--addr A|--no-addr]
  *       [--tun NAME] [--route PREFIX] [--json] [-v] [HOST:PORT]
@@ -22,6 +23,7 @@
 #include <event2/event.h>
 
 #include "fp/fp.h"
+#include "swarm/countsink.h"
 #include "swarm/netns.h"
 #include "swarm/persona.h"
 #include "swarm/utcp.h"
@@ -59,6 +61,7 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: mailshaper-swarm personas [-P FILE] [--json]\n"
+	    "       mailshaper-swarm backend [options]  (counting backend)\n"
 	    "       mailshaper-swarm probe [-P FILE] [-p NAME,...|all] "
 	    "[-n N] [-s FIRST_SRC]\n"
 	    "           [-t SECONDS] [--netns new|here] [--addr A|--no-addr] "
@@ -438,5 +441,7 @@ main(int argc, char **argv)
 		return probe_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "personas") == 0)
 		return personas_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "backend") == 0)
+		return sink_main(argc - 1, argv + 1);
 	return usage();
 }
