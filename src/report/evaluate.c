@@ -57,6 +57,7 @@
 #include <time.h>
 
 #include "report/evaluate.h"
+#include "report/evfields.h"
 #include "report/jsonl.h"
 #include "util/log.h"
 #include "util/strmap.h"
@@ -65,7 +66,6 @@
 #define EV_MAX_AGE_MS	(3600LL * 1000)		/* default session flush age */
 #define EV_MAX_PENDING	(1u << 20)		/* default waiting messages */
 #define EV_VAL		1024			/* longest feature value kept */
-#define EV_MAX_ZONES	32			/* DNSBL zones kept per session */
 
 static const char *const ev_feat_names[EVAL_NFEAT] = {
 	"os", "rawsig", "ip", "prefix", "dnsbl"
@@ -662,45 +662,13 @@ on_message(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
 		e->st->peak_pending = e->npending;
 }
 
-/* zone_cmp - qsort order for zone names */
-static int
-zone_cmp(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* dnsbl_value - "?" unknown, "" not listed, else the sorted zones */
+/* dnsbl_value - "?" when no list was asked, "" not listed, else the zones */
 static void
 dnsbl_value(const struct jl_doc *d, const struct jl_val *dn, char *out,
     size_t len)
 {
-	const char *z[EV_MAX_ZONES];
-	const struct jl_val *h;
-	size_t o = 0, n;
-	int nz = 0, i;
-
-	if (dn == NULL || dn->type != JL_OBJ) {
+	if (evf_dnsbl_zones(d, dn, out, len) < 0)
 		snprintf(out, len, "?");
-		return;
-	}
-	for (h = jl_first(d, jl_get(d, dn, "hits")); h != NULL &&
-	    nz < EV_MAX_ZONES; h = jl_next(d, h))
-		if ((z[nz] = jl_get_str(d, h, "zone")) != NULL)
-			nz++;
-	qsort(z, (size_t)nz, sizeof(z[0]), zone_cmp);
-	out[0] = '\0';
-	for (i = 0; i < nz; i++) {
-		if (i > 0 && strcmp(z[i], z[i - 1]) == 0)
-			continue;
-		n = strlen(z[i]);
-		if (o + n + 2 > len)
-			break;
-		if (o > 0)
-			out[o++] = ',';
-		memcpy(out + o, z[i], n);
-		o += n;
-		out[o] = '\0';
-	}
 }
 
 /* on_session - a session record: join it with its waiting messages */

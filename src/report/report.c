@@ -70,6 +70,7 @@
 
 #include "report/evaluate.h"
 #include "report/jsonl.h"
+#include "report/evfields.h"
 #include "report/report.h"
 #include "report/svg.h"
 #include "util/log.h"
@@ -78,7 +79,6 @@
 #define RP_MAX_AGE_MS	(3600LL * 1000)	/* default orphan age */
 #define RP_MAX_OPEN	(1u << 20)	/* default open sessions */
 #define RP_VAL		1024		/* longest group label kept */
-#define RP_MAX_ZONES	32		/* DNSBL zones kept per session */
 #define RP_SHARE_TOP	9		/* slices before "(other)" */
 #define RP_WAIT_ROWS	8		/* OSes in the patience chart */
 
@@ -509,45 +509,13 @@ on_message(struct rp *r, const struct jl_doc *d, const struct jl_val *v,
 	op->oc[i]++;
 }
 
-/* zone_cmp - qsort order for zone names */
-static int
-zone_cmp(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* label_dnsbl - "(not asked)", "(not listed)", else the sorted zones */
 static void
 label_dnsbl(const struct jl_doc *d, const struct jl_val *dn, char *out)
 {
-	const char *z[RP_MAX_ZONES];
-	const struct jl_val *h;
-	size_t o = 0, n;
-	int nz = 0, i;
-
-	if (dn == NULL || dn->type != JL_OBJ) {
+	if (evf_dnsbl_zones(d, dn, out, RP_VAL) < 0)
 		snprintf(out, RP_VAL, "(not asked)");
-		return;
-	}
-	for (h = jl_first(d, jl_get(d, dn, "hits")); h != NULL &&
-	    nz < RP_MAX_ZONES; h = jl_next(d, h))
-		if ((z[nz] = jl_get_str(d, h, "zone")) != NULL)
-			nz++;
-	qsort(z, (size_t)nz, sizeof(z[0]), zone_cmp);
-	out[0] = '\0';
-	for (i = 0; i < nz; i++) {
-		if (i > 0 && strcmp(z[i], z[i - 1]) == 0)
-			continue;
-		n = strlen(z[i]);
-		if (o + n + 2 > RP_VAL)
-			break;
-		if (o > 0)
-			out[o++] = ',';
-		memcpy(out + o, z[i], n);
-		o += n;
-		out[o] = '\0';
-	}
-	if (o == 0)
+	else if (out[0] == '\0')
 		snprintf(out, RP_VAL, "(not listed)");
 }
 
