@@ -5,11 +5,12 @@
  *   mailshaper-swarm backend ...   (the counting backend: swarm/countsink.h)
  *   mailshaper-swarm probe [-P FILE] [-p NAME[,NAME...]|all] [-n N]
  *       [-s FIRST_SRC] [-t SECONDS] [--netns new|here] [--addr A|--no-addr]
- *       [--tun NAME] [--route PREFIX] [--json] [-v] [HOST:PORT]
+ *       [--tun NAME] [--route PREFIX] [--noop N] [--json] [-v] [HOST:PORT]
  *
  * probe opens N sessions over the swarm's own TCP (swarm/utcp.h), session
  * i with personality i mod k from source address FIRST_SRC + i; each reads
- * the SMTP banner, sends QUIT, reads the reply and closes.  One line per
+ * the SMTP banner, sends QUIT (after N pipelined NOOPs with --noop, which
+ * lets a test fill the server's window), reads the reply and closes.  One line per
  * session on stdout (JSON with --json); exit 0 when every session got its
  * banner and closed cleanly.
  */
@@ -52,6 +53,7 @@ struct probe {
 	struct utcp_stack *st;
 	struct probe_sess *s;
 	size_t		n, left;	/* sessions, sessions still open */
+	long		noops;		/* NOOPs sent before QUIT */
 	struct event	*deadline;
 };
 
@@ -66,7 +68,8 @@ usage(void)
 	    "[-n N] [-s FIRST_SRC]\n"
 	    "           [-t SECONDS] [--netns new|here] [--addr A|--no-addr] "
 	    "[--tun NAME]\n"
-	    "           [--route PREFIX] [--json] [-v] [HOST:PORT]\n");
+	    "           [--route PREFIX] [--noop N] [--json] [-v] "
+	    "[HOST:PORT]\n");
 	return 2;
 }
 
@@ -170,7 +173,11 @@ probe_line(struct probe_sess *s)
 		if (s->banner[0] == '\0')
 			snprintf(s->banner, sizeof(s->banner), "%s", s->line);
 		if (s->linelen >= 4 && s->line[3] == ' ') {
+			long i;
+
 			s->quit_sent = 1;
+			for (i = 0; i < s->pr->noops; i++)
+				utcp_send(s->c, "NOOP\r\n", 6);
 			utcp_send(s->c, "QUIT\r\n", 6);
 		}
 	} else if (strncmp(s->line, "221", 3) == 0 && s->linelen >= 4 &&
@@ -310,6 +317,7 @@ probe_main(int argc, char **argv)
 		{ "tun", required_argument, NULL, 'T' },
 		{ "route", required_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "noop", required_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct netns_conf nc = { 0, "192.0.2.25", "tun0", "198.18.0.0/15" };
@@ -351,6 +359,7 @@ probe_main(int argc, char **argv)
 		case 'T': nc.tun_name = optarg; break;
 		case 'R': nc.route4 = optarg; break;
 		case 'j': json = 1; break;
+		case 'O': pr.noops = strtol(optarg, NULL, 10); break;
 		default: return usage();
 		}
 	}
@@ -358,7 +367,8 @@ probe_main(int argc, char **argv)
 		log_warnx("bad target %s (want IPv4:port)", argv[optind - 1]);
 		return 2;
 	}
-	if (optind != argc || secs < 1 || secs > 3600 || n < 0 || n > 60000)
+	if (optind != argc || secs < 1 || secs > 3600 || n < 0 || n > 60000 ||
+	    pr.noops < 0 || pr.noops > 1000000)
 		return usage();
 	if (inet_pton(AF_INET, first, &src0) != 1) {
 		log_warnx("bad source address %s", first);
@@ -414,10 +424,11 @@ probe_main(int argc, char **argv)
 	bad = probe_report(&pr, json);
 	utcp_stats(pr.st, &stats);
 	log_info("probe: %zu sessions, %zu failed; %llu packets out, %llu "
-	    "in, %llu retransmits, %llu RSTs in", pr.n, bad,
-	    (unsigned long long)stats.pkts_out,
+	    "in, %llu retransmits, %llu persist probes, %llu RSTs in", pr.n,
+	    bad, (unsigned long long)stats.pkts_out,
 	    (unsigned long long)stats.pkts_in,
 	    (unsigned long long)stats.retransmits,
+	    (unsigned long long)stats.persist_probes,
 	    (unsigned long long)stats.rst_in);
 	rc = bad == 0 ? 0 : 1;
 out:

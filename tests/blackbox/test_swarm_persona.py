@@ -13,6 +13,11 @@ and closes, logging each client address that said QUIT.
                   each SYN the personality's "p0f" label and
                   `mailshaper fingerprint` its "ours" label
   concurrency     2000 sessions at once over one TUN device all complete
+  zero window     20000 pipelined NOOPs to a listener (port 2525) with a
+                  2 KB buffer that starts reading after 3 s: persist
+                  probes are sent and the listener counts every NOOP
+  early close     a listener (port 2526) that sends 421 and closes: every
+                  session sees the banner and ends (done or reset) at once
   file errors     a bad personas file is refused with file:line: reason
   host guard      outside a fresh namespace the swarm refuses to add routes
 
@@ -21,10 +26,10 @@ missing.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -39,30 +44,61 @@ TCPDUMP = shutil.which("tcpdump") or "/usr/bin/tcpdump"
 DADDR = "192.0.2.25"
 
 LISTENER = r'''
-import socket, sys, threading
+import socket, sys, threading, time
 log = open(sys.argv[1], "a", buffering=1)
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("192.0.2.25", 25))
-s.listen(4096)
-print("ready", flush=True)
-def serve(c, a):
-    try:
-        c.sendall(b"220 swarm-test.example ESMTP\r\n")
-        buf = b""
-        while b"\n" not in buf:
-            d = c.recv(512)
-            if not d:
+def normal(c, a):               # port 25: banner, QUIT, 221
+    c.sendall(b"220 swarm-test.example ESMTP\r\n")
+    buf = b""
+    while b"\n" not in buf:
+        d = c.recv(512)
+        if not d:
+            return
+        buf += d
+    if buf.upper().startswith(b"QUIT"):
+        log.write("%s QUIT\n" % a[0])
+    c.sendall(b"221 2.0.0 bye\r\n")
+def slow(c, a):                 # port 2525: a tiny buffer read late
+    c.sendall(b"220 slow.example ESMTP\r\n")
+    time.sleep(3)
+    buf, noops = b"", 0
+    while True:
+        d = c.recv(65536)
+        if not d:
+            return
+        buf += d
+        while b"\r\n" in buf:
+            line, buf = buf.split(b"\r\n", 1)
+            if line == b"NOOP":
+                noops += 1
+            elif line == b"QUIT":
+                log.write("%s QUIT %d\n" % (a[0], noops))
+                c.sendall(b"221 2.0.0 bye\r\n")
                 return
-            buf += d
-        if buf.upper().startswith(b"QUIT"):
-            log.write("%s QUIT\n" % a[0])
-        c.sendall(b"221 2.0.0 bye\r\n")
-    finally:
-        c.close()
+def early(c, a):                # port 2526: 421 and close at once
+    c.sendall(b"421 4.3.2 too busy\r\n")
+def serve(port, fn, rcvbuf):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.bind(("192.0.2.25", port))
+    s.listen(4096)
+    def one(c, a):
+        try:
+            fn(c, a)
+        finally:
+            c.close()
+    def loop():
+        while True:
+            c, a = s.accept()
+            threading.Thread(target=one, args=(c, a), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+serve(25, normal, 0)
+serve(2525, slow, 2048)
+serve(2526, early, 0)
+print("ready", flush=True)
 while True:
-    c, a = s.accept()
-    threading.Thread(target=serve, args=(c, a), daemon=True).start()
+    time.sleep(3600)
 '''
 
 
@@ -134,11 +170,14 @@ class Netns:
         return subprocess.run([IP, "netns", "exec", self.name] + argv,
                               capture_output=True, text=True, timeout=timeout)
 
-    def quitters(self):
+    def quit_lines(self):
         if not os.path.exists(self.quit_log):
-            return set()
+            return []
         with open(self.quit_log) as f:
-            return {line.split()[0] for line in f if line.strip()}
+            return [line.split() for line in f if line.strip()]
+
+    def quitters(self):
+        return {w[0] for w in self.quit_lines()}
 
 
 @pytest.fixture
@@ -156,9 +195,9 @@ def personas():
     return [json.loads(line) for line in res.stdout.splitlines()]
 
 
-def probe(ns, *args, timeout=60):
+def probe(ns, *args, timeout=60, port=25):
     res = ns.run([swarm_bin(), "probe", "-P", PERSONAS, "--json"] +
-                 list(args) + [DADDR + ":25"], timeout=timeout)
+                 list(args) + ["%s:%d" % (DADDR, port)], timeout=timeout)
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     return res, rows
 
@@ -227,6 +266,33 @@ def test_many_concurrent_sessions(netns):
     assert all(r["ok"] for r in rows)
     assert len({r["src"] for r in rows}) == 2000
     assert len(netns.quitters()) == 2000
+
+
+def test_zero_window(netns):
+    """A server that reads late through a tiny buffer shuts its window; the
+    swarm probes it and delivers every byte once it opens."""
+    res, rows = probe(netns, "-p", "win10,linux", "--noop", "20000",
+                      "-s", "198.18.32.1", "-t", "60", port=2525,
+                      timeout=90)
+    assert res.returncode == 0, res.stdout + res.stderr[-2000:]
+    assert [r["ok"] for r in rows] == [True, True]
+    got = {w[0]: int(w[2]) for w in netns.quit_lines()}
+    assert got == {"198.18.32.1": 20000, "198.18.32.2": 20000}
+    m = re.search(r"(\d+) persist probes", res.stderr)
+    assert m and int(m.group(1)) > 0, res.stderr
+
+
+def test_daemon_closes_early(netns):
+    """A 421 and an immediate close end each session quickly, never hang."""
+    t0 = time.monotonic()
+    res, rows = probe(netns, "-p", "all", "-s", "198.18.48.1", "-t", "20",
+                      port=2526)
+    assert time.monotonic() - t0 < 10
+    assert len(rows) == 7
+    for r in rows:
+        assert r["connected"], r
+        assert r["banner"] == "421 4.3.2 too busy", r
+        assert r["result"] in ("done", "reset"), r
 
 
 def test_bad_personas_file(tmp_path):
