@@ -99,6 +99,7 @@ static void sess_eventcb(struct bufferevent *, short, void *);
 static void sess_process(struct sess *);
 static void sess_timer_cb(evutil_socket_t, short, void *);
 static void sess_reclassed(struct sess *, int before);
+static void sess_rearm_banner(struct sess *, int only_later);
 static void sess_close(struct sess *, enum sess_outcome, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 
@@ -576,7 +577,6 @@ sess_decide_again(struct sess *s, const char *what)
 {
 	int	before = s->class_idx;
 	char	was[CONF_NAME_MAX];
-	struct timeval due;
 
 	snprintf(was, sizeof(was), "%s", s->cls.name);
 	pol_classify(s);
@@ -584,14 +584,29 @@ sess_decide_again(struct sess *s, const char *what)
 	if (strcmp(was, s->cls.name) != 0)
 		log_info("%s: %s: class %s -> %s (score %+.1f)", s->id, what,
 		    was, s->cls.name, s->score);
-	if (s->state == SESS_BANNER) {
-		/* The banner follows the new class, from the connect time. */
-		long	d = shp_delay_ms(&s->cls, SHP_GREETING, sess_observe());
-		struct timeval add = { d / 1000, (d % 1000) * 1000 };
+	sess_rearm_banner(s, 0);
+}
 
-		timeradd(&s->start, &add, &due);
-		sess_reply_at(s, &due);
-	}
+/*
+ * sess_rearm_banner - a banner still being held follows the current class;
+ * only_later: a violation may lengthen the wait, never shorten it
+ */
+static void
+sess_rearm_banner(struct sess *s, int only_later)
+{
+	long	d;
+	struct timeval add, due;
+
+	if (s->state != SESS_BANNER)
+		return;
+	/* The new class's banner delay counts from the connect time. */
+	d = shp_delay_ms(&s->cls, SHP_GREETING, sess_observe());
+	add.tv_sec = d / 1000;
+	add.tv_usec = (d % 1000) * 1000;
+	timeradd(&s->start, &add, &due);
+	if (only_later && timercmp(&due, &s->reply_due, <))
+		return;
+	sess_reply_at(s, &due);
 }
 
 /* sess_dnsbl_done - the DNS lists answered (or timed out) */
@@ -1184,6 +1199,8 @@ sess_violation(struct sess *s, const char *what)
 
 	pol_violation(s, what);
 	sess_reclassed(s, before);
+	if (before != s->class_idx)
+		sess_rearm_banner(s, 1);
 }
 
 /* parse_path - "FROM:<path> params" -> path and params; NULL on success */

@@ -360,3 +360,28 @@ def test_verified_domain_key_and_xclient_name(dnsmasq):
     names = {m.client_ip: m.client_name for m in msgs}
     assert names["127.0.0.77"] == M365, names
     assert names["127.0.0.78"] == "unknown", names
+
+
+def test_pregreet_reclasses_before_the_banner():
+    """A violation during the banner delay re-classes the session before
+    the client speaks: default class banner_delay=1s, the client talks at
+    once, violation_class has banner_delay=3s, so the banner comes after
+    about 3 s, not 1 s."""
+    need(SMTP_SINK)
+    with SmtpSink() as sink, Daemon(
+            backend=sink.address,
+            config_text="class_wait1 = banner_delay=1s\n"
+                        "class_wait3 = banner_delay=3s\n",
+            default_class="wait1", violation_class="wait3") as d:
+        c = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        t0 = time.monotonic()
+        c.sendall(b"EHLO early.test\r\n")
+        assert c.recv(100).startswith(b"220")
+        waited = time.monotonic() - t0
+        c.close()
+        time.sleep(0.3)
+        d.stop()
+        (s,) = d.events("session")
+    assert 2.8 <= waited <= 4.5, waited
+    assert s["class"] == "wait3"
+    assert any("pregreet" in r for r in s["reasons"]), s["reasons"]
