@@ -2,9 +2,9 @@
  * netns.c - set up the swarm's private network inside a namespace
  *
  * Exports netns_setup(): optionally enter a new network namespace, bring
- * lo up, put the daemon's address on lo as a /32, create a TUN device
- * (IFF_TUN | IFF_NO_PI, non-blocking) and route the simulated senders'
- * prefix into it.  Links go up with SIOCSIFFLAGS; addresses and routes
+ * lo up, put the daemon's addresses on lo (IPv4 /32, IPv6 /128 without
+ * duplicate address detection), create a TUN device (IFF_TUN | IFF_NO_PI,
+ * non-blocking) and route the simulated senders' prefixes into it.  Links go up with SIOCSIFFLAGS; addresses and routes
  * are added over rtnetlink; nothing is shelled out.  The caller owns the
  * returned TUN descriptor.
  *
@@ -156,16 +156,30 @@ out:
 	return rc;
 }
 
-/* addr_add - put an IPv4 /32 on an interface (an existing one is fine) */
+/* parse_ip - an IPv4 or IPv6 literal into buf; returns the family or -1 */
+static int
+parse_ip(const char *s, unsigned char *buf)
+{
+	if (inet_pton(AF_INET, s, buf) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, s, buf) == 1)
+		return AF_INET6;
+	return -1;
+}
+
+/* addr_add - put a host address (/32 or /128) on an interface; one that
+ * is already there is fine */
 static int
 addr_add(const char *ifname, const char *addr, char *err, size_t errlen)
 {
 	struct nlreq r;
-	struct in_addr in;
+	unsigned char a[16];
 	unsigned idx = if_nametoindex(ifname);
+	int af = parse_ip(addr, a);
+	size_t alen = af == AF_INET6 ? 16 : 4;
 
-	if (inet_pton(AF_INET, addr, &in) != 1) {
-		snprintf(err, errlen, "%s: not an IPv4 address", addr);
+	if (af == -1) {
+		snprintf(err, errlen, "%s: not an IP address", addr);
 		return -1;
 	}
 	if (idx == 0) {
@@ -177,16 +191,17 @@ addr_add(const char *ifname, const char *addr, char *err, size_t errlen)
 	r.nh.nlmsg_type = RTM_NEWADDR;
 	r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE |
 	    NLM_F_EXCL;
-	r.u.ifa.ifa_family = AF_INET;
-	r.u.ifa.ifa_prefixlen = 32;
+	r.u.ifa.ifa_family = (unsigned char)af;
+	r.u.ifa.ifa_prefixlen = (unsigned char)(alen * 8);
+	r.u.ifa.ifa_flags = af == AF_INET6 ? IFA_F_NODAD : 0;
 	r.u.ifa.ifa_scope = RT_SCOPE_UNIVERSE;
 	r.u.ifa.ifa_index = idx;
-	add_attr(&r, IFA_LOCAL, &in, sizeof(in));
-	add_attr(&r, IFA_ADDRESS, &in, sizeof(in));
+	add_attr(&r, IFA_LOCAL, a, alen);
+	add_attr(&r, IFA_ADDRESS, a, alen);
 	return nl_talk(&r, "add address", err, errlen);
 }
 
-/* route_add - route an IPv4 prefix out of an interface */
+/* route_add - route an IPv4 or IPv6 prefix out of an interface */
 static int
 route_add(const char *ifname, const char *prefix, char *err, size_t errlen)
 {
@@ -197,10 +212,6 @@ route_add(const char *ifname, const char *prefix, char *err, size_t errlen)
 
 	if (addr_parse_cidr(prefix, &c, err, errlen) == -1)
 		return -1;
-	if (c.family != AF_INET) {
-		snprintf(err, errlen, "%s: only IPv4 routes so far", prefix);
-		return -1;
-	}
 	if (idx == 0) {
 		snprintf(err, errlen, "%s: no such interface", ifname);
 		return -1;
@@ -211,13 +222,13 @@ route_add(const char *ifname, const char *prefix, char *err, size_t errlen)
 	r.nh.nlmsg_type = RTM_NEWROUTE;
 	r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE |
 	    NLM_F_REPLACE;
-	r.u.rt.rtm_family = AF_INET;
+	r.u.rt.rtm_family = (unsigned char)c.family;
 	r.u.rt.rtm_dst_len = (unsigned char)c.plen;
 	r.u.rt.rtm_table = RT_TABLE_MAIN;
 	r.u.rt.rtm_protocol = RTPROT_STATIC;
 	r.u.rt.rtm_scope = RT_SCOPE_LINK;
 	r.u.rt.rtm_type = RTN_UNICAST;
-	add_attr(&r, RTA_DST, c.addr, 4);
+	add_attr(&r, RTA_DST, c.addr, c.family == AF_INET6 ? 16 : 4);
 	add_attr(&r, RTA_OIF, &oif, sizeof(oif));
 	return nl_talk(&r, "add route", err, errlen);
 }
@@ -271,10 +282,16 @@ netns_setup(const struct netns_conf *conf, int *tunfd, char *err,
 	if (conf->daemon_addr != NULL &&
 	    addr_add("lo", conf->daemon_addr, err, errlen) == -1)
 		return -1;
+	if (conf->daemon_addr6 != NULL &&
+	    addr_add("lo", conf->daemon_addr6, err, errlen) == -1)
+		return -1;
 	if ((fd = tun_open(conf->tun_name, err, errlen)) == -1)
 		return -1;
 	if (link_up(conf->tun_name, err, errlen) == -1 ||
-	    route_add(conf->tun_name, conf->route4, err, errlen) == -1) {
+	    (conf->route4 != NULL &&
+	    route_add(conf->tun_name, conf->route4, err, errlen) == -1) ||
+	    (conf->route6 != NULL &&
+	    route_add(conf->tun_name, conf->route6, err, errlen) == -1)) {
 		close(fd);
 		return -1;
 	}

@@ -9,8 +9,10 @@
 struct netns_conf {
 	int		new_ns;		/* 1 = unshare(CLONE_NEWNET) first */
 	const char	*daemon_addr;	/* IPv4 put on lo as /32, NULL = none */
+	const char	*daemon_addr6;	/* IPv6 put on lo as /128, NULL = none */
 	const char	*tun_name;	/* "tun0" */
-	const char	*route4;	/* prefix routed into the TUN device */
+	const char	*route4;	/* IPv4 prefix into the TUN, NULL = none */
+	const char	*route6;	/* IPv6 prefix into the TUN, NULL = none */
 };
 
 int	netns_setup(const struct netns_conf *conf, int *tunfd, char *err,

@@ -96,13 +96,10 @@ set_sig(struct pstate *ps, const char *val)
 	const uint32_t supported = FP_Q_DF | FP_Q_NZ_ID | FP_Q_ZERO_ID |
 	    FP_Q_ECN | FP_Q_NZ_MBZ | FP_Q_ZERO_SEQ | FP_Q_NZ_ACK |
 	    FP_Q_NZ_URG | FP_Q_URG | FP_Q_PUSH | FP_Q_ZERO_TS1 |
-	    FP_Q_NZ_TS2 | FP_Q_OPT_EOL_NZ | FP_Q_EXWS;
+	    FP_Q_NZ_TS2 | FP_Q_OPT_EOL_NZ | FP_Q_EXWS | FP_Q_FLOW;
 
 	if (sigdb_parse_sig(val, &sig, why, sizeof(why)) == -1)
 		return perr(ps, ps->line, "%s", why);
-	if (sig.ver == 6)
-		return perr(ps, ps->line, "IPv6 personalities are not "
-		    "supported yet (use 4 or *)", NULL);
 	if (sig.bad_ttl)
 		return perr(ps, ps->line, "a randomised TTL (ttl-) cannot be "
 		    "sent", NULL);
@@ -114,8 +111,7 @@ set_sig(struct pstate *ps, const char *val)
 		return perr(ps, ps->line, "a SYN payload is not supported",
 		    NULL);
 	if (sig.quirks & ~supported)
-		return perr(ps, ps->line, "unsupported quirk (bad or flow)",
-		    NULL);
+		return perr(ps, ps->line, "unsupported quirk (bad)", NULL);
 	switch (sig.win_type) {
 	case SIGDB_WIN_NORMAL: p->win = (uint16_t)sig.win; break;
 	case SIGDB_WIN_MSS:
@@ -174,6 +170,7 @@ set_sig(struct pstate *ps, const char *val)
 		return perr(ps, ps->line, "id- is only seen without df", NULL);
 	if (!p->has_mss && sig.mss != 0)
 		return perr(ps, ps->line, "an MSS without an mss option", NULL);
+	p->ver = sig.ver < 0 ? 0 : sig.ver;
 	p->ttl = (uint8_t)sig.ttl;
 	p->mss = (uint16_t)sig.mss;
 	p->wscale = sig.wscale < 0 ? 0 : (uint8_t)sig.wscale;
@@ -205,7 +202,7 @@ finish_block(struct pstate *ps)
 	    ((p->quirks & FP_Q_DF) && !(p->quirks & FP_Q_NZ_ID));
 	if (!ps->have_ipid)
 		p->ipid = need_zero ? PERSONA_IPID_ZERO : PERSONA_IPID_INC;
-	else if (need_zero != (p->ipid == PERSONA_IPID_ZERO))
+	else if (p->ver != 6 && need_zero != (p->ipid == PERSONA_IPID_ZERO))
 		return perr(ps, ps->cur_line, "personality '%s': ipid "
 		    "contradicts the df/id+/id- quirks", p->name);
 	if (p->has_ts && p->ts_hz == 0)

@@ -19,13 +19,13 @@
 
 #define PERSONA_NAME_MAX	32
 #define PERSONA_LABEL_MAX	96
-#define PERSONA_SYN_MAX		(20 + 60)	/* IPv4 header + TCP header */
 
 struct persona {
 	char	name[PERSONA_NAME_MAX];		/* "winxp" */
 	char	p0f_label[PERSONA_LABEL_MAX];	/* p0f 3.09b's "os =" */
 	char	our_label[PERSONA_LABEL_MAX];	/* mailshaper fingerprint's os */
 	char	sig[160];			/* the signature as written */
+	int	ver;			/* 4, 6, or 0 = either */
 	uint8_t	ttl;			/* initial TTL */
 	uint16_t mss;			/* MSS option value */
 	uint16_t win;			/* SYN window, unscaled */

@@ -4,11 +4,15 @@
  *   mailshaper-swarm personas [-P FILE] [--json]
  *   mailshaper-swarm backend ...   (the counting backend: swarm/countsink.h)
  *   mailshaper-swarm probe [-P FILE] [-p NAME[,NAME...]|all] [-n N]
- *       [-s FIRST_SRC] [-t SECONDS] [--netns new|here] [--addr A|--no-addr]
- *       [--tun NAME] [--route PREFIX] [--noop N] [--json] [-v] [HOST:PORT]
+ *       [-s FIRST_SRC] [-t SECONDS] [--netns new|here] [--addr A]
+ *       [--addr6 A] [--no-addr] [--tun NAME] [--route PREFIX|none]
+ *       [--route6 PREFIX|none] [--noop N] [--json] [-v] [ADDR:PORT]
  *
  * probe opens N sessions over the swarm's own TCP (swarm/utcp.h), session
- * i with personality i mod k from source address FIRST_SRC + i; each reads
+ * i with personality i mod k from source address FIRST_SRC + i (IPv4, or
+ * IPv6 with the last 32 bits counted; the target "[v6]:port" or
+ * "v4:port" must be of the same family, and "all" then means every
+ * personality that family allows); each reads
  * the SMTP banner, sends QUIT (after N pipelined NOOPs with --noop, which
  * lets a test fill the server's window), reads the reply and closes.  One line per
  * session on stdout (JSON with --json); exit 0 when every session got its
@@ -36,7 +40,7 @@ struct probe_sess {
 	struct probe	*pr;
 	struct utcp_conn *c;		/* NULL once closed */
 	const struct persona *p;
-	struct in_addr	src;
+	union ipaddr	src;		/* port 0: the stack picks one */
 	uint16_t	sport;
 	int		connected;	/* 1 = handshake completed */
 	int		quit_sent;	/* 1 = banner complete, QUIT sent */
@@ -66,10 +70,11 @@ usage(void)
 	    "       mailshaper-swarm backend [options]  (counting backend)\n"
 	    "       mailshaper-swarm probe [-P FILE] [-p NAME,...|all] "
 	    "[-n N] [-s FIRST_SRC]\n"
-	    "           [-t SECONDS] [--netns new|here] [--addr A|--no-addr] "
-	    "[--tun NAME]\n"
-	    "           [--route PREFIX] [--noop N] [--json] [-v] "
-	    "[HOST:PORT]\n");
+	    "           [-t SECONDS] [--netns new|here] [--addr A] "
+	    "[--addr6 A] [--no-addr]\n"
+	    "           [--tun NAME] [--route PREFIX|none] "
+	    "[--route6 PREFIX|none]\n"
+	    "           [--noop N] [--json] [-v] [ADDR:PORT]\n");
 	return 2;
 }
 
@@ -222,43 +227,99 @@ probe_deadline(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(pr->base);
 }
 
-/* parse_target - "host:port" (IPv4) into dst/dport */
+/* parse_ip - an IPv4 or IPv6 literal and a port into a socket address */
 static int
-parse_target(const char *t, struct in_addr *dst, uint16_t *dport)
+parse_ip(const char *host, long port, union ipaddr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, host, &a->sin.sin_addr) == 1) {
+		a->sin.sin_family = AF_INET;
+		a->sin.sin_port = htons((uint16_t)port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &a->sin6.sin6_addr) == 1) {
+		a->sin6.sin6_family = AF_INET6;
+		a->sin6.sin6_port = htons((uint16_t)port);
+		return 0;
+	}
+	return -1;
+}
+
+/* parse_target - "v4:port", "[v6]:port" or a bare address (port 25) */
+static int
+parse_target(const char *t, union ipaddr *dst)
 {
 	char host[64];
-	const char *colon = strrchr(t, ':');
+	const char *hs = t, *he, *portp = NULL, *c;
 	long port = 25;
 	char *end;
 
-	if (colon == NULL) {
-		snprintf(host, sizeof(host), "%s", t);
-	} else {
-		if ((size_t)(colon - t) >= sizeof(host))
+	if (*t == '[') {
+		hs = t + 1;
+		if ((he = strchr(hs, ']')) == NULL)
 			return -1;
-		memcpy(host, t, (size_t)(colon - t));
-		host[colon - t] = '\0';
-		port = strtol(colon + 1, &end, 10);
+		if (he[1] == ':')
+			portp = he + 2;
+		else if (he[1] != '\0')
+			return -1;
+	} else if ((c = strrchr(t, ':')) != NULL && strchr(t, ':') == c) {
+		he = c;			/* one colon: v4:port */
+		portp = c + 1;
+	} else
+		he = t + strlen(t);	/* a bare IPv4 or IPv6 address */
+	if ((size_t)(he - hs) >= sizeof(host))
+		return -1;
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	if (portp != NULL) {
+		port = strtol(portp, &end, 10);
 		if (*end != '\0' || port < 1 || port > 65535)
 			return -1;
 	}
-	if (inet_pton(AF_INET, host, dst) != 1)
-		return -1;
-	*dport = (uint16_t)port;
-	return 0;
+	return parse_ip(host, port, dst);
+}
+
+/* nth_addr - FIRST_SRC + i (IPv6: added to the last 32 bits) */
+static void
+nth_addr(const union ipaddr *first, uint32_t i, union ipaddr *out)
+{
+	*out = *first;
+	if (first->sa.sa_family == AF_INET)
+		out->sin.sin_addr.s_addr =
+		    htonl(ntohl(first->sin.sin_addr.s_addr) + i);
+	else {
+		uint32_t last;
+
+		memcpy(&last, out->sin6.sin6_addr.s6_addr + 12, 4);
+		last = htonl(ntohl(last) + i);
+		memcpy(out->sin6.sin6_addr.s6_addr + 12, &last, 4);
+	}
+}
+
+/* addr_text - an address without its port */
+static const char *
+addr_text(const union ipaddr *a, char *buf, size_t len)
+{
+	if (a->sa.sa_family == AF_INET6)
+		return inet_ntop(AF_INET6, &a->sin6.sin6_addr, buf,
+		    (socklen_t)len);
+	return inet_ntop(AF_INET, &a->sin.sin_addr, buf, (socklen_t)len);
 }
 
 /* pick_personas - "all" or a comma list into an array of pointers */
 static size_t
-pick_personas(const struct persona_set *set, const char *list,
+pick_personas(const struct persona_set *set, const char *list, int ver,
     const struct persona **out, size_t max)
 {
 	char buf[1024], *tok, *save = NULL;
-	size_t n = 0;
+	size_t n = 0, i;
 
 	if (strcmp(list, "all") == 0) {
-		for (n = 0; n < set->n && n < max; n++)
-			out[n] = &set->v[n];
+		for (i = 0; i < set->n && n < max; i++)
+			if (set->v[i].ver == 0 || set->v[i].ver == ver)
+				out[n++] = &set->v[i];
+		if (n == 0)
+			log_warnx("no personality for IPv%d", ver);
 		return n;
 	}
 	snprintf(buf, sizeof(buf), "%s", list);
@@ -281,12 +342,12 @@ probe_report(const struct probe *pr, int json)
 
 	for (i = 0; i < pr->n; i++) {
 		const struct probe_sess *s = &pr->s[i];
-		char a[INET_ADDRSTRLEN];
+		char a[INET6_ADDRSTRLEN];
 		int ok = s->connected && s->banner[0] != '\0' && s->done &&
 		    strcmp(s->result, "done") == 0;
 
 		bad += !ok;
-		inet_ntop(AF_INET, &s->src, a, sizeof(a));
+		addr_text(&s->src, a, sizeof(a));
 		if (!json) {
 			printf("%-10s %s:%u %s %s banner=\"%s\"\n", s->p->name,
 			    a, s->sport, ok ? "ok" : "FAIL", s->result,
@@ -313,29 +374,31 @@ probe_main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "netns", required_argument, NULL, 'N' },
 		{ "addr", required_argument, NULL, 'A' },
+		{ "addr6", required_argument, NULL, 'a' },
 		{ "no-addr", no_argument, NULL, 'X' },
+		{ "route6", required_argument, NULL, 'r' },
 		{ "tun", required_argument, NULL, 'T' },
 		{ "route", required_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "noop", required_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct netns_conf nc = { 0, "192.0.2.25", "tun0", "198.18.0.0/15" };
+	struct netns_conf nc = { 0, "192.0.2.25", "2001:db8::25", "tun0",
+	    "198.18.0.0/15", "2001:db8::/32" };
 	struct persona_set set = { NULL, 0 };
 	const struct persona *pick[64];
 	const char *path = NULL, *plist = "all", *first = "198.18.0.1";
 	struct utcp_cb cb = { probe_connected, probe_data, probe_closed };
 	struct probe pr;
-	struct in_addr dst, src0;
+	union ipaddr dst, src0;
 	struct utcp_stats stats;
-	uint16_t dport = 25;
 	long n = 0, secs = 10;
 	size_t npick, i, bad;
 	char err[512];
 	int ch, json = 0, tunfd = -1, rc = 1;
 
 	memset(&pr, 0, sizeof(pr));
-	inet_pton(AF_INET, "192.0.2.25", &dst);
+	parse_ip("192.0.2.25", 25, &dst);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "P:p:n:s:t:v", longopts,
 	    NULL)) != -1) {
@@ -355,28 +418,40 @@ probe_main(int argc, char **argv)
 				return usage();
 			break;
 		case 'A': nc.daemon_addr = optarg; break;
-		case 'X': nc.daemon_addr = NULL; break;
+		case 'a': nc.daemon_addr6 = optarg; break;
+		case 'X': nc.daemon_addr = nc.daemon_addr6 = NULL; break;
 		case 'T': nc.tun_name = optarg; break;
-		case 'R': nc.route4 = optarg; break;
+		case 'R':
+			nc.route4 = strcmp(optarg, "none") ? optarg : NULL;
+			break;
+		case 'r':
+			nc.route6 = strcmp(optarg, "none") ? optarg : NULL;
+			break;
 		case 'j': json = 1; break;
 		case 'O': pr.noops = strtol(optarg, NULL, 10); break;
 		default: return usage();
 		}
 	}
-	if (optind < argc && parse_target(argv[optind++], &dst, &dport) == -1) {
-		log_warnx("bad target %s (want IPv4:port)", argv[optind - 1]);
+	if (optind < argc && parse_target(argv[optind++], &dst) == -1) {
+		log_warnx("bad target %s (want v4:port or [v6]:port)",
+		    argv[optind - 1]);
 		return 2;
 	}
 	if (optind != argc || secs < 1 || secs > 3600 || n < 0 || n > 60000 ||
 	    pr.noops < 0 || pr.noops > 1000000)
 		return usage();
-	if (inet_pton(AF_INET, first, &src0) != 1) {
-		log_warnx("bad source address %s", first);
+	if (strcmp(first, "198.18.0.1") == 0 && dst.sa.sa_family == AF_INET6)
+		first = "2001:db8:1::1";
+	if (parse_ip(first, 0, &src0) == -1 ||
+	    src0.sa.sa_family != dst.sa.sa_family) {
+		log_warnx("bad source address %s (an IP of the target's "
+		    "family)", first);
 		return 2;
 	}
 	if (load_personas(path, &set) == -1)
 		return 1;
-	if ((npick = pick_personas(&set, plist, pick, 64)) == 0)
+	if ((npick = pick_personas(&set, plist,
+	    dst.sa.sa_family == AF_INET6 ? 6 : 4, pick, 64)) == 0)
 		goto out;
 	if (n == 0)
 		n = (long)npick;
@@ -398,10 +473,10 @@ probe_main(int argc, char **argv)
 
 		s->pr = &pr;
 		s->p = pick[i % npick];
-		s->src.s_addr = htonl(ntohl(src0.s_addr) + (uint32_t)i);
+		nth_addr(&src0, (uint32_t)i, &s->src);
 		s->result = "aborted";
-		s->c = utcp_connect(pr.st, &s->src, 0, &dst, dport, s->p, &cb,
-		    s, err, sizeof(err));
+		s->c = utcp_connect(pr.st, &s->src, &dst, s->p, &cb, s, err,
+		    sizeof(err));
 		if (s->c == NULL) {
 			log_warnx("session %zu: %s", i, err);
 			continue;

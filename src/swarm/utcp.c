@@ -1,7 +1,8 @@
 /*
- * utcp.c - a small event-driven client-side TCP over a TUN device (IPv4)
+ * utcp.c - a small event-driven client-side TCP over a TUN device
  *
- * Exports the utcp_* API of swarm/utcp.h.  The stack reads IPv4 packets
+ * Exports the utcp_* API of swarm/utcp.h.  The stack reads IPv4 and IPv6
+ * packets
  * from the TUN fd (or from utcp_input() in tests), finds the connection
  * by its 4-tuple in a hash table, and runs RFC 793/9293 client states:
  * SYN_SENT, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSING, CLOSE_WAIT,
@@ -35,12 +36,14 @@
 #include "fp/syn.h"
 #include "swarm/persona.h"
 #include "swarm/utcp.h"
+#include "util/addr.h"
 #include "util/log.h"
 
 #define UTCP_BUCKETS	65536		/* hash buckets (power of two) */
 #define UTCP_SYN_RTO_MS	1000		/* first SYN retransmission */
 #define UTCP_MAXPKT	65535		/* largest packet read or built */
-#define UTCP_DEFAULT_MSS 536		/* peer MSS without an option */
+#define UTCP_DEFAULT_MSS 536		/* peer MSS without an option, IPv4 */
+#define UTCP_DEFAULT_MSS6 1220		/* the same for IPv6 (RFC 9293) */
 #define UTCP_READ_BATCH	256		/* packets read per TUN event */
 #define UTCP_EPHEMERAL_LO 32768		/* ports picked when sport is 0 */
 #define UTCP_EPHEMERAL_HI 60999
@@ -67,11 +70,18 @@ static const char *const utcp_state_names[] = {
 	"CLOSE_WAIT", "LAST_ACK", "CLOSED"
 };
 
+struct utcp_tuple {			/* a connection's addresses */
+	uint8_t		v6;		/* 1 = IPv6, 0 = IPv4 */
+	unsigned char	src[16];	/* ours (4 bytes used for IPv4) */
+	unsigned char	dst[16];	/* the peer's */
+	uint16_t	sport, dport;	/* host order */
+};
+
 struct utcp_conn {
 	struct utcp_stack *st;
 	struct utcp_conn *hnext;	/* hash chain */
-	struct in_addr	src, dst;	/* ours, the peer's */
-	uint16_t	sport, dport;	/* host order */
+	struct utcp_tuple t;		/* addresses and ports */
+	uint32_t	flow;		/* IPv6 flow label (0 = none) */
 	const struct persona *p;	/* not owned; must outlive us */
 	struct utcp_cb	cb;
 	void		*arg;
@@ -175,12 +185,17 @@ utcp_cksum(const void *data, size_t len, uint32_t sum)
 	return (uint16_t)~s;
 }
 
-/* pseudo_sum - the IPv4 pseudo-header's partial sum */
+/* pseudo_sum - the IPv4 or IPv6 pseudo-header's partial sum */
 static uint32_t
-pseudo_sum(const unsigned char *src, const unsigned char *dst, size_t tcplen)
+pseudo_sum(int v6, const unsigned char *src, const unsigned char *dst,
+    size_t tcplen)
 {
-	return get16(src) + get16(src + 2) + get16(dst) + get16(dst + 2) +
-	    6 + (uint32_t)tcplen;
+	uint32_t sum = 6 + (uint32_t)(tcplen >> 16) + (uint32_t)(tcplen & 0xffff);
+	size_t i, alen = v6 ? 16 : 4;
+
+	for (i = 0; i < alen; i += 2)
+		sum += get16(src + i) + get16(dst + i);
+	return sum;
 }
 
 /* rnd32 - xorshift64*: fast, seeded from getrandom(); not for secrets */
@@ -213,32 +228,43 @@ ts_now(const struct utcp_conn *c)
 	return (uint32_t)(now_ms(c->st) * hz / 1000) + c->ts_offset;
 }
 
-/* hash4 - bucket of a 4-tuple (addresses in network order) */
+/* hash4 - bucket of a 4-tuple */
 static size_t
-hash4(struct in_addr src, uint16_t sport, struct in_addr dst, uint16_t dport)
+hash4(const struct utcp_tuple *t)
 {
 	uint64_t h = 1469598103934665603ULL;
-	uint32_t w[3] = { src.s_addr, dst.s_addr,
-	    (uint32_t)sport << 16 | dport };
-	size_t i;
+	size_t i, alen = t->v6 ? 16 : 4;
 
-	for (i = 0; i < 3; i++) {
-		h ^= w[i];
+	for (i = 0; i < alen; i++) {
+		h ^= t->src[i];
+		h *= 1099511628211ULL;
+		h ^= t->dst[i];
 		h *= 1099511628211ULL;
 	}
+	h ^= (uint32_t)t->sport << 16 | t->dport;
+	h *= 1099511628211ULL;
 	return (size_t)(h ^ (h >> 29)) & (UTCP_BUCKETS - 1);
+}
+
+/* same_tuple - 1 if two tuples name the same connection */
+static int
+same_tuple(const struct utcp_tuple *a, const struct utcp_tuple *b)
+{
+	size_t alen = a->v6 ? 16 : 4;
+
+	return a->v6 == b->v6 && a->sport == b->sport &&
+	    a->dport == b->dport && memcmp(a->src, b->src, alen) == 0 &&
+	    memcmp(a->dst, b->dst, alen) == 0;
 }
 
 /* lookup - the connection with this 4-tuple, or NULL */
 static struct utcp_conn *
-lookup(const struct utcp_stack *st, struct in_addr src, uint16_t sport,
-    struct in_addr dst, uint16_t dport)
+lookup(const struct utcp_stack *st, const struct utcp_tuple *t)
 {
 	struct utcp_conn *c;
 
-	for (c = st->bucket[hash4(src, sport, dst, dport)]; c; c = c->hnext)
-		if (c->sport == sport && c->dport == dport &&
-		    c->src.s_addr == src.s_addr && c->dst.s_addr == dst.s_addr)
+	for (c = st->bucket[hash4(t)]; c; c = c->hnext)
+		if (same_tuple(&c->t, t))
 			return c;
 	return NULL;
 }
@@ -247,8 +273,7 @@ lookup(const struct utcp_stack *st, struct in_addr src, uint16_t sport,
 static void
 unhash(struct utcp_conn *c)
 {
-	struct utcp_conn **pp = &c->st->bucket[hash4(c->src, c->sport,
-	    c->dst, c->dport)];
+	struct utcp_conn **pp = &c->st->bucket[hash4(&c->t)];
 
 	for (; *pp; pp = &(*pp)->hnext)
 		if (*pp == c) {
@@ -293,40 +318,53 @@ next_ipid(struct utcp_stack *st, const struct persona *p)
 }
 
 /*
- * build_send - build an IPv4 + TCP segment and emit it.  opts/optlen are
- * the TCP options (a multiple of 4); the header fields come from c, or
- * from the explicit arguments for RSTs to unknown connections (c NULL).
+ * build_send - build an IPv4 or IPv6 + TCP segment for tuple t and emit
+ * it.  opts/optlen are the TCP options (a multiple of 4); p NULL means
+ * plain defaults (RSTs to unknown connections); syn_quirks applies the
+ * personality's IP-level SYN quirks.
  */
 static void
 build_send(struct utcp_stack *st, const struct persona *p,
-    struct in_addr src, uint16_t sport, struct in_addr dst, uint16_t dport,
-    uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, uint16_t urp,
-    const unsigned char *opts, size_t optlen, const unsigned char *data,
-    size_t len, int syn_quirks)
+    const struct utcp_tuple *t, uint32_t flow, uint32_t seq, uint32_t ack,
+    uint8_t flags, uint16_t win, uint16_t urp, const unsigned char *opts,
+    size_t optlen, const unsigned char *data, size_t len, int syn_quirks)
 {
-	unsigned char *ip = st->pkt, *th = st->pkt + 20;
-	size_t thl = 20 + optlen, tot = 20 + thl + len;
-	uint16_t frag = 0;
+	unsigned char *ip = st->pkt, *th;
+	size_t ihl = t->v6 ? 40 : 20, thl = 20 + optlen, tot = ihl + thl + len;
 
 	if (tot > UTCP_MAXPKT)
 		return;
-	if (p == NULL || (p->quirks & FP_Q_DF))
-		frag |= 0x4000;
-	if (syn_quirks && p && (p->quirks & FP_Q_NZ_MBZ))
-		frag |= 0x8000;
-	ip[0] = 0x45;
-	ip[1] = 0;
-	put16(ip + 2, (uint16_t)tot);
-	put16(ip + 4, next_ipid(st, p));
-	put16(ip + 6, frag);
-	ip[8] = p ? p->ttl : 64;
-	ip[9] = 6;
-	put16(ip + 10, 0);
-	memcpy(ip + 12, &src, 4);
-	memcpy(ip + 16, &dst, 4);
-	put16(ip + 10, utcp_cksum(ip, 20, 0));
-	put16(th, sport);
-	put16(th + 2, dport);
+	th = ip + ihl;
+	if (t->v6) {
+		ip[0] = 0x60;
+		ip[1] = (uint8_t)((flow >> 16) & 0x0f);
+		put16(ip + 2, (uint16_t)(flow & 0xffff));
+		put16(ip + 4, (uint16_t)(thl + len));
+		ip[6] = 6;
+		ip[7] = p ? p->ttl : 64;
+		memcpy(ip + 8, t->src, 16);
+		memcpy(ip + 24, t->dst, 16);
+	} else {
+		uint16_t frag = 0;
+
+		if (p == NULL || (p->quirks & FP_Q_DF))
+			frag |= 0x4000;
+		if (syn_quirks && p && (p->quirks & FP_Q_NZ_MBZ))
+			frag |= 0x8000;
+		ip[0] = 0x45;
+		ip[1] = 0;
+		put16(ip + 2, (uint16_t)tot);
+		put16(ip + 4, next_ipid(st, p));
+		put16(ip + 6, frag);
+		ip[8] = p ? p->ttl : 64;
+		ip[9] = 6;
+		put16(ip + 10, 0);
+		memcpy(ip + 12, t->src, 4);
+		memcpy(ip + 16, t->dst, 4);
+		put16(ip + 10, utcp_cksum(ip, 20, 0));
+	}
+	put16(th, t->sport);
+	put16(th + 2, t->dport);
 	put32(th + 4, seq);
 	put32(th + 8, ack);
 	th[12] = (uint8_t)((thl / 4) << 4);
@@ -339,7 +377,7 @@ build_send(struct utcp_stack *st, const struct persona *p,
 	if (len)
 		memcpy(th + thl, data, len);
 	put16(th + 16, utcp_cksum(th, thl + len,
-	    pseudo_sum(ip + 12, ip + 16, thl + len)));
+	    pseudo_sum(t->v6, t->src, t->dst, thl + len)));
 	emit(st, st->pkt, tot);
 }
 
@@ -363,8 +401,7 @@ send_syn(struct utcp_conn *c)
 		flags |= FP_TH_PUSH;
 	if (p->quirks & FP_Q_NZ_ACK)
 		ack = rnd32(c->st) | 1;
-	build_send(c->st, p, c->src, c->sport, c->dst, c->dport, c->iss, ack,
-	    flags, p->win, (p->quirks & FP_Q_NZ_URG) ? 1 : 0, opts,
+	build_send(c->st, p, &c->t, c->flow, c->iss, ack, flags, p->win, (p->quirks & FP_Q_NZ_URG) ? 1 : 0, opts,
 	    (size_t)n, NULL, 0, 1);
 }
 
@@ -385,9 +422,8 @@ send_seg(struct utcp_conn *c, uint32_t seq, uint8_t flags,
 		put32(opts + 8, c->ts_recent);
 		optlen = 12;
 	}
-	build_send(c->st, c->p, c->src, c->sport, c->dst, c->dport, seq,
-	    c->rcv_nxt, flags | FP_TH_ACK, c->p->win, 0, opts, optlen, data,
-	    len, 0);
+	build_send(c->st, c->p, &c->t, c->flow, seq, c->rcv_nxt,
+	    flags | FP_TH_ACK, c->p->win, 0, opts, optlen, data, len, 0);
 }
 
 /* send_ack - a pure ACK at snd_nxt */
@@ -402,12 +438,13 @@ static void
 enter_state(struct utcp_conn *c, enum utcp_state s)
 {
 	if (log_get_verbose() > 0) {
-		char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN];
+		char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+		int af = c->t.v6 ? AF_INET6 : AF_INET;
 
-		inet_ntop(AF_INET, &c->src, a, sizeof(a));
-		inet_ntop(AF_INET, &c->dst, b, sizeof(b));
-		log_debug("utcp: %s:%u -> %s:%u %s -> %s", a, c->sport, b,
-		    c->dport, utcp_state_names[c->state],
+		inet_ntop(af, c->t.src, a, sizeof(a));
+		inet_ntop(af, c->t.dst, b, sizeof(b));
+		log_debug("utcp: [%s]:%u -> [%s]:%u %s -> %s", a, c->t.sport,
+		    b, c->t.dport, utcp_state_names[c->state],
 		    utcp_state_names[s]);
 	}
 	c->state = s;
@@ -550,8 +587,8 @@ static void
 send_rst(struct utcp_conn *c)
 {
 	c->st->stats.rst_out++;
-	build_send(c->st, c->p, c->src, c->sport, c->dst, c->dport,
-	    c->snd_max, c->state == UTCP_SYN_SENT ? 0 : c->rcv_nxt,
+	build_send(c->st, c->p, &c->t, c->flow, c->snd_max,
+	    c->state == UTCP_SYN_SENT ? 0 : c->rcv_nxt,
 	    FP_TH_RST | (c->state == UTCP_SYN_SENT ? 0 : FP_TH_ACK), 0, 0,
 	    NULL, 0, NULL, 0, 0);
 }
@@ -644,28 +681,25 @@ parse_opts(const unsigned char *o, size_t len, int *mss, int *ws,
 	}
 }
 
-/* rst_unknown - answer a segment for no connection with an RST */
+/* rst_unknown - answer a segment for no connection with an RST; t is
+ * the tuple from our side */
 static void
-rst_unknown(struct utcp_stack *st, const unsigned char *ip,
+rst_unknown(struct utcp_stack *st, const struct utcp_tuple *t,
     const unsigned char *th, size_t paylen)
 {
-	struct in_addr src, dst;
 	uint8_t fl = th[13];
 	uint32_t seq = get32(th + 4), ack = get32(th + 8);
 
 	if (fl & FP_TH_RST)
 		return;
-	memcpy(&src, ip + 16, 4);
-	memcpy(&dst, ip + 12, 4);
 	st->stats.rst_out++;
 	if (fl & FP_TH_ACK)
-		build_send(st, NULL, src, get16(th + 2), dst, get16(th), ack,
-		    0, FP_TH_RST, 0, 0, NULL, 0, NULL, 0, 0);
-	else
-		build_send(st, NULL, src, get16(th + 2), dst, get16(th), 0,
-		    seq + (uint32_t)paylen + !!(fl & FP_TH_SYN) +
-		    !!(fl & FP_TH_FIN), FP_TH_RST | FP_TH_ACK, 0, 0, NULL, 0,
+		build_send(st, NULL, t, 0, ack, 0, FP_TH_RST, 0, 0, NULL, 0,
 		    NULL, 0, 0);
+	else
+		build_send(st, NULL, t, 0, 0, seq + (uint32_t)paylen +
+		    !!(fl & FP_TH_SYN) + !!(fl & FP_TH_FIN),
+		    FP_TH_RST | FP_TH_ACK, 0, 0, NULL, 0, NULL, 0, 0);
 }
 
 /* syn_sent_input - the answer to our SYN */
@@ -674,15 +708,15 @@ syn_sent_input(struct utcp_conn *c, const unsigned char *th, size_t thl)
 {
 	uint8_t fl = th[13];
 	uint32_t seq = get32(th + 4), ack = get32(th + 8);
-	int mss = UTCP_DEFAULT_MSS, ws = -1, has_ts = 0;
+	int mss = c->t.v6 ? UTCP_DEFAULT_MSS6 : UTCP_DEFAULT_MSS;
+	int ws = -1, has_ts = 0;
 	uint32_t tsval = 0;
 
 	if ((fl & FP_TH_ACK) && ack != c->iss + 1) {
 		if (!(fl & FP_TH_RST)) {
 			c->st->stats.rst_out++;
-			build_send(c->st, c->p, c->src, c->sport, c->dst,
-			    c->dport, ack, 0, FP_TH_RST, 0, 0, NULL, 0, NULL,
-			    0, 0);
+			build_send(c->st, c->p, &c->t, c->flow, ack, 0,
+			    FP_TH_RST, 0, 0, NULL, 0, NULL, 0, 0);
 		}
 		return;
 	}
@@ -697,6 +731,8 @@ syn_sent_input(struct utcp_conn *c, const unsigned char *th, size_t thl)
 	c->rcv_nxt = seq + 1;
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss + 1;
 	c->peer_mss = mss > 0 ? (uint16_t)mss : UTCP_DEFAULT_MSS;
+	if (c->t.v6 && c->peer_mss > 65535 - 60)
+		c->peer_mss = 65535 - 60;
 	c->ws_ok = ws >= 0 && c->p->has_ws;
 	c->snd_shift = c->ws_ok ? (uint8_t)(ws > 14 ? 14 : ws) : 0;
 	c->snd_wnd = get16(th + 14);	/* never scaled on a SYN */
@@ -868,43 +904,59 @@ conn_input(struct utcp_conn *c, const unsigned char *th, size_t thl,
 	output(c);
 }
 
-/* utcp_input - one IPv4 packet from the TUN device */
+/* utcp_input - one IP packet from the TUN device */
 void
 utcp_input(struct utcp_stack *st, const unsigned char *pkt, size_t len)
 {
-	struct in_addr src, dst;
+	struct utcp_tuple t;
 	struct utcp_conn *c;
 	size_t ihl, tot, thl;
+	const unsigned char *th;
 
 	st->stats.pkts_in++;
-	if (len < 20 || (pkt[0] >> 4) != 4) {
-		st->stats.dropped++;	/* e.g. the kernel's IPv6 on tun0 */
+	memset(&t, 0, sizeof(t));
+	if (len >= 20 && (pkt[0] >> 4) == 4) {
+		ihl = (size_t)(pkt[0] & 0x0f) * 4;
+		tot = get16(pkt + 2);
+		if (ihl < 20 || tot < ihl + 20 || tot > len || pkt[9] != 6 ||
+		    (get16(pkt + 6) & 0x3fff) != 0 ||
+		    utcp_cksum(pkt, ihl, 0) != 0) {
+			st->stats.dropped++;	/* not TCP, fragment, damaged */
+			return;
+		}
+		memcpy(t.dst, pkt + 12, 4);	/* the peer */
+		memcpy(t.src, pkt + 16, 4);	/* us */
+	} else if (len >= 40 && (pkt[0] >> 4) == 6) {
+		ihl = 40;
+		tot = 40 + (size_t)get16(pkt + 4);
+		if (pkt[6] != 6 || tot < 60 || tot > len) {
+			st->stats.dropped++;	/* ND, MLD, extension headers */
+			return;
+		}
+		t.v6 = 1;
+		memcpy(t.dst, pkt + 8, 16);
+		memcpy(t.src, pkt + 24, 16);
+	} else {
+		st->stats.dropped++;
 		return;
 	}
-	ihl = (size_t)(pkt[0] & 0x0f) * 4;
-	tot = get16(pkt + 2);
-	if (ihl < 20 || tot < ihl + 20 || tot > len || pkt[9] != 6 ||
-	    (get16(pkt + 6) & 0x3fff) != 0 || utcp_cksum(pkt, ihl, 0) != 0) {
-		st->stats.dropped++;	/* not TCP, fragment or damaged */
-		return;
-	}
-	thl = (size_t)(pkt[ihl + 12] >> 4) * 4;
+	th = pkt + ihl;
+	thl = (size_t)(th[12] >> 4) * 4;
 	if (thl < 20 || ihl + thl > tot ||
-	    utcp_cksum(pkt + ihl, tot - ihl, pseudo_sum(pkt + 12, pkt + 16,
+	    utcp_cksum(th, tot - ihl, pseudo_sum(t.v6, t.dst, t.src,
 	    tot - ihl)) != 0) {
 		st->stats.dropped++;
 		return;
 	}
-	memcpy(&dst, pkt + 12, 4);	/* the peer */
-	memcpy(&src, pkt + 16, 4);	/* us */
-	c = lookup(st, src, get16(pkt + ihl + 2), dst, get16(pkt + ihl));
-	if (c == NULL) {
+	t.sport = get16(th + 2);
+	t.dport = get16(th);
+	if ((c = lookup(st, &t)) == NULL) {
 		st->stats.dropped++;
-		rst_unknown(st, pkt, pkt + ihl, tot - ihl - thl);
+		rst_unknown(st, &t, th, tot - ihl - thl);
 		return;
 	}
 	c->busy++;
-	conn_input(c, pkt + ihl, thl, pkt + ihl + thl, tot - ihl - thl);
+	conn_input(c, th, thl, th + thl, tot - ihl - thl);
 	release(c);
 }
 
@@ -996,32 +1048,67 @@ utcp_stats(const struct utcp_stack *st, struct utcp_stats *out)
 	*out = st->stats;
 }
 
-/* utcp_connect - send the SYN of persona p; callbacks report progress */
+/* tuple_from - fill t from two socket addresses of one family */
+static int
+tuple_from(struct utcp_tuple *t, const union ipaddr *src,
+    const union ipaddr *dst, char *err, size_t errlen)
+{
+	memset(t, 0, sizeof(*t));
+	if (src->sa.sa_family != dst->sa.sa_family ||
+	    (src->sa.sa_family != AF_INET && src->sa.sa_family != AF_INET6)) {
+		snprintf(err, errlen, "source and destination must be both "
+		    "IPv4 or both IPv6");
+		return -1;
+	}
+	if (src->sa.sa_family == AF_INET6) {
+		t->v6 = 1;
+		memcpy(t->src, &src->sin6.sin6_addr, 16);
+		memcpy(t->dst, &dst->sin6.sin6_addr, 16);
+		t->sport = ntohs(src->sin6.sin6_port);
+		t->dport = ntohs(dst->sin6.sin6_port);
+	} else {
+		memcpy(t->src, &src->sin.sin_addr, 4);
+		memcpy(t->dst, &dst->sin.sin_addr, 4);
+		t->sport = ntohs(src->sin.sin_port);
+		t->dport = ntohs(dst->sin.sin_port);
+	}
+	return 0;
+}
+
+/* utcp_connect - send the SYN of persona p; callbacks report progress.
+ * A source port of 0 picks a free ephemeral port. */
 struct utcp_conn *
-utcp_connect(struct utcp_stack *st, const struct in_addr *src, uint16_t sport,
-    const struct in_addr *dst, uint16_t dport, const struct persona *p,
+utcp_connect(struct utcp_stack *st, const union ipaddr *src,
+    const union ipaddr *dst, const struct persona *p,
     const struct utcp_cb *cb, void *arg, char *err, size_t errlen)
 {
+	struct utcp_tuple t;
 	struct utcp_conn *c;
 	int tries;
 
-	if (sport == 0) {
+	if (tuple_from(&t, src, dst, err, errlen) == -1)
+		return NULL;
+	if (p->ver != 0 && p->ver != (t.v6 ? 6 : 4)) {
+		snprintf(err, errlen, "personality %s is IPv%d only", p->name,
+		    p->ver);
+		return NULL;
+	}
+	if (t.sport == 0) {
 		for (tries = 0; tries < UTCP_EPHEMERAL_HI - UTCP_EPHEMERAL_LO;
 		    tries++) {
 			if (++st->next_port > UTCP_EPHEMERAL_HI ||
 			    st->next_port < UTCP_EPHEMERAL_LO)
 				st->next_port = UTCP_EPHEMERAL_LO;
-			if (lookup(st, *src, st->next_port, *dst, dport) ==
-			    NULL) {
-				sport = st->next_port;
+			t.sport = st->next_port;
+			if (lookup(st, &t) == NULL)
 				break;
-			}
+			t.sport = 0;
 		}
-		if (sport == 0) {
+		if (t.sport == 0) {
 			snprintf(err, errlen, "no free source port");
 			return NULL;
 		}
-	} else if (lookup(st, *src, sport, *dst, dport) != NULL) {
+	} else if (lookup(st, &t) != NULL) {
 		snprintf(err, errlen, "4-tuple already in use");
 		return NULL;
 	}
@@ -1034,10 +1121,10 @@ utcp_connect(struct utcp_stack *st, const struct in_addr *src, uint16_t sport,
 		return NULL;
 	}
 	c->st = st;
-	c->src = *src;
-	c->dst = *dst;
-	c->sport = sport;
-	c->dport = dport;
+	c->t = t;
+	if (t.v6 && (p->quirks & FP_Q_FLOW))
+		while ((c->flow = rnd32(st) & 0xfffff) == 0)
+			;
 	c->p = p;
 	c->cb = *cb;
 	c->arg = arg;
@@ -1050,7 +1137,7 @@ utcp_connect(struct utcp_stack *st, const struct in_addr *src, uint16_t sport,
 	c->rto_ms = UTCP_SYN_RTO_MS;
 	c->persist_ms = UTCP_RTO_MIN_MS;
 	{
-		size_t h = hash4(c->src, c->sport, c->dst, c->dport);
+		size_t h = hash4(&c->t);
 
 		c->hnext = st->bucket[h];
 		st->bucket[h] = c;
@@ -1123,7 +1210,7 @@ utcp_reason_name(enum utcp_reason r)
 uint16_t
 utcp_local_port(const struct utcp_conn *c)
 {
-	return c->sport;
+	return c->t.sport;
 }
 
 /* utcp_unsent - bytes queued and not yet acknowledged */

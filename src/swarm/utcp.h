@@ -1,5 +1,5 @@
 /*
- * utcp.h - the swarm's own client-side TCP over a TUN device (IPv4)
+ * utcp.h - the swarm's own client-side TCP over a TUN device (IPv4, IPv6)
  *
  * One struct utcp_stack per TUN fd and event_base.  utcp_connect() sends
  * the exact SYN of a personality and runs the connection: in-order data,
@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
+
+#include "util/addr.h"
 
 struct event_base;
 struct persona;
@@ -44,7 +46,7 @@ struct utcp_stats {		/* counters since utcp_stack_new() */
 	uint64_t	retransmits;		/* segments sent again */
 	uint64_t	persist_probes;		/* zero-window probes */
 	uint64_t	rst_in, rst_out;	/* RSTs received / sent */
-	uint64_t	dropped;		/* bad, foreign or non-IPv4 */
+	uint64_t	dropped;		/* bad, foreign or not TCP */
 	uint64_t	write_errors;		/* TUN writes that failed */
 	uint64_t	active;			/* connections now open */
 	uint64_t	opened, closed;		/* connections ever */
@@ -66,8 +68,7 @@ void	utcp_input(struct utcp_stack *st, const unsigned char *pkt,
 void	utcp_stats(const struct utcp_stack *st, struct utcp_stats *out);
 
 struct utcp_conn *utcp_connect(struct utcp_stack *st,
-	    const struct in_addr *src, uint16_t sport,
-	    const struct in_addr *dst, uint16_t dport,
+	    const union ipaddr *src, const union ipaddr *dst,
 	    const struct persona *p, const struct utcp_cb *cb, void *arg,
 	    char *err, size_t errlen);
 int	utcp_send(struct utcp_conn *c, const void *data, size_t len);

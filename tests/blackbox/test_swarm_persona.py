@@ -1,13 +1,15 @@
 """test_swarm_persona.py - the swarm's SYN personalities, proved by p0f
 
 Runs as root in a network namespace the test creates (`ip netns add`,
-deleted afterwards): lo up with 192.0.2.25/32, a persistent tun0 made with
-`ip tuntap` so tcpdump can listen on it before the swarm attaches.  A
-Python listener on 192.0.2.25:25 sends a banner, reads QUIT, answers 221
-and closes, logging each client address that said QUIT.
+deleted afterwards): lo up with 192.0.2.25/32 and 2001:db8::25/128, a
+persistent tun0 made with `ip tuntap` so tcpdump can listen on it before
+the swarm attaches.  A Python listener on 192.0.2.25:25 and
+[2001:db8::25]:25 sends a banner, reads QUIT, answers 221 and closes,
+logging each client address that said QUIT.
 
   personalities   `mailshaper-swarm probe -p all` sends one session per
-                  personality of data/personas.conf from its own address;
+                  personality of data/personas.conf from its own address
+                  (IPv4 ones to 192.0.2.25, IPv6 ones to 2001:db8::25);
                   every handshake completes, every banner arrives, every
                   QUIT is answered; in the tcpdump capture `p0f -r` gives
                   each SYN the personality's "p0f" label and
@@ -42,6 +44,7 @@ PERSONAS = os.path.join(REPO, "data", "personas.conf")
 IP = shutil.which("ip") or "/usr/sbin/ip"
 TCPDUMP = shutil.which("tcpdump") or "/usr/bin/tcpdump"
 DADDR = "192.0.2.25"
+DADDR6 = "2001:db8::25"
 
 LISTENER = r'''
 import socket, sys, threading, time
@@ -76,12 +79,12 @@ def slow(c, a):                 # port 2525: a tiny buffer read late
                 return
 def early(c, a):                # port 2526: 421 and close at once
     c.sendall(b"421 4.3.2 too busy\r\n")
-def serve(port, fn, rcvbuf):
-    s = socket.socket()
+def serve(port, fn, rcvbuf, host="192.0.2.25"):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if rcvbuf:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.bind(("192.0.2.25", port))
+    s.bind((host, port))
     s.listen(4096)
     def one(c, a):
         try:
@@ -94,6 +97,7 @@ def serve(port, fn, rcvbuf):
             threading.Thread(target=one, args=(c, a), daemon=True).start()
     threading.Thread(target=loop, daemon=True).start()
 serve(25, normal, 0)
+serve(25, normal, 0, "2001:db8::25")
 serve(2525, slow, 2048)
 serve(2526, early, 0)
 print("ready", flush=True)
@@ -138,6 +142,7 @@ class Netns:
         try:
             self.ip("link", "set", "lo", "up")
             self.ip("addr", "add", DADDR + "/32", "dev", "lo")
+            self.ip("addr", "add", DADDR6 + "/128", "dev", "lo", "nodad")
             self.ip("tuntap", "add", "dev", "tun0", "mode", "tun")
             self.ip("link", "set", "tun0", "up")
             script = os.path.join(self.tmp, "listener.py")
@@ -195,9 +200,10 @@ def personas():
     return [json.loads(line) for line in res.stdout.splitlines()]
 
 
-def probe(ns, *args, timeout=60, port=25):
+def probe(ns, *args, timeout=60, port=25, v6=False):
+    target = "[%s]:%d" % (DADDR6, port) if v6 else "%s:%d" % (DADDR, port)
     res = ns.run([swarm_bin(), "probe", "-P", PERSONAS, "--json"] +
-                 list(args) + ["%s:%d" % (DADDR, port)], timeout=timeout)
+                 list(args) + [target], timeout=timeout)
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     return res, rows
 
@@ -205,7 +211,8 @@ def probe(ns, *args, timeout=60, port=25):
 def start_capture(ns, pcap):
     cap = ns.spawn([TCPDUMP, "-Z", "root", "-n", "-i", "tun0", "-U",
                     "--immediate-mode", "-B", "8192", "-w", pcap,
-                    "tcp[tcpflags] & tcp-syn != 0"],
+                    "(ip and tcp[tcpflags] & tcp-syn != 0) or "
+                    "(ip6 and ip6[6] == 6 and ip6[53] & 2 != 0)"],
                    stderr=subprocess.PIPE)
     line = cap.stderr.readline().decode(errors="replace")
     assert "listening on" in line, line
@@ -218,17 +225,23 @@ def stop_capture(cap):
     cap.wait(timeout=10)
 
 
-def test_personalities_p0f_and_ours(netns):
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_personalities_p0f_and_ours(netns, v6):
     """Each personality's SYN gets its p0f label and our label."""
     h.need_p0f()
     h.binary()
-    want = personas()
+    want = [p for p in personas() if (p["sig"][0] == "6") == v6 or
+            p["sig"][0] == "*"]
     names = {p["name"] for p in want}
-    assert {"winxp", "win7", "win10", "router", "linux", "freebsd",
-            "macos"} <= names
+    if v6:
+        assert {"win7-6", "linux6", "freebsd6", "macos6"} <= names
+    else:
+        assert {"winxp", "win7", "win10", "router", "linux", "freebsd",
+                "macos"} <= names
     pcap = os.path.join(netns.tmp, "syn.pcap")
     cap = start_capture(netns, pcap)
-    res, rows = probe(netns, "-p", "all", "-s", "198.18.0.1")
+    first = "2001:db8:1::1" if v6 else "198.18.0.1"
+    res, rows = probe(netns, "-p", "all", "-s", first, v6=v6)
     stop_capture(cap)
     assert res.returncode == 0, res.stdout + res.stderr
     assert len(rows) == len(want)
@@ -237,8 +250,10 @@ def test_personalities_p0f_and_ours(netns):
         assert row["connected"] and row["ok"], row
         assert row["banner"] == "220 swarm-test.example ESMTP", row
         assert row["quit_answered"] and row["result"] == "done", row
-        by_src[row["src"]] = next(p for p in want if p["name"] == row["persona"])
-    assert netns.quitters() == set(by_src), "listener saw QUIT from each"
+        by_src[h.norm(row["src"])] = next(p for p in want
+                                          if p["name"] == row["persona"])
+    assert {h.norm(a) for a in netns.quitters()} == set(by_src), \
+        "listener saw QUIT from each"
 
     p0f = {r["src"]: r for r in h.run_p0f(pcap) if r["dport"] == 25}
     ours = {r["src"]: r for r in h.run_fp(pcap) if r["dport"] == 25}

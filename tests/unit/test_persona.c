@@ -53,8 +53,10 @@ static const struct bad_case bad_cases[] = {
 	  "(pad with nop or eol+N)" },
 	{ "randomised ttl", "name = a\nsig = 4:64-:0:1460:8192,0:mss:df,id+:0\n",
 	  "t.conf:2: a randomised TTL (ttl-) cannot be sent" },
-	{ "ipv6", "name = a\nsig = 6:64:0:1460:8192,0:mss::0\n",
-	  "t.conf:2: IPv6 personalities are not supported yet (use 4 or *)" },
+	{ "flow on IPv4", "name = a\nsig = 4:64:0:1460:8192,0:mss:flow:0\n",
+	  "t.conf:2: quirk not valid for IPv4" },
+	{ "bad quirk", "name = a\nsig = 4:64:0:1460:8192,0:mss:df,id+,bad:0\n",
+	  "t.conf:2: unsupported quirk (bad)" },
 	{ "payload", "name = a\nsig = 4:64:0:1460:8192,0:mss:df,id+:+\n",
 	  "t.conf:2: a SYN payload is not supported" },
 	{ "no sig", "name = a\np0f = x\nours = y\n",
@@ -184,7 +186,7 @@ test_layout(void **state)
 	}
 }
 
-static unsigned char last_syn[128];
+static unsigned char last_syn[160];
 static size_t last_len;
 
 /* grab - the stack's output hook: keep the last packet */
@@ -218,7 +220,7 @@ test_shipped(void **state)
 	struct event_base *base = event_base_new();
 	struct utcp_stack *st = utcp_stack_new(base, -1);
 	struct utcp_cb cb = { NULL, NULL, NULL };
-	struct in_addr src, dst;
+	union ipaddr src, dst;
 	struct sigdb *db;
 	char err[512];
 	size_t i;
@@ -231,17 +233,29 @@ test_shipped(void **state)
 	    sizeof(err));
 	assert_non_null(db);
 	utcp_set_output(st, grab, NULL);
-	inet_pton(AF_INET, "192.0.2.25", &dst);
 	for (i = 0; i < set.n; i++) {
 		const struct persona *p = &set.v[i];
 		struct fp_syn syn;
 		struct fp_result r;
 		char raw[200], want[200];
 
-		src.s_addr = htonl(0xc6120001 + (uint32_t)i);
+		memset(&src, 0, sizeof(src));
+		memset(&dst, 0, sizeof(dst));
+		if (p->ver == 6) {
+			src.sin6.sin6_family = dst.sin6.sin6_family = AF_INET6;
+			inet_pton(AF_INET6, "2001:db8:1::1", &src.sin6.sin6_addr);
+			src.sin6.sin6_addr.s6_addr[15] = (uint8_t)i;
+			inet_pton(AF_INET6, "2001:db8::25", &dst.sin6.sin6_addr);
+			dst.sin6.sin6_port = htons(25);
+		} else {
+			src.sin.sin_family = dst.sin.sin_family = AF_INET;
+			src.sin.sin_addr.s_addr = htonl(0xc6120001 + (uint32_t)i);
+			inet_pton(AF_INET, "192.0.2.25", &dst.sin.sin_addr);
+			dst.sin.sin_port = htons(25);
+		}
 		last_len = 0;
-		assert_non_null(utcp_connect(st, &src, 0, &dst, 25, p, &cb,
-		    NULL, err, sizeof(err)));
+		assert_non_null(utcp_connect(st, &src, &dst, p, &cb, NULL, err,
+		    sizeof(err)));
 		assert_int_not_equal(last_len, 0);
 		assert_int_equal(fp_syn_parse(last_syn, last_len, &syn, err,
 		    sizeof(err)), 0);

@@ -8,8 +8,8 @@
  * is 200 ms).  Cases: checksums, the SYN, handshake and option
  * negotiation, in-order and out-of-order data, segmentation to the peer's
  * MSS and window, a zero window with persist probes, retransmission, RST
- * (exact, out of window, refused), FIN both ways, abort, unknown 4-tuples
- * and non-IPv4 packets.
+ * (exact, out of window, refused), FIN both ways, abort, unknown 4-tuples,
+ * packets that are not TCP, and a whole IPv6 connection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -188,6 +188,24 @@ on_closed(struct utcp_conn *c, enum utcp_reason why, void *arg)
 
 static const struct utcp_cb cbs = { on_connected, on_data, on_closed };
 
+/* tconnect - connect from (me, sport) to (peer, 25) as personality name */
+static struct utcp_conn *
+tconnect(uint16_t sport, const char *name, struct app *a, char *err,
+    size_t errlen)
+{
+	union ipaddr s, d;
+
+	memset(&s, 0, sizeof(s));
+	memset(&d, 0, sizeof(d));
+	s.sin.sin_family = d.sin.sin_family = AF_INET;
+	s.sin.sin_addr = me;
+	s.sin.sin_port = htons(sport);
+	d.sin.sin_addr = peer;
+	d.sin.sin_port = htons(25);
+	return utcp_connect(st, &s, &d, persona_find(&set, name), &cbs, a,
+	    err, errlen);
+}
+
 /* setup - a stack and two personalities: Linux (ts, ws 7) and XP */
 static int
 setup(void **state)
@@ -198,7 +216,9 @@ setup(void **state)
 	    "name = xp\np0f = a\nours = b\n"
 	    "sig = 4:128:0:1460:65535,0:mss,nop,nop,sok:df,id+:0\n"
 	    "name = mac\np0f = a\nours = b\n"
-	    "sig = 4:64:0:1460:65535,6:mss,nop,ws,nop,nop,ts,sok,eol+1:df:0\n";
+	    "sig = 4:64:0:1460:65535,6:mss,nop,ws,nop,nop,ts,sok,eol+1:df:0\n"
+	    "name = linux6\np0f = a\nours = b\n"
+	    "sig = 6:64:0:1440:mss*45,7:mss,sok,ts,nop,ws:flow:0\n";
 	char err[256];
 
 	(void)state;
@@ -240,8 +260,7 @@ open_conn(const char *name, struct app *a, uint16_t sport, uint16_t mss,
 
 	memset(a, 0, sizeof(*a));
 	nout = 0;
-	c = utcp_connect(st, &me, sport, &peer, 25, persona_find(&set, name),
-	    &cbs, a, err, sizeof(err));
+	c = tconnect(sport, name, a, err, sizeof(err));
 	assert_non_null(c);
 	assert_int_equal(nout, 1);
 	s = parse(0);
@@ -296,8 +315,7 @@ test_syn(void **state)
 	char err[128];
 
 	(void)state;
-	c = utcp_connect(st, &me, 40000, &peer, 25, persona_find(&set, "xp"),
-	    &cbs, &a, err, sizeof(err));
+	c = tconnect(40000, "xp", &a, err, sizeof(err));
 	assert_non_null(c);
 	s = parse(0);
 	assert_int_equal(s.ttl, 128);
@@ -310,11 +328,9 @@ test_syn(void **state)
 	assert_int_equal(s.ack, 0);
 	assert_string_equal(utcp_state_name(c), "SYN_SENT");
 	/* the same 4-tuple twice is refused */
-	assert_null(utcp_connect(st, &me, 40000, &peer, 25,
-	    persona_find(&set, "xp"), &cbs, &a, err, sizeof(err)));
+	assert_null(tconnect(40000, "xp", &a, err, sizeof(err)));
 	/* macOS: IP ID zero, eol+1 padding */
-	c = utcp_connect(st, &me, 40001, &peer, 25, persona_find(&set, "mac"),
-	    &cbs, &a, err, sizeof(err));
+	c = tconnect(40001, "mac", &a, err, sizeof(err));
 	s2 = parse(1);
 	assert_int_equal(s2.ipid, 0);
 	assert_int_equal(s2.optlen, 24);
@@ -339,8 +355,7 @@ test_refused(void **state)
 
 	(void)state;
 	memset(&a, 0, sizeof(a));
-	assert_non_null(utcp_connect(st, &me, 40002, &peer, 25,
-	    persona_find(&set, "xp"), &cbs, &a, err, sizeof(err)));
+	assert_non_null(tconnect(40002, "xp", &a, err, sizeof(err)));
 	s = parse(0);
 	feed(40002, 0, s.seq + 1, 0x14, 0, NULL, 0, NULL, 0);
 	assert_int_equal(a.closed, 1);
@@ -348,8 +363,7 @@ test_refused(void **state)
 	/* a wrong ACK in SYN_SENT is answered with RST, not accepted */
 	memset(&a, 0, sizeof(a));
 	nout = 0;
-	assert_non_null(utcp_connect(st, &me, 40003, &peer, 25,
-	    persona_find(&set, "xp"), &cbs, &a, err, sizeof(err)));
+	assert_non_null(tconnect(40003, "xp", &a, err, sizeof(err)));
 	s = parse(0);
 	feed(40003, 5, s.seq + 77, 0x12, 1000, NULL, 0, NULL, 0);
 	assert_int_equal(a.connected, 0);
@@ -646,11 +660,12 @@ test_abort_in_callback(void **state)
 	assert_int_equal(stats.active, 0);
 }
 
-/* test_not_ipv4 - IPv6, truncated and bad-checksum packets are dropped */
+/* test_not_tcp - ICMPv6 (the kernel's own on a new TUN), truncated and
+ * bad-checksum packets are dropped without an answer */
 static void
-test_not_ipv4(void **state)
+test_not_tcp(void **state)
 {
-	unsigned char v6[40] = { 0x60 };
+	unsigned char v6[48] = { 0x60, 0, 0, 0, 0, 8, 58, 255 };
 	unsigned char bad[40] = { 0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0 };
 	struct utcp_stats stats;
 
@@ -661,6 +676,129 @@ test_not_ipv4(void **state)
 	utcp_stats(st, &stats);
 	assert_int_equal(stats.dropped, 3);
 	assert_int_equal(nout, 0);
+}
+
+/* sum6 - the IPv6 pseudo-header's partial sum for a TCP length */
+static uint32_t
+sum6(const unsigned char *a, const unsigned char *b, size_t len)
+{
+	uint32_t sum = 6 + (uint32_t)len;
+	size_t i;
+
+	for (i = 0; i < 16; i += 2)
+		sum += get16(a + i) + get16(b + i);
+	return sum;
+}
+
+/* test_ipv6 - SYN, handshake, data and the peer's FIN over IPv6 */
+static void
+test_ipv6(void **state)
+{
+	union ipaddr src, dst;
+	struct app a;
+	struct utcp_conn *c;
+	unsigned char b[128], *th;
+	const unsigned char *o;
+	uint32_t iss, flow;
+	size_t thl;
+	uint16_t ck;
+	char err[128];
+
+	(void)state;
+	memset(&src, 0, sizeof(src));
+	memset(&dst, 0, sizeof(dst));
+	memset(&a, 0, sizeof(a));
+	src.sin6.sin6_family = dst.sin6.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "2001:db8:1::9", &src.sin6.sin6_addr);
+	inet_pton(AF_INET6, "2001:db8::25", &dst.sin6.sin6_addr);
+	src.sin6.sin6_port = htons(41000);
+	dst.sin6.sin6_port = htons(25);
+	/* an IPv4-only personality is refused, and mixed families too */
+	assert_null(utcp_connect(st, &src, &dst, persona_find(&set, "xp"),
+	    &cbs, &a, err, sizeof(err)));
+	assert_string_equal(err, "personality xp is IPv4 only");
+	{
+		union ipaddr v4;
+
+		memset(&v4, 0, sizeof(v4));
+		v4.sin.sin_family = AF_INET;
+		v4.sin.sin_addr = peer;
+		assert_null(utcp_connect(st, &src, &v4,
+		    persona_find(&set, "linux6"), &cbs, &a, err, sizeof(err)));
+	}
+	c = utcp_connect(st, &src, &dst, persona_find(&set, "linux6"), &cbs,
+	    &a, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(nout, 1);
+	o = out[0].b;
+	assert_int_equal(o[0] >> 4, 6);
+	flow = (uint32_t)(o[1] & 0x0f) << 16 | get16(o + 2);
+	assert_int_not_equal(flow, 0);		/* the flow quirk */
+	assert_int_equal(o[6], 6);
+	assert_int_equal(o[7], 64);
+	assert_int_equal(get16(o + 4), out[0].len - 40);
+	assert_int_equal(utcp_cksum(o + 40, out[0].len - 40,
+	    sum6(o + 8, o + 24, out[0].len - 40)), 0);
+	assert_int_equal(get16(o + 54), 45 * 1440);	/* window */
+	assert_memory_equal(o + 60, "\x02\x04\x05\xa0\x04\x02\x08\x0a", 8);
+	iss = get32(o + 44);
+	/* the SYN-ACK, built here: no options, so MSS defaults to 1220 */
+	memset(b, 0, sizeof(b));
+	b[0] = 0x60;
+	b[5] = 20 + 5;
+	b[6] = 6;
+	b[7] = 64;
+	memcpy(b + 8, &dst.sin6.sin6_addr, 16);
+	memcpy(b + 24, &src.sin6.sin6_addr, 16);
+	th = b + 40;
+	th[1] = 25;
+	th[2] = 41000 >> 8;
+	th[3] = 41000 & 0xff;
+	th[4] = 0; th[5] = 0; th[6] = 0x10; th[7] = 0;		/* seq 4096 */
+	th[8] = (unsigned char)((iss + 1) >> 24);
+	th[9] = (unsigned char)((iss + 1) >> 16);
+	th[10] = (unsigned char)((iss + 1) >> 8);
+	th[11] = (unsigned char)(iss + 1);
+	th[12] = 0x50;
+	th[13] = 0x12;
+	th[14] = 0x20;
+	b[5] = 20;
+	ck = utcp_cksum(th, 20, sum6(b + 8, b + 24, 20));
+	th[16] = (unsigned char)(ck >> 8);
+	th[17] = (unsigned char)ck;
+	nout = 0;
+	utcp_input(st, b, 60);
+	assert_int_equal(a.connected, 1);
+	assert_int_equal(nout, 1);
+	assert_int_equal(get32(out[0].b + 48), 4097);	/* ACK */
+	thl = (size_t)(out[0].b[52] >> 4) * 4;
+	assert_int_equal(thl, 20);		/* no timestamps agreed */
+	/* data with FIN */
+	b[5] = 25;
+	th[7] = 1;				/* seq 4097 */
+	th[13] = 0x19;
+	th[16] = th[17] = 0;
+	memcpy(th + 20, "220 x", 5);
+	ck = utcp_cksum(th, 25, sum6(b + 8, b + 24, 25));
+	th[16] = (unsigned char)(ck >> 8);
+	th[17] = (unsigned char)ck;
+	nout = 0;
+	utcp_input(st, b, 65);
+	assert_int_equal(a.datalen, 5);
+	assert_int_equal(a.eof, 1);
+	assert_string_equal(utcp_state_name(c), "CLOSE_WAIT");
+	assert_int_equal(get32(out[nout - 1].b + 48), 4097 + 6);
+	/* the reply to data sent now respects the default IPv6 MSS */
+	{
+		static char big[3000];
+
+		memset(big, 'y', sizeof(big));
+		nout = 0;
+		utcp_send(c, big, sizeof(big));
+		assert_true(nout >= 1);
+		assert_int_equal(out[0].len - 60, 1220);
+	}
+	utcp_abort(c);
 }
 
 int
@@ -684,7 +822,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_abort_in_callback, setup,
 		    teardown),
-		cmocka_unit_test_setup_teardown(test_not_ipv4, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_tcp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv6, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
