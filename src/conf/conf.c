@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "util/str.h"
 
 #define OFF(f)	offsetof(struct conf, f)
 #define COFF(f)	offsetof(struct shclass, f)
@@ -544,20 +545,6 @@ conf_set(struct conf *cf, const char *name, const char *value, int line,
 	return 0;
 }
 
-/* conf_trim - strip leading and trailing white space in place */
-static char *
-conf_trim(char *s)
-{
-	char   *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = 0;
-	return s;
-}
-
 /* conf_apply_line - "name = value" from file:line (lineno -1: -o) */
 static int
 conf_apply_line(struct conf *cf, char *line, const char *where, int lineno,
@@ -568,12 +555,12 @@ conf_apply_line(struct conf *cf, char *line, const char *where, int lineno,
 
 	if ((eq = strchr(line, '=')) == NULL) {
 		snprintf(err, errlen, "%s: missing '=' in \"%.40s\"", where,
-		    conf_trim(line));
+		    str_trim(line));
 		return -1;
 	}
 	*eq = 0;
-	name = conf_trim(line);
-	value = conf_trim(eq + 1);
+	name = str_trim(line);
+	value = str_trim(eq + 1);
 	if (*name == 0) {
 		snprintf(err, errlen, "%s: missing parameter name", where);
 		return -1;
@@ -612,9 +599,9 @@ conf_read_file(struct conf *cf, const char *path, char *err, size_t errlen)
 		}
 		/* A continuation line extends the logical line. */
 		if (n >= 0 && (line[0] == ' ' || line[0] == '\t') &&
-		    *conf_trim(line) != 0 && *conf_trim(line) != '#' &&
+		    *str_trim(line) != 0 && *str_trim(line) != '#' &&
 		    logical != NULL) {
-			char   *t = conf_trim(line);
+			char   *t = str_trim(line);
 			char   *grown = realloc(logical, llen + strlen(t) + 2);
 
 			if (grown == NULL) {
@@ -640,7 +627,7 @@ conf_read_file(struct conf *cf, const char *path, char *err, size_t errlen)
 		if (n < 0)
 			break;
 		{
-			char   *t = conf_trim(line);
+			char   *t = str_trim(line);
 
 			if (*t == 0 || *t == '#')
 				continue;

@@ -28,6 +28,7 @@
 
 #include "fp/sigdb.h"
 #include "swarm/persona.h"
+#include "util/str.h"
 
 #ifndef MS_DATADIR
 #define MS_DATADIR "/usr/local/share/mailshaper"
@@ -55,20 +56,6 @@ perr(struct pstate *ps, unsigned line, const char *fmt, const char *arg)
 	snprintf(why, sizeof(why), fmt, arg ? arg : "");
 	snprintf(ps->err, ps->errlen, "%s:%u: %s", ps->file, line, why);
 	return -1;
-}
-
-/* trim - strip leading and trailing blanks in place */
-static char *
-trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
 }
 
 /* opt_bytes - bytes one layout entry takes on the wire */
@@ -262,8 +249,8 @@ parse_line(struct pstate *ps, char *line)
 	if ((eq = strchr(line, '=')) == NULL)
 		return perr(ps, ps->line, "expected 'key = value'", NULL);
 	*eq = '\0';
-	key = trim(line);
-	val = trim(eq + 1);
+	key = str_trim(line);
+	val = str_trim(eq + 1);
 	if (strcmp(key, "name") == 0)
 		return new_block(ps, val);
 	if (ps->cur == NULL)
@@ -337,7 +324,7 @@ persona_parse_buf(const char *name, const char *buf, size_t len,
 		}
 		if ((c = strchr(line, ';')) != NULL)
 			*c = '\0';
-		s = trim(line);
+		s = str_trim(line);
 		if (*s == '\0')
 			continue;
 		if (parse_line(&ps, s) == -1)

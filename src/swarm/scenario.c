@@ -34,6 +34,7 @@
 #include <netinet/in.h>
 
 #include "swarm/scenario.h"
+#include "util/str.h"
 
 #ifndef MS_DATADIR
 #define MS_DATADIR "/usr/local/share/mailshaper"
@@ -157,20 +158,6 @@ serr(struct sstate *st, unsigned line, const char *fmt, ...)
 	va_end(ap);
 	snprintf(st->err, st->errlen, "%s:%u: %s", st->file, line, why);
 	return -1;
-}
-
-/* trim - strip leading and trailing blanks in place */
-static char *
-trim(char *s)
-{
-	char   *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
 }
 
 /* parse_real - plain decimal digits with one optional '.'; rest points
@@ -405,7 +392,7 @@ parse_patience(struct sstate *st, struct population *p, const char *v)
 	for (cur = copy; (w = strsep(&cur, ",")) != NULL; ) {
 		struct scn_step *s;
 
-		w = trim(w);
+		w = str_trim(w);
 		if (p->npatience == SCN_MAX_STEPS)
 			return serr(st, st->line, "more than %d patience steps",
 			    SCN_MAX_STEPS);
@@ -415,8 +402,8 @@ parse_patience(struct sstate *st, struct population *p, const char *v)
 			    v);
 		*colon++ = '\0';
 		s = &p->patience[p->npatience];
-		if (parse_time(st, trim(w), 1, SCN_MS_MAX, &s->ms) < 0 ||
-		    parse_pct(st, trim(colon), &s->pct) < 0)
+		if (parse_time(st, str_trim(w), 1, SCN_MS_MAX, &s->ms) < 0 ||
+		    parse_pct(st, str_trim(colon), &s->pct) < 0)
 			return -1;
 		if (p->npatience > 0 && s->ms <= s[-1].ms)
 			return serr(st, st->line, "patience steps must be in "
@@ -444,8 +431,8 @@ parse_truth(struct sstate *st, struct population *p, const char *v)
 		if ((colon = strchr(w, ':')) == NULL)
 			goto bad;
 		*colon++ = '\0';
-		w = trim(w);
-		if (parse_pct(st, trim(colon), &d) < 0)
+		w = str_trim(w);
+		if (parse_pct(st, str_trim(colon), &d) < 0)
 			return -1;
 		if (strcmp(w, "ham") == 0 && !seen_ham++)
 			p->ham_pct = d;
@@ -477,8 +464,8 @@ parse_retry(struct sstate *st, struct population *p, const char *v)
 		return serr(st, st->line, "retry is none or BASE..MAX "
 		    "(e.g. 5m..1h), not '%s'", v);
 	*dots = '\0';
-	if (parse_time(st, trim(copy), 1, SCN_MS_MAX, &p->retry_base_ms) < 0 ||
-	    parse_time(st, trim(dots + 2), 1, SCN_MS_MAX, &p->retry_max_ms) < 0)
+	if (parse_time(st, str_trim(copy), 1, SCN_MS_MAX, &p->retry_base_ms) < 0 ||
+	    parse_time(st, str_trim(dots + 2), 1, SCN_MS_MAX, &p->retry_max_ms) < 0)
 		return -1;
 	if (p->retry_base_ms > p->retry_max_ms)
 		return serr(st, st->line, "the retry base is above its maximum");
@@ -667,13 +654,13 @@ parse_line(struct sstate *st, char *s, int indented)
 
 	if (!indented && strncmp(s, "population", 10) == 0 &&
 	    (s[10] == '\0' || isspace((unsigned char)s[10])))
-		return pop_start(st, trim(s + 10));
+		return pop_start(st, str_trim(s + 10));
 	if ((eq = strchr(s, '=')) == NULL)
 		return serr(st, st->line, "expected 'key = value' or "
 		    "'population NAME'");
 	*eq = '\0';
-	key = trim(s);
-	val = trim(eq + 1);
+	key = str_trim(s);
+	val = str_trim(eq + 1);
 	if (*key == '\0')
 		return serr(st, st->line, "expected 'key = value' or "
 		    "'population NAME'");
@@ -848,7 +835,7 @@ scenario_parse_buf(const char *name, const char *buf, size_t len,
 		if ((c = strchr(line, '#')) != NULL)
 			*c = '\0';
 		indented = isspace((unsigned char)line[0]);
-		s = trim(line);
+		s = str_trim(line);
 		if (*s == '\0')
 			continue;
 		if (parse_line(st, s, indented) < 0)
