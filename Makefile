@@ -59,7 +59,7 @@ $(B)/tests/%: tests/unit/%.c $(B)/libmailshaper.a | deps
 check-unit: $(UNITBIN)
 	@set -e; for t in $(UNITBIN); do echo "== $$t"; $$t; done
 
-check-blackbox: $(B)/mailshaper
+check-blackbox: $(B)/mailshaper $(B)/mailshaper-swarm
 	MAILSHAPER_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/blackbox
 
 # The whole suite again with ASan+UBSan in a separate build tree.
