@@ -63,7 +63,8 @@ struct scn_key {
 /* Globals, in the order doc/internals/scenario.md lists them. */
 enum {
 	G_DURATION, G_CLOCK, G_SEED, G_DAEMON, G_BACKEND_REJECT,
-	G_DNSBL_LISTED, G_CONCURRENCY, G_RANGES, G_DNS_DOMAIN, G_COUNT
+	G_DNSBL_LISTED, G_CONCURRENCY, G_RANGES, G_DNS_DOMAIN, G_RATE,
+	G_DRAIN, G_COUNT
 };
 static const struct scn_key gkeys[G_COUNT] = {
 	{"duration", V_TIME, 1000, 86400000},
@@ -75,6 +76,8 @@ static const struct scn_key gkeys[G_COUNT] = {
 	{"concurrency", V_UINT, 1, 100000},
 	{"ranges", V_SPECIAL, 0, 0},
 	{"dns_domain", V_SPECIAL, 0, 0},
+	{"rate", V_UINT, 1, 100000},
+	{"drain", V_TIME, 0, 3600000},
 };
 
 /* Population keys. */
@@ -534,6 +537,8 @@ global_line(struct sstate *st, const char *key, const char *v)
 	case G_BACKEND_REJECT: dst = &sc->backend_reject_pct; break;
 	case G_DNSBL_LISTED: dst = &sc->dnsbl_listed_pct; break;
 	case G_CONCURRENCY: dst = &sc->concurrency; break;
+	case G_RATE: dst = &sc->rate; break;
+	case G_DRAIN: dst = &sc->drain_ms; break;
 	case G_CLOCK:
 		if (parse_real(v, &sc->clock, &rest) < 0 || *rest != '\0')
 			return serr(st, st->line, "'%s' is not a number", v);
@@ -807,6 +812,8 @@ scenario_parse_buf(const char *name, const char *buf, size_t len,
 	sc->backend_reject_pct = 90;
 	sc->dnsbl_listed_pct = 50;
 	sc->concurrency = 1000;
+	sc->rate = 50;
+	sc->drain_ms = 120000;
 	(void)addr_parse_cidr("198.18.0.0/15", &sc->ranges[0], why,
 	    sizeof(why));
 	sc->nranges = 1;

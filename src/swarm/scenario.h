@@ -85,6 +85,9 @@ struct scenario {
 	double		backend_reject_pct; /* % of spam the backend 550s */
 	double		dnsbl_listed_pct; /* % of zombie addresses listed */
 	unsigned	concurrency;	/* total sessions at once */
+	unsigned	rate;		/* new sessions started a second */
+	uint64_t	drain_ms;	/* after duration: wait this long for
+					 * open sessions and retries */
 	struct cidr	ranges[SCN_MAX_RANGES]; /* inside 198.18.0.0/15 or
 					 * 2001:db8::/32 */
 	unsigned	nranges;

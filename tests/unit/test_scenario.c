@@ -67,6 +67,10 @@ static const struct bad_case bad_cases[] = {
 	  "t.scn:1: '1.5' is not a whole number" },
 	{ "number out of range", "concurrency = 0\n" POP1,
 	  "t.scn:1: '0' is out of range (1..100000)" },
+	{ "rate out of range", "rate = 0\n" POP1,
+	  "t.scn:1: '0' is out of range (1..100000)" },
+	{ "drain too long", "drain = 2h\n" POP1,
+	  "t.scn:1: '2h' is out of range (0ms..3600000ms)" },
 	{ "bad clock", "clock = fast\n" POP1, "t.scn:1: 'fast' is not a number" },
 	{ "clock below 1", "clock = 0.5\n" POP1,
 	  "t.scn:1: '0.5' is out of range (1..1000000)" },
@@ -214,6 +218,8 @@ check_minimal(const struct scenario *sc)
 	assert_true(sc->backend_reject_pct == 90);
 	assert_true(sc->dnsbl_listed_pct == 50);
 	assert_int_equal(sc->concurrency, 1000);
+	assert_int_equal(sc->rate, 50);
+	assert_int_equal(sc->drain_ms, 120000);
 	assert_int_equal(sc->nranges, 1);
 	assert_string_equal(sc->dns_domain, "swarm.example");
 	assert_int_equal(sc->npops, 1);
@@ -260,6 +266,8 @@ check_full(const struct scenario *sc)
 	assert_true(sc->backend_reject_pct == 80);
 	assert_true(sc->dnsbl_listed_pct == 25);
 	assert_int_equal(sc->concurrency, 300);
+	assert_int_equal(sc->rate, 7);
+	assert_int_equal(sc->drain_ms, 30000);
 	assert_int_equal(sc->nranges, 2);
 	assert_string_equal(sc->dns_domain, "swarm.test");
 	assert_int_equal(sc->npops, 3);
@@ -332,6 +340,8 @@ static const char full_text[] =
 	"concurrency    = 300\n"
 	"ranges         = 198.18.7.0/29, 2001:db8:1::/64\n"
 	"dns_domain     = swarm.test\n"
+	"rate           = 7\n"
+	"drain          = 30s\n"
 	"\n"
 	"population mtas   # modern Linux MTAs\n"
 	"\tkind        = legit_mta\n"
