@@ -127,10 +127,12 @@ static struct {
 
 static atomic_llong rep_clock;		/* ms (0 = real time) */
 
-static const char *const outcome_names[REP_NOUTCOMES] = {
+static const char *const outcome_names[] = {
 	"delivered", "rejected", "deferred", "abandoned", "protocol_error",
-	"spam", "ham",
+	"spam", "ham", "listed",
 };
+_Static_assert(sizeof(outcome_names) / sizeof(outcome_names[0]) ==
+    REP_NOUTCOMES, "one name per enum rep_outcome");
 static const char *const kind_names[REPK_NKINDS] = {
 	"ip", "prefix", "rawsig", "os", "prefix_rawsig", "domain",
 };
@@ -217,7 +219,8 @@ rep_estimate(const double counts[REP_NOUTCOMES], struct rep_est *e)
 	if (e->counts != counts)
 		memcpy(e->counts, counts, sizeof(e->counts));
 	bad = counts[REP_REJECTED] + counts[REP_ABANDONED] +
-	    counts[REP_PROTOCOL_ERROR] + counts[REP_SPAM];
+	    counts[REP_PROTOCOL_ERROR] + counts[REP_SPAM] +
+	    counts[REP_LISTED];
 	good = counts[REP_DELIVERED] + counts[REP_HAM];
 	e->evidence = bad + good;
 	e->p_spam = (bad + REP_PRIOR_BAD) /

@@ -27,6 +27,8 @@ enum rep_outcome {
 	REP_PROTOCOL_ERROR,	/* bad */
 	REP_SPAM,		/* bad: feedback */
 	REP_HAM,		/* good: feedback */
+	REP_LISTED,		/* bad: a DNS block list listed the session's
+				   client (taught to every key but ip) */
 	REP_NOUTCOMES
 };
 

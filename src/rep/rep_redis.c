@@ -3,7 +3,9 @@
  *
  * Exports rep_redis_ops (rep_store.h) for "redis://host[:port]" (default
  * port 6379) and "redis+unix:/path".  One hash per key,
- *   mailshaper:rep:<kind>:<text> -> t (ms), delivered .. ham (decayed counts)
+ *   mailshaper:rep:<kind>:<text> -> t (ms), delivered .. listed (decayed
+ *   counts; a field missing from a hash, say one an older version wrote,
+ *   is 0)
  * A delta is applied by the Lua script rd_script (EVALSHA, up to 32 keys a
  * call): it reads the hash, decays it to the later of the two times, adds
  * the delta, writes it back and PEXPIREs the key rep_key_ttl ms ahead, all
@@ -27,17 +29,19 @@
 
 /*
  * KEYS: up to RD_KEYS_PER_CALL hashes.  ARGV: half-life ms, ttl ms, then
- * for each key its time t (ms) and its 7 deltas.  One call per 32 keys
- * saves Redis the per-command cost, which is most of a small script's.
+ * for each key its time t (ms) and its deltas, one per entry of the
+ * script's names (enum rep_outcome's order; a field an old hash lacks is
+ * 0).  One call per 32 keys saves Redis the per-command cost, which is
+ * most of a small script's.
  */
 #define RD_KEYS_PER_CALL	32
 #define RD_ARGS_PER_KEY		(1 + REP_NOUTCOMES)
 static const char rd_script[] =
     "local names = {'delivered', 'rejected', 'deferred', 'abandoned',"
-    " 'protocol_error', 'spam', 'ham'}\n"
+    " 'protocol_error', 'spam', 'ham', 'listed'}\n"
     "local hl, ttl = tonumber(ARGV[1]), ARGV[2]\n"
     "for k = 1, #KEYS do\n"
-    "  local base = 2 + (k - 1) * 8\n"
+    "  local base = 2 + (k - 1) * (1 + #names)\n"
     "  local t = tonumber(ARGV[base + 1])\n"
     "  local old = redis.call('HMGET', KEYS[k], 't', unpack(names))\n"
     "  local ot = tonumber(old[1])\n"
@@ -46,7 +50,7 @@ static const char rd_script[] =
     "  elseif t >= ot then fo = 2 ^ (-(t - ot) / hl)\n"
     "  else fd = 2 ^ (-(ot - t) / hl); nt = ot end\n"
     "  local args = {'t', string.format('%.0f', nt)}\n"
-    "  for i = 1, 7 do\n"
+    "  for i = 1, #names do\n"
     "    local v = (tonumber(old[i + 1]) or 0) * fo +"
     " tonumber(ARGV[base + 1 + i]) * fd\n"
     "    args[#args + 1] = names[i]\n"
@@ -276,7 +280,8 @@ rd_fetch(void *h, struct rep_rec *recs, size_t n, char *err, size_t errlen)
 	for (i = 0; i < n; i++) {
 		kl = rd_keyname(&recs[i].key, key, sizeof(key));
 		redisAppendCommand(r->c, "HMGET %b t delivered rejected "
-		    "deferred abandoned protocol_error spam ham", key, kl);
+		    "deferred abandoned protocol_error spam ham listed", key,
+		    kl);
 	}
 	for (i = 0; i < n; i++) {
 		if (redisGetReply(r->c, &vr) != REDIS_OK)

@@ -3,7 +3,10 @@
  *
  * Exports rep_sqlite_ops (rep_store.h) for "sqlite:/path".  The file and
  * its table are created when missing.  One row per key:
- *   rep(kind TEXT, key TEXT, t INTEGER ms, delivered .. ham REAL)
+ *   rep(kind TEXT, key TEXT, t INTEGER ms, delivered .. listed REAL)
+ * A table from an older version that lacks an outcome's column gets it at
+ * connect (ALTER TABLE .. ADD COLUMN .. DEFAULT 0, in one BEGIN IMMEDIATE
+ * transaction so two processes cannot both add it).
  * A write is one BEGIN IMMEDIATE .. COMMIT transaction of UPSERTs whose
  * decay is the SQL function rep_add(old, t_old, delta, t_delta), so a
  * batch is all or nothing and a crash loses at most the batch in flight.
@@ -19,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "rep/rep_store.h"
+#include "util/log.h"
 
 #define SQ_BUSY_MS	250	/* wait for another writer's lock, at most */
 
@@ -35,22 +39,22 @@ static const char sq_schema[] =
     " delivered REAL NOT NULL DEFAULT 0, rejected REAL NOT NULL DEFAULT 0,"
     " deferred REAL NOT NULL DEFAULT 0, abandoned REAL NOT NULL DEFAULT 0,"
     " protocol_error REAL NOT NULL DEFAULT 0, spam REAL NOT NULL DEFAULT 0,"
-    " ham REAL NOT NULL DEFAULT 0,"
+    " ham REAL NOT NULL DEFAULT 0, listed REAL NOT NULL DEFAULT 0,"
     " PRIMARY KEY (kind, key)) WITHOUT ROWID";
 
 #define SQ_ADD(c) c " = rep_add(" c ", t, excluded." c ", excluded.t)"
 static const char sq_upsert[] =
     "INSERT INTO rep (kind, key, t, delivered, rejected, deferred,"
-    " abandoned, protocol_error, spam, ham)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    " abandoned, protocol_error, spam, ham, listed)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     " ON CONFLICT (kind, key) DO UPDATE SET "
     SQ_ADD("delivered") ", " SQ_ADD("rejected") ", " SQ_ADD("deferred") ", "
     SQ_ADD("abandoned") ", " SQ_ADD("protocol_error") ", " SQ_ADD("spam")
-    ", " SQ_ADD("ham") ", t = max(t, excluded.t)";
+    ", " SQ_ADD("ham") ", " SQ_ADD("listed") ", t = max(t, excluded.t)";
 
 static const char sq_select[] =
     "SELECT t, delivered, rejected, deferred, abandoned, protocol_error,"
-    " spam, ham FROM rep WHERE kind = ?1 AND key = ?2";
+    " spam, ham, listed FROM rep WHERE kind = ?1 AND key = ?2";
 
 /* sq_add - SQL rep_add(old, t_old, delta, t_delta): merged, decayed count */
 static void
@@ -80,6 +84,77 @@ sq_fail(struct sq *s, const char *what, char *err, size_t errlen)
 	snprintf(err, errlen, "%s: %s: %s (sqlite error %d%s%s)", s->path,
 	    what, s->db ? sqlite3_errmsg(s->db) : "out of memory", code,
 	    sys ? ", " : "", sys ? strerror(sys) : "");
+	return -1;
+}
+
+/* sq_columns - which outcome columns the rep table has; 0 or -1 */
+static int
+sq_columns(struct sq *s, int have[REP_NOUTCOMES])
+{
+	sqlite3_stmt *st = NULL;
+	const char *name;
+	int	j, rc;
+
+	memset(have, 0, REP_NOUTCOMES * sizeof(have[0]));
+	if (sqlite3_prepare_v2(s->db, "PRAGMA table_info(rep)", -1, &st,
+	    NULL) != SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((name = (const char *)sqlite3_column_text(st, 1)) == NULL)
+			continue;
+		for (j = 0; j < REP_NOUTCOMES; j++)
+			if (strcmp(name, rep_outcome_name((enum rep_outcome)j))
+			    == 0)
+				have[j] = 1;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * sq_migrate - add the outcome columns that a table made by an older
+ * version lacks, as REAL NOT NULL DEFAULT 0 (an old row has seen none of
+ * that outcome).  Checked without a lock first, so a current table costs
+ * one PRAGMA; the change itself runs in BEGIN IMMEDIATE and checks again,
+ * so two processes opening one old file add each column once.
+ */
+static int
+sq_migrate(struct sq *s, char *err, size_t errlen)
+{
+	char	sql[128];
+	int	have[REP_NOUTCOMES], j, missing = 0;
+
+	if (sq_columns(s, have) < 0)
+		return sq_fail(s, "open: read the schema", err, errlen);
+	for (j = 0; j < REP_NOUTCOMES; j++)
+		missing += !have[j];
+	if (missing == 0)
+		return 0;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		return sq_fail(s, "open: upgrade the schema", err, errlen);
+	if (sq_columns(s, have) < 0)
+		goto fail;
+	for (j = 0; j < REP_NOUTCOMES; j++) {
+		if (have[j])
+			continue;
+		snprintf(sql, sizeof(sql), "ALTER TABLE rep ADD COLUMN %s "
+		    "REAL NOT NULL DEFAULT 0",
+		    rep_outcome_name((enum rep_outcome)j));
+		if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			goto fail;
+		log_info("reputation store sqlite:%s: added the column %s "
+		    "(a table from an older version)", s->path,
+		    rep_outcome_name((enum rep_outcome)j));
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	return 0;
+
+fail:
+	sq_fail(s, "open: upgrade the schema", err, errlen);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }
 
@@ -154,8 +229,13 @@ sq_connect(void *h, char *err, size_t errlen)
 	st = NULL;
 	if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL,
 	    NULL) != SQLITE_OK ||
-	    sqlite3_exec(s->db, sq_schema, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_create_function(s->db, "rep_add", 4, SQLITE_UTF8 |
+	    sqlite3_exec(s->db, sq_schema, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail_open;
+	if (sq_migrate(s, err, errlen) < 0) {
+		sq_disconnect(s);
+		return -1;
+	}
+	if (sqlite3_create_function(s->db, "rep_add", 4, SQLITE_UTF8 |
 	    SQLITE_DETERMINISTIC, s, sq_add, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, sq_upsert, -1, &s->upsert, NULL) ||
 	    sqlite3_prepare_v2(s->db, sq_select, -1, &s->select, NULL) ||

@@ -5,7 +5,8 @@
  * Exports rp_store_run().  URL is a daemon rep_store value: sqlite:/path,
  * redis://host[:port] or redis+unix:/path (rep_store.h's parsers check it).
  * The store is only read: SQLite is opened with SQLITE_OPEN_READONLY and
- * read with one SELECT of the os and rawsig rows; Redis is walked with
+ * read with one SELECT of the os and rawsig rows (an outcome column that a
+ * file from an older version lacks reads as 0); Redis is walked with
  * SCAN MATCH mailshaper:rep:* COUNT 1000 and each batch's os and rawsig
  * hashes are read with one pipeline of HGETALLs (never KEYS, never a
  * script).  The ip keys are only counted.
@@ -40,11 +41,6 @@
 #define RS_SCAN_COUNT	1000		/* SCAN COUNT hint, keys per batch */
 #define RS_CONNECT_S	2		/* Redis connect timeout */
 #define RS_REPLY_S	10		/* Redis reply timeout */
-
-static const char *const rs_fields[REP_NOUTCOMES] = {
-	"delivered", "rejected", "deferred", "abandoned", "protocol_error",
-	"spam", "ham"
-};
 
 /* What is read: the os and rawsig groups by label, and a count. */
 struct rs {
@@ -121,13 +117,43 @@ rs_table(const struct strmap *m, enum rp_by by, struct rp_table *t)
  * SQLite.
  */
 
+/*
+ * rs_sqlite_query - the SELECT of the os and rawsig rows: one column per
+ * outcome, 0 for an outcome column the table lacks (a file an older daemon
+ * wrote and no newer one has opened yet: it cannot be upgraded read-only)
+ */
+static void
+rs_sqlite_query(sqlite3 *db, char *q, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	const char *name;
+	int	have[REP_NOUTCOMES] = { 0 }, j;
+	size_t	n;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA table_info(rep)", -1, &st, NULL) ==
+	    SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW)
+			if ((name = (const char *)sqlite3_column_text(st, 1)) !=
+			    NULL)
+				for (j = 0; j < REP_NOUTCOMES; j++)
+					if (strcmp(name, rep_outcome_name(
+					    (enum rep_outcome)j)) == 0)
+						have[j] = 1;
+	sqlite3_finalize(st);
+	n = (size_t)snprintf(q, len, "SELECT kind, key, t");
+	for (j = 0; j < REP_NOUTCOMES && n < len; j++)
+		n += (size_t)snprintf(q + n, len - n, ", %s", have[j] ?
+		    rep_outcome_name((enum rep_outcome)j) : "0");
+	if (n < len)
+		snprintf(q + n, len - n, " FROM rep WHERE kind IN ('os', "
+		    "'rawsig')");
+}
+
 /* rs_sqlite - the os and rawsig rows, and the number of ip rows */
 static int
 rs_sqlite(struct rs *s, const char *path, char *err, size_t errlen)
 {
-	static const char q[] = "SELECT kind, key, t, delivered, rejected,"
-	    " deferred, abandoned, protocol_error, spam, ham FROM rep"
-	    " WHERE kind IN ('os', 'rawsig')";
+	char	q[512];
 	sqlite3_stmt *st = NULL;
 	const char *kind, *key;
 	double	c[REP_NOUTCOMES];
@@ -148,6 +174,7 @@ rs_sqlite(struct rs *s, const char *path, char *err, size_t errlen)
 	    SQLITE_OK)
 		goto fail;
 	sqlite3_busy_timeout(db, 2000);
+	rs_sqlite_query(db, q, sizeof(q));
 	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) {
 		if (sqlite3_errcode(db) == SQLITE_ERROR &&
 		    strstr(sqlite3_errmsg(db), "no such") != NULL) {
@@ -244,7 +271,8 @@ rs_hash(struct rs *s, int which, const char *label, size_t len,
 			continue;
 		}
 		for (j = 0; j < REP_NOUTCOMES; j++)
-			if (strcmp(k->str, rs_fields[j]) == 0)
+			if (strcmp(k->str, rep_outcome_name((enum rep_outcome)j))
+			    == 0)
 				c[j] = strtod(v->str, NULL);
 	}
 	return rs_add(s, which, label, len, t, c);

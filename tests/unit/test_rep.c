@@ -2,13 +2,15 @@
  * test_rep.c - cmocka tests for the store-independent part of src/rep/rep.c
  *
  * What it tests: the estimate (estimate_cases[]: the prior, good only, bad
- * only, deferred counting for nothing, feedback), the decay factor
+ * only, deferred counting for nothing, feedback, DNS block-list listings
+ * as bad evidence), the decay factor
  * (decay_cases[]), merging counts of different times (merge_cases[]: later,
  * earlier, empty), the keys of a session (keys_cases[]: IPv4, IPv6 /64,
  * IPv4-mapped IPv6, empty inputs, no client, prefix lengths from the
  * configuration), and the memory-only cache: updates are visible at once,
  * decay with the (frozen) clock, the CLOCK bound on rep_cache_size with a
- * hot key surviving, bad arguments ignored, lookups before rep_open().
+ * hot key surviving, bad arguments ignored, lookups before rep_open(),
+ * and a "listed" update raising p_spam and the evidence.
  * The store backends are tested in test_rep_store.c.
  */
 #include <setjmp.h>
@@ -44,7 +46,8 @@ conf_mem(struct conf *cf, long cache, long v4, long v6)
 struct estimate_case {
 	const char *name;
 	double	c[REP_NOUTCOMES];	/* delivered rejected deferred
-					   abandoned protocol_error spam ham */
+					   abandoned protocol_error spam ham
+					   listed */
 	double	p, evidence;
 };
 
@@ -57,6 +60,9 @@ static const struct estimate_case estimate_cases[] = {
 	    5.0 / 6, 4},
 	{"feedback", {0, 0, 0, 0, 0, 6, 2}, 7.0 / 10, 8},
 	{"mixed", {2, 5, 1, 0, 0, 3, 0}, 9.0 / 12, 10},
+	{"listed is bad evidence", {0, 0, 0, 0, 0, 0, 0, 3}, 4.0 / 5, 3},
+	{"listed against delivered", {6, 0, 0, 0, 0, 0, 0, 2}, 3.0 / 10, 8},
+	{"listed with the other bad", {1, 1, 0, 1, 1, 1, 1, 1}, 6.0 / 9, 7},
 };
 
 static void
@@ -279,6 +285,46 @@ test_memory_update_decay(void **state)
 	rep_close();
 }
 
+/* A DNS block list listing: bad evidence, named "listed", decays too. */
+static void
+test_memory_listed(void **state)
+{
+	struct rep_key k = mkkey(REPK_RAWSIG, "4:64+0:1460:mss,sok,ts");
+	struct rep_est e, before;
+	struct conf cf;
+	char	err[256];
+	int	i;
+
+	(void)state;
+	assert_string_equal(rep_outcome_name(REP_LISTED), "listed");
+	assert_string_equal(rep_outcome_name(REP_HAM), "ham");
+	assert_string_equal(rep_outcome_name(REP_NOUTCOMES), "?");
+	conf_mem(&cf, 100, 24, 64);
+	cf.rep_half_life = HOUR;
+	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), 0);
+	rep_set_clock(T0);
+	rep_update(&k, REP_DELIVERED, 1);
+	assert_int_equal(rep_lookup(&k, &before), 1);
+	rep_update(&k, REP_LISTED, 1);
+	assert_int_equal(rep_lookup(&k, &e), 1);
+	assert_true(fabs(e.counts[REP_LISTED] - 1) < EPS);
+	assert_true(e.p_spam > before.p_spam);
+	assert_true(fabs(e.evidence - (before.evidence + 1)) < EPS);
+	assert_true(fabs(e.p_spam - 2.0 / 4) < EPS);	/* 1 bad, 1 good */
+	/* a botnet's listed half: the key turns bad on listings alone */
+	for (i = 0; i < 9; i++)
+		rep_update(&k, REP_LISTED, 1);
+	assert_int_equal(rep_lookup(&k, &e), 1);
+	assert_true(fabs(e.p_spam - 11.0 / 13) < EPS);
+	assert_true(e.log_odds > 1.5);
+	rep_set_clock(T0 + HOUR);
+	assert_int_equal(rep_lookup(&k, &e), 1);
+	assert_true(fabs(e.counts[REP_LISTED] - 5) < EPS);
+	assert_true(fabs(e.evidence - 5.5) < EPS);
+	rep_set_clock(0);
+	rep_close();
+}
+
 static void
 test_cache_bound(void **state)
 {
@@ -350,6 +396,7 @@ main(void)
 		cmocka_unit_test(test_merge),
 		cmocka_unit_test(test_keys_for),
 		cmocka_unit_test(test_memory_update_decay),
+		cmocka_unit_test(test_memory_listed),
 		cmocka_unit_test(test_cache_bound),
 		cmocka_unit_test(test_closed),
 	};

@@ -18,6 +18,10 @@
  * corrupt file, an unwritable path, the disk full (RLIMIT_FSIZE), the queue
  * full (updates dropped and counted, never blocking); Redis down at start
  * and restarted (updates made meanwhile arrive), and keys expiring.
+ * Upgrades: the "listed" outcome round-trips through each store; a SQLite
+ * file with the table of the version before it gains the column (also
+ * with two processes opening it at once) and keeps its rows; an old Redis
+ * hash without the field reads it as 0.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -570,6 +574,187 @@ test_two_processes(void **state)
 	assert_true(fabs(e.counts[REP_REJECTED] - 200) < EPS);
 }
 
+/* A "listed" count goes through every store and comes back. */
+static void
+test_listed_persists(void **state)
+{
+	struct fixture *f = *state;
+	struct rep_key k = mkkey(REPK_RAWSIG, "00112233aabbccdd");
+	struct rep_est e;
+
+	if (f->kind == ST_MEMORY)
+		skip();
+	open_or_fail(f->spec, 1000);
+	rep_set_clock(T0);
+	rep_update(&k, REP_LISTED, 1);
+	rep_update(&k, REP_LISTED, 1);
+	rep_update(&k, REP_DELIVERED, 1);
+	assert_int_equal(rep_sync(10000), 0);
+	rep_close();
+	if (f->kind == ST_SQLITE)
+		assert_int_equal(sqlite_rows(f->spec + strlen("sqlite:"),
+		    "kind = 'rawsig' AND listed = 2 AND delivered = 1"), 1);
+	else
+		assert_true(fabs(redis_field(f->port, &k, "listed", NULL) -
+		    2) < EPS);
+	open_or_fail(f->spec, 1000);
+	rep_set_clock(T0);
+	assert_int_equal(rep_lookup(&k, &e), 0);
+	assert_int_equal(rep_sync(10000), 0);
+	assert_int_equal(rep_lookup(&k, &e), 1);
+	assert_true(fabs(e.counts[REP_LISTED] - 2) < EPS);
+	assert_true(fabs(e.evidence - 3) < EPS);
+	assert_true(fabs(e.p_spam - 3.0 / 5) < EPS);
+}
+
+/* The table of the version before "listed", exactly as it created it. */
+static const char old_schema[] =
+    "CREATE TABLE IF NOT EXISTS rep ("
+    " kind TEXT NOT NULL, key TEXT NOT NULL, t INTEGER NOT NULL,"
+    " delivered REAL NOT NULL DEFAULT 0, rejected REAL NOT NULL DEFAULT 0,"
+    " deferred REAL NOT NULL DEFAULT 0, abandoned REAL NOT NULL DEFAULT 0,"
+    " protocol_error REAL NOT NULL DEFAULT 0, spam REAL NOT NULL DEFAULT 0,"
+    " ham REAL NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (kind, key)) WITHOUT ROWID";
+
+/* sqlite_column - the listed column's "notnull|default" ("" = none) */
+static void
+sqlite_column(const char *path, const char *col, char *buf, size_t len)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	buf[0] = '\0';
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA table_info(rep)", -1,
+	    &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if (strcmp((const char *)sqlite3_column_text(st, 1), col) == 0)
+			snprintf(buf, len, "%d|%s", sqlite3_column_int(st, 3),
+			    sqlite3_column_text(st, 4) ?
+			    (const char *)sqlite3_column_text(st, 4) : "NULL");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/*
+ * A file written by the version before "listed": its rows keep their
+ * counts, the column is added (NOT NULL DEFAULT 0) and learns; two
+ * processes opening such a file at once both work and lose nothing.
+ */
+static void
+test_sqlite_migrate(void **state)
+{
+	struct fixture *f = *state;
+	const char *path = f->spec + strlen("sqlite:");
+	struct rep_key k = mkkey(REPK_OS, "Windows XP");
+	struct rep_key k2 = mkkey(REPK_PREFIX, "198.51.100.0/24");
+	struct rep_counters c;
+	struct rep_est e;
+	char	sql[512], col[64];
+	sqlite3 *db;
+	pid_t	pid[2];
+	int	p, i, st;
+
+	if (f->kind != ST_SQLITE)
+		skip();
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	snprintf(sql, sizeof(sql), "%s; INSERT INTO rep VALUES ('os', "
+	    "'Windows XP', %lld, 1, 4, 2, 3, 0, 0, 0)", old_schema,
+	    (long long)T0);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	sqlite_column(path, "listed", col, sizeof(col));
+	assert_string_equal(col, "");
+
+	open_or_fail(f->spec, 1000);
+	rep_set_clock(T0);
+	assert_int_equal(rep_lookup(&k, &e), 0);
+	assert_int_equal(rep_sync(10000), 0);
+	assert_int_equal(rep_lookup(&k, &e), 1);
+	assert_true(fabs(e.counts[REP_REJECTED] - 4) < EPS);
+	assert_true(fabs(e.counts[REP_DEFERRED] - 2) < EPS);
+	assert_true(e.counts[REP_LISTED] == 0);
+	assert_true(fabs(e.evidence - 8) < EPS);
+	rep_update(&k, REP_LISTED, 1);
+	assert_int_equal(rep_sync(10000), 0);
+	rep_counters(&c);
+	assert_int_equal(c.store_errors, 0);
+	rep_close();
+	sqlite_column(path, "listed", col, sizeof(col));
+	assert_string_equal(col, "1|0");
+	assert_int_equal(sqlite_rows(path, "kind = 'os' AND key = 'Windows XP'"
+	    " AND delivered = 1 AND rejected = 4 AND abandoned = 3 AND "
+	    "listed = 1"), 1);
+	assert_true(sqlite_intact(path));
+
+	/* again, from scratch, with two processes racing to upgrade */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, old_schema, NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	for (p = 0; p < 2; p++) {
+		if ((pid[p] = fork()) == 0) {
+			struct conf cf;
+			char	err[512];
+
+			conf_for(&cf, f->spec, 1000);
+			if (rep_open(NULL, &cf, err, sizeof(err)) < 0)
+				_exit(2);
+			rep_set_clock(T0);
+			for (i = 0; i < 500; i++)
+				rep_update(&k2, REP_LISTED, 1);
+			_exit(rep_sync(20000) == 0 ? 0 : 3);
+		}
+	}
+	for (p = 0; p < 2; p++) {
+		assert_int_equal(waitpid(pid[p], &st, 0), pid[p]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	assert_int_equal(sqlite_rows(path, "kind = 'prefix' AND listed = 1000"),
+	    1);
+	assert_true(sqlite_intact(path));
+}
+
+/* A hash written by the version before "listed" reads as listed 0, and
+ * an update adds the field while keeping and decaying the old ones. */
+static void
+test_redis_old_hash(void **state)
+{
+	struct fixture *f = *state;
+	struct rep_key k = mkkey(REPK_RAWSIG, "8899aabbccddeeff");
+	redisContext *rc;
+	redisReply *r;
+	struct rep_est e;
+
+	if (f->kind != ST_REDIS)
+		skip();
+	assert_non_null(rc = redis_client(f->port));
+	r = redisCommand(rc, "HSET mailshaper:rep:rawsig:%s t %lld delivered 2 "
+	    "rejected 0 deferred 0 abandoned 6 protocol_error 0 spam 0 ham 0",
+	    k.text, (long long)T0);
+	assert_true(r != NULL && r->type == REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+	redisFree(rc);
+	open_or_fail(f->spec, 1000);
+	rep_set_clock(T0 + 24 * HOUR);		/* one half-life later */
+	assert_int_equal(rep_lookup(&k, &e), 0);
+	assert_int_equal(rep_sync(10000), 0);
+	assert_int_equal(rep_lookup(&k, &e), 1);
+	assert_true(fabs(e.counts[REP_ABANDONED] - 3) < EPS);
+	assert_true(e.counts[REP_LISTED] == 0);
+	assert_true(fabs(e.evidence - 4) < EPS);
+	rep_update(&k, REP_LISTED, 1);
+	assert_int_equal(rep_sync(10000), 0);
+	rep_close();
+	assert_true(fabs(redis_field(f->port, &k, "listed", NULL) - 1) < EPS);
+	assert_true(fabs(redis_field(f->port, &k, "abandoned", NULL) - 3) <
+	    EPS);
+	assert_true(fabs(redis_field(f->port, &k, "delivered", NULL) - 1) <
+	    EPS);
+}
+
 static void
 test_no_stall(void **state)
 {
@@ -944,6 +1129,12 @@ test_redis_expire(void **state)
 	cmocka_unit_test_setup_teardown(test_two_processes, test_setup,\
 	    test_teardown),						\
 	cmocka_unit_test_setup_teardown(test_no_stall, test_setup,	\
+	    test_teardown),						\
+	cmocka_unit_test_setup_teardown(test_listed_persists, test_setup,\
+	    test_teardown),						\
+	cmocka_unit_test_setup_teardown(test_sqlite_migrate, test_setup,\
+	    test_teardown),						\
+	cmocka_unit_test_setup_teardown(test_redis_old_hash, test_setup,\
 	    test_teardown),						\
 	cmocka_unit_test_setup_teardown(test_sqlite_kill9, test_setup,	\
 	    test_teardown),						\
