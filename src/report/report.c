@@ -912,7 +912,7 @@ json_num(FILE *f, const char *key, double v)
 /*
  * From a store (rep->store): the decayed counts fill delivered, rejected,
  * deferred, abandoned, protocol_error, attempts and the success rate, and
- * add spam, ham, p_spam, evidence and updated; the per-session figures
+ * add spam, ham, listed, p_spam, evidence and updated; the per-session figures
  * (senders, sessions, messages, gave_up, backend_error, other, waits) are
  * unknown: null in JSON, empty in CSV, "-" in text.
  */
@@ -956,10 +956,11 @@ store_json(FILE *f, const struct rp_report *rep)
 		    "\"protocol_error\":%.10g,\"backend_error\":null,"
 		    "\"other\":null,\"waited\":null,\"wait_mean_s\":null,"
 		    "\"wait_max_s\":null,\"spam\":%.10g,\"ham\":%.10g,"
-		    "\"p_spam\":%.6g,\"evidence\":%.10g,\"updated\":\"%s\"}\n",
+		    "\"listed\":%.10g,\"p_spam\":%.6g,\"evidence\":%.10g,"
+		    "\"updated\":\"%s\"}\n",
 		    c[REP_REJECTED], c[REP_DEFERRED], c[REP_ABANDONED],
 		    c[REP_PROTOCOL_ERROR], c[REP_SPAM], c[REP_HAM],
-		    g->est.p_spam, g->est.evidence, ts);
+		    c[REP_LISTED], g->est.p_spam, g->est.evidence, ts);
 	}
 	time_str(rep->st.now_ms, ts, sizeof(ts));
 	fprintf(f, "{\"type\":\"summary\",\"by\":\"%s\",\"source\":\"store\","
@@ -1044,7 +1045,8 @@ store_csv(FILE *f, const struct rp_report *rep)
 	char	ts[40];
 	size_t	i;
 
-	fprintf(f, "%s,spam,ham,p_spam,evidence,updated\r\n", rp_csv_head);
+	fprintf(f, "%s,spam,ham,listed,p_spam,evidence,updated\r\n",
+	    rp_csv_head);
 	for (i = 0; i < t->n; i++) {
 		g = &t->g[i];
 		c = g->est.counts;
@@ -1055,10 +1057,11 @@ store_csv(FILE *f, const struct rp_report *rep)
 		if ((sr = rp_success_rate(g)) >= 0)
 			fprintf(f, "%.6f", sr);
 		time_str(g->updated_ms, ts, sizeof(ts));
-		fprintf(f, ",%.10g,%.10g,%.10g,,%.10g,,,,,,%.10g,%.10g,%.6g,"
-		    "%.10g,%s\r\n", c[REP_REJECTED], c[REP_DEFERRED],
+		fprintf(f, ",%.10g,%.10g,%.10g,,%.10g,,,,,,%.10g,%.10g,%.10g,"
+		    "%.6g,%.10g,%s\r\n", c[REP_REJECTED], c[REP_DEFERRED],
 		    c[REP_ABANDONED], c[REP_PROTOCOL_ERROR], c[REP_SPAM],
-		    c[REP_HAM], g->est.p_spam, g->est.evidence, ts);
+		    c[REP_HAM], c[REP_LISTED], g->est.p_spam, g->est.evidence,
+		    ts);
 	}
 	return ferror(f) ? -1 : 0;
 }
@@ -1172,9 +1175,10 @@ store_text(FILE *f, const struct rp_report *rep, int w)
 	    rep->st.half_life_ms / 3600e3);
 	term_label(f, rp_by_names[t->by], w);
 	fprintf(f, "  %9s %9s %9s %9s %9s %9s  %7s %9s %9s %9s %9s %9s "
-	    "%9s %9s %7s\n", "senders", "ok", "failed", "sessions", "messages",
-	    "delivered", "success", "rejected", "deferred", "abandoned",
-	    "gave_up", "proto_err", "spam", "ham", "p_spam");
+	    "%9s %9s %9s %7s\n", "senders", "ok", "failed", "sessions",
+	    "messages", "delivered", "success", "rejected", "deferred",
+	    "abandoned", "gave_up", "proto_err", "spam", "ham", "listed",
+	    "p_spam");
 	for (i = 0; i < t->n; i++) {
 		g = &t->g[i];
 		c = g->est.counts;
@@ -1182,10 +1186,10 @@ store_text(FILE *f, const struct rp_report *rep, int w)
 		fprintf(f, "  %9s %9s %9s %9s %9s %9.1f", "-", "-", "-", "-",
 		    "-", c[REP_DELIVERED]);
 		pct(f, rp_success_rate(g));
-		fprintf(f, " %9.1f %9.1f %9.1f %9s %9.1f %9.1f %9.1f %7.3f\n",
-		    c[REP_REJECTED], c[REP_DEFERRED], c[REP_ABANDONED], "-",
-		    c[REP_PROTOCOL_ERROR], c[REP_SPAM], c[REP_HAM],
-		    g->est.p_spam);
+		fprintf(f, " %9.1f %9.1f %9.1f %9s %9.1f %9.1f %9.1f %9.1f "
+		    "%7.3f\n", c[REP_REJECTED], c[REP_DEFERRED],
+		    c[REP_ABANDONED], "-", c[REP_PROTOCOL_ERROR], c[REP_SPAM],
+		    c[REP_HAM], c[REP_LISTED], g->est.p_spam);
 	}
 }
 

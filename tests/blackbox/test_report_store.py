@@ -42,6 +42,7 @@ KNOWN = [
     ("os", "Windows XP", "abandoned", 10),
     ("os", "Windows XP", "protocol_error", 2),
     ("os", "Windows XP", "spam", 3),
+    ("os", "Windows XP", "listed", 2),
     ("os", "<script>alert('x')</script> & \"q\"", "rejected", 4),
     ("rawsig", "00112233aabbccdd", "delivered", 3),
     ("rawsig", "00112233aabbccdd", "rejected", 1),
@@ -51,18 +52,19 @@ KNOWN = [
     ("prefix", "192.0.2.0/24", "delivered", 1),
 ]
 # expected: label -> (attempts, delivered, rejected, deferred, abandoned,
-#                     protocol_error, spam)
+#                     protocol_error, spam, listed); a DNS-list listing is
+# evidence, not a delivery attempt
 OS = {
-    "Windows XP": (13, 1, 0, 0, 10, 2, 3),
-    "Linux 2.2.x-3.x": (10, 8, 1, 1, 0, 0, 0),
-    "<script>alert('x')</script> & \"q\"": (4, 0, 4, 0, 0, 0, 0),
+    "Windows XP": (13, 1, 0, 0, 10, 2, 3, 2),
+    "Linux 2.2.x-3.x": (10, 8, 1, 1, 0, 0, 0, 0),
+    "<script>alert('x')</script> & \"q\"": (4, 0, 4, 0, 0, 0, 0, 0),
 }
 RAWSIG = {
-    "ffeeddccbbaa9988": (5, 0, 0, 0, 5, 0, 0),
-    "00112233aabbccdd": (4, 3, 1, 0, 0, 0, 0),
+    "ffeeddccbbaa9988": (5, 0, 0, 0, 5, 0, 0, 0),
+    "00112233aabbccdd": (4, 3, 1, 0, 0, 0, 0, 0),
 }
 NAMES = ("attempts", "delivered", "rejected", "deferred", "abandoned",
-         "protocol_error", "spam")
+         "protocol_error", "spam", "listed")
 
 
 def run(args, check=None):
@@ -178,9 +180,9 @@ def test_json_by_os(store):
     assert summary["groups"] == 4 and summary["keys"] == 6
     assert summary["ip_keys"] == 2
     assert summary["sessions"] is None
-    # p_spam from rep_estimate(): XP bad 15 good 1 -> 16/18
-    assert got["Windows XP"]["p_spam"] == pytest.approx(16 / 18, abs=1e-6)
-    assert got["Windows XP"]["evidence"] == 16
+    # p_spam from rep_estimate(): XP bad 17 (2 listed) good 1 -> 18/20
+    assert got["Windows XP"]["p_spam"] == pytest.approx(18 / 20, abs=1e-6)
+    assert got["Windows XP"]["evidence"] == 18
     # order: most decayed attempts first
     order = [json.loads(l)["group"] for l in res.stdout.splitlines()[:-1]]
     assert order == ["Windows XP", "Linux 2.2.x-3.x", "FreeBSD",

@@ -9,8 +9,10 @@
  * of what was written.  Checked: the OS and raw-signature tables (values,
  * order, success rate, rep_estimate()'s p_spam), the JSON and CSV lines,
  * the ip key count, 2,500 OS keys (several SCAN batches, no key twice),
- * that the SQLite file is not written, and the errors: --by class, a bad
- * URL, a missing, corrupt or foreign SQLite file, Redis down.
+ * that the SQLite file is not written, a SQLite file with the table of the
+ * version before the "listed" outcome (read as listed 0, not upgraded),
+ * and the errors: --by class, a bad URL, a missing, corrupt or foreign
+ * SQLite file, Redis down.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +32,7 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
+#include <sqlite3.h>
 
 #include "conf/conf.h"
 #include "rep/rep.h"
@@ -153,6 +156,7 @@ known(void)
 	upd(REPK_OS, "Windows XP", REP_ABANDONED, 20);
 	upd(REPK_OS, "Windows XP", REP_PROTOCOL_ERROR, 4);
 	upd(REPK_OS, "Windows XP", REP_SPAM, 6);
+	upd(REPK_OS, "Windows XP", REP_LISTED, 4);
 	upd(REPK_OS, "only feedback", REP_HAM, 2);
 	upd(REPK_RAWSIG, "00112233aabbccdd", REP_DELIVERED, 6);
 	upd(REPK_RAWSIG, "00112233aabbccdd", REP_REJECTED, 2);
@@ -288,10 +292,13 @@ test_by_os(void **state)
 	assert_true(g->est.counts[REP_ABANDONED] == 10);
 	assert_true(g->est.counts[REP_PROTOCOL_ERROR] == 2);
 	assert_true(g->est.counts[REP_SPAM] == 3);
+	assert_true(g->est.counts[REP_LISTED] == 2);
+	/* a listing is evidence, not a delivery attempt */
 	assert_true(rp_store_attempts(g) == 13);
 	assert_float_equal(rp_success_rate(g), 1.0 / 13, 1e-12);
-	/* bad 15, good 1: p = 16 / 18 */
-	assert_float_equal(g->est.p_spam, 16.0 / 18, 1e-12);
+	/* bad 17 (listed 2 among them), good 1: p = 18 / 20 */
+	assert_float_equal(g->est.p_spam, 18.0 / 20, 1e-12);
+	assert_float_equal(g->est.evidence, 18, 1e-12);
 	assert_int_equal(g->senders, 0);
 	g = &rep.by.g[1];
 	assert_string_equal(g->label, "Linux 2.2.x-3.x");
@@ -311,7 +318,8 @@ test_by_os(void **state)
 	    "\"rejected\":1,\"deferred\":1,\"abandoned\":0,\"gave_up\":null,"
 	    "\"protocol_error\":0,\"backend_error\":null,\"other\":null,"
 	    "\"waited\":null,\"wait_mean_s\":null,\"wait_max_s\":null,"
-	    "\"spam\":0,\"ham\":0,\"p_spam\":0.181818,\"evidence\":9,"
+	    "\"spam\":0,\"ham\":0,\"listed\":0,\"p_spam\":0.181818,"
+	    "\"evidence\":9,"
 	    "\"updated\":\"2027-01-15T08:00:00Z\"}\n"));
 	assert_non_null(strstr(s, "\"group\":\"only feedback\""));
 	assert_non_null(strstr(s, "\"success_rate\":null"));
@@ -322,7 +330,7 @@ test_by_os(void **state)
 	free(s);
 	s = written(rp_write_csv, &rep);
 	assert_non_null(strstr(s, "\r\nos,\"Windows XP\",,,,,,13,1,0.076923,"
-	    "0,0,10,,2,,,,,,3,0,0.888889,16,2027-01-15T08:00:00Z\r\n"));
+	    "0,0,10,,2,,,,,,3,0,2,0.9,18,2027-01-15T08:00:00Z\r\n"));
 	free(s);
 	s = written(rp_write_text, &rep);
 	assert_non_null(strstr(s, "not in the store"));
@@ -352,7 +360,7 @@ test_by_rawsig(void **state)
 	assert_string_equal(rep.by.g[0].label, "00112233aabbccdd");
 	s = written(rp_write_csv, &rep);
 	assert_non_null(strstr(s, "\r\nrawsig,\"00112233aabbccdd\",,,,,,4,3,"
-	    "0.750000,1,0,0,,0,,,,,,0,0,0.333333,4,2027-01-15T08:00:00Z\r\n"));
+	    "0.750000,1,0,0,,0,,,,,,0,0,0,0.333333,4,2027-01-15T08:00:00Z\r\n"));
 	free(s);
 	rp_report_free(&rep);
 }
@@ -416,6 +424,67 @@ test_errors(void **state)
 	assert_non_null(strstr(err, "cannot connect"));
 }
 
+/*
+ * SQLite only: a file written by the version before "listed" (its exact
+ * table, no listed column) reads with listed 0, and stays as it was: the
+ * report opens it read-only and never adds the column.
+ */
+static void
+test_sqlite_old_schema(void **state)
+{
+	static const char old[] =
+	    "CREATE TABLE IF NOT EXISTS rep ("
+	    " kind TEXT NOT NULL, key TEXT NOT NULL, t INTEGER NOT NULL,"
+	    " delivered REAL NOT NULL DEFAULT 0,"
+	    " rejected REAL NOT NULL DEFAULT 0,"
+	    " deferred REAL NOT NULL DEFAULT 0,"
+	    " abandoned REAL NOT NULL DEFAULT 0,"
+	    " protocol_error REAL NOT NULL DEFAULT 0,"
+	    " spam REAL NOT NULL DEFAULT 0, ham REAL NOT NULL DEFAULT 0,"
+	    " PRIMARY KEY (kind, key)) WITHOUT ROWID;";
+	struct fx *f = *state;
+	struct rp_report rep;
+	const struct rp_group *g;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char	sql[1024], *s;
+	int	cols = 0;
+
+	snprintf(sql, sizeof(sql), "%s INSERT INTO rep VALUES ('os', "
+	    "'Windows XP', %lld, 2, 0, 0, 20, 4, 6, 0), ('rawsig', "
+	    "'00112233aabbccdd', %lld, 6, 2, 0, 0, 0, 0, 0), ('ip', "
+	    "'192.0.2.1', %lld, 1, 0, 0, 0, 0, 0, 0)", old, (long long)T0,
+	    (long long)T0, (long long)T0);
+	assert_int_equal(sqlite3_open(f->spec + 7, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(run(f, RP_BY_OS, &rep), 0);
+	assert_int_equal(rep.by.n, 1);
+	assert_int_equal(rep.st.ip_keys, 1);
+	g = &rep.by.g[0];
+	assert_string_equal(g->label, "Windows XP");
+	assert_true(g->est.counts[REP_ABANDONED] == 10);
+	assert_true(g->est.counts[REP_SPAM] == 3);
+	assert_true(g->est.counts[REP_LISTED] == 0);
+	assert_float_equal(g->est.p_spam, 16.0 / 18, 1e-12);
+	s = written(rp_write_json, &rep);
+	assert_non_null(strstr(s, "\"spam\":3,\"ham\":0,\"listed\":0,"));
+	free(s);
+	rp_report_free(&rep);
+	/* still the old table: reading did not upgrade it */
+	assert_int_equal(sqlite3_open(f->spec + 7, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA table_info(rep)", -1,
+	    &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		cols++;
+		assert_string_not_equal((const char *)sqlite3_column_text(st, 1),
+		    "listed");
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(cols, 10);
+}
+
 /* SQLite only: the report never writes the database file. */
 static void
 test_sqlite_readonly(void **state)
@@ -451,6 +520,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_errors, setup_sqlite,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_sqlite_readonly,
+		    setup_sqlite, teardown),
+		cmocka_unit_test_setup_teardown(test_sqlite_old_schema,
 		    setup_sqlite, teardown),
 	};
 	const struct CMUnitTest rd[] = {
