@@ -2,8 +2,8 @@
  * smtpc.c - the swarm's SMTP client behaviour engine: one sender session
  *
  * Exports smtpc_new()/smtpc_free(), the transport entry points
- * smtpc_on_connected(), smtpc_on_data() and smtpc_on_closed(), and the
- * result accessors declared in smtpc.h.
+ * smtpc_on_connected(), smtpc_on_data() and smtpc_on_closed(), the
+ * result accessors declared in smtpc.h, and smtpc_deinit().
  *
  * The session is a queue of the replies it expects, oldest first; the
  * head is its state (enum smtpc_state).  Without pipelining the queue
@@ -18,10 +18,24 @@
  * first digit 2 to 5, lines of at most SMTPC_REPLY_LINE_MAX bytes.
  * Anything else ends the session as a protocol error.
  *
- * Memory: the smtpc owns its timers, its result and the per-message
- * results; the caller owns the spec (valid until smtpc_free()) and the
- * transport.  It is an error to call smtpc_on_*() after smtpc_free(), or
- * to free the smtpc from inside a transport callback other than done().
+ * STARTTLS (spec->starttls, offered in the EHLO reply) goes out alone.
+ * On a 2xx the session makes an SSL client over two memory BIOs: bytes
+ * from the transport are written into the read BIO, and whatever OpenSSL
+ * puts into the write BIO is handed to the transport's send().  Server
+ * bytes that came with the 220 go into the handshake too (a server does
+ * not speak first in TLS, so they can only break it).  The handshake is
+ * the state SMTPC_S_TLS, with its own patience; then EHLO again, and all
+ * plaintext goes through SSL_write()/SSL_read().  A 4xx/5xx to STARTTLS
+ * means going on in plaintext; a failed handshake or TLS record ends the
+ * session with SMTPC_END_TLS.  An orderly close inside TLS sends
+ * close_notify first.
+ *
+ * Memory: the smtpc owns its timers, its result, the per-message results
+ * and its SSL (with both BIOs); the caller owns the spec (valid until
+ * smtpc_free()) and the transport.  The client SSL_CTX is one per process,
+ * made on first use and freed by smtpc_deinit().  It is an error to call
+ * smtpc_on_*() after smtpc_free(), or to free the smtpc from inside a
+ * transport callback other than done().
  */
 #include <ctype.h>
 #include <errno.h>
@@ -32,16 +46,25 @@
 #include <time.h>
 
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "swarm/smtpc.h"
 #include "util/log.h"
 
 #define SMTPC_QMAX	(SMTPC_RCPT_MAX + 4)	/* pending replies at most */
+#define SMTPC_TLS_CHUNK	16384	/* bytes moved per BIO_read/SSL_read */
 
 enum smtpc_how {		/* what finishing does to the transport */
 	SMTPC_HOW_NONE,		/* it is already gone */
 	SMTPC_HOW_CLOSE,
 	SMTPC_HOW_ABORT
+};
+
+enum smtpc_tls {		/* where the session is with TLS */
+	SMTPC_TLS_OFF,		/* plaintext (STARTTLS not (yet) accepted) */
+	SMTPC_TLS_HANDSHAKE,	/* STARTTLS answered 2xx: handshaking */
+	SMTPC_TLS_UP		/* handshake done: all bytes through ssl */
 };
 
 struct smtpc {
@@ -71,6 +94,12 @@ struct smtpc {
 	int		transport_gone;	/* closed, aborted or reported */
 	int		finished;
 
+	int		starttls_sent;	/* STARTTLS went out: never again */
+	enum smtpc_tls	tls;
+	SSL		*ssl;		/* NULL = plaintext; owns the BIOs */
+	BIO		*rbio;		/* transport -> ssl (owned by ssl) */
+	BIO		*wbio;		/* ssl -> transport (owned by ssl) */
+
 	char		line[SMTPC_REPLY_LINE_MAX + 1];	/* partial line */
 	size_t		linelen;
 	int		replycode;	/* code of the reply being read (0 =
@@ -83,15 +112,15 @@ struct smtpc {
 };
 
 static const char *const state_names[SMTPC_NSTATE] = {
-	"connect", "greeting", "ehlo", "helo", "mail", "rcpt", "data", "dot",
-	"rset", "quit", "done"
+	"connect", "greeting", "ehlo", "helo", "starttls", "tls", "mail",
+	"rcpt", "data", "dot", "rset", "quit", "done"
 };
 static const char *const outcome_names[SMTPC_NOUTCOME] = {
 	"unsent", "delivered", "rejected", "deferred", "abandoned"
 };
 static const char *const end_names[SMTPC_NEND] = {
 	"quit", "patience", "peer_closed", "reset", "protocol", "service",
-	"send"
+	"send", "tls"
 };
 
 /* RFC 5321 4.5.3.2 client timeouts, by the reply awaited (ms). */
@@ -100,6 +129,8 @@ static const unsigned rfc_timeout_ms[SMTPC_NSTATE] = {
 	[SMTPC_S_GREETING] = 300000,
 	[SMTPC_S_EHLO] = 300000,
 	[SMTPC_S_HELO] = 300000,
+	[SMTPC_S_STARTTLS] = 300000,
+	[SMTPC_S_TLS] = 300000,		/* RFC 5321 sets none: as STARTTLS */
 	[SMTPC_S_MAIL] = 300000,
 	[SMTPC_S_RCPT] = 300000,
 	[SMTPC_S_DATA] = 120000,
@@ -111,6 +142,10 @@ static const unsigned rfc_timeout_ms[SMTPC_NSTATE] = {
 
 static void smtpc_finish(struct smtpc *, enum smtpc_end, enum smtpc_how);
 static void smtpc_start_message(struct smtpc *);
+static void smtpc_plain_input(struct smtpc *, const unsigned char *, size_t);
+static void smtpc_tls_input(struct smtpc *, const unsigned char *, size_t);
+
+static SSL_CTX *smtpc_ssl_ctx;	/* shared by all sessions; lazily made */
 
 /* smtpc_now - monotonic seconds */
 static double
@@ -256,12 +291,65 @@ smtpc_message(const struct smtpc_spec *spec, size_t i, size_t *len)
 	return out;
 }
 
-/* smtpc_send - hand bytes to the transport; 0, or -1 after finishing */
+/* smtpc_tls_log - log OpenSSL's error queue for what failed, clear it */
+static void
+smtpc_tls_log(struct smtpc *s, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256] = "no OpenSSL reason";
+
+	if (e != 0)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	log_debug("smtpc %p: %s: %s", (void *)s, what, buf);
+	ERR_clear_error();
+}
+
+/* smtpc_tls_flush - hand what OpenSSL wrote to the transport; 0, or -1
+ * when send() failed (the caller finishes the session) */
+static int
+smtpc_tls_flush(struct smtpc *s)
+{
+	unsigned char buf[SMTPC_TLS_CHUNK];
+	int n;
+
+	if (s->wbio == NULL)
+		return 0;
+	while (BIO_ctrl_pending(s->wbio) > 0) {
+		if ((n = BIO_read(s->wbio, buf, sizeof(buf))) <= 0)
+			break;
+		if (s->transport_gone || s->tr.send(s->tr.t, buf, (size_t)n) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* smtpc_send - hand bytes to the transport (through TLS once it is up);
+ * 0, or -1 after finishing */
 static int
 smtpc_send(struct smtpc *s, const char *data, size_t len)
 {
 	if (s->transport_gone)
 		return -1;
+	while (s->tls == SMTPC_TLS_UP && len > 0) {	/* a chunk at a time:
+							 * wbio stays small */
+		int chunk = len > SMTPC_TLS_CHUNK ? SMTPC_TLS_CHUNK : (int)len;
+
+		ERR_clear_error();
+		if (SSL_write(s->ssl, data, chunk) <= 0) {
+			smtpc_tls_log(s, "SSL_write");
+			smtpc_finish(s, SMTPC_END_TLS, SMTPC_HOW_ABORT);
+			return -1;
+		}
+		if (smtpc_tls_flush(s) == -1) {
+			log_debug("smtpc %p: send failed", (void *)s);
+			smtpc_finish(s, SMTPC_END_SEND, SMTPC_HOW_ABORT);
+			return -1;
+		}
+		data += chunk;
+		len -= (size_t)chunk;
+	}
+	if (s->tls == SMTPC_TLS_UP)
+		return 0;
 	if (s->tr.send(s->tr.t, data, len) == -1) {
 		log_debug("smtpc %p: send failed", (void *)s);
 		smtpc_finish(s, SMTPC_END_SEND, SMTPC_HOW_ABORT);
@@ -447,20 +535,171 @@ smtpc_send_body(struct smtpc *s)
 	free(stuffed);
 }
 
-/* smtpc_has_pipelining - whether an EHLO reply offers PIPELINING */
+/* smtpc_has_ext - whether an EHLO reply ("CODE text" lines joined by
+ * '\n') offers the keyword kw on one of its extension lines */
 static int
-smtpc_has_pipelining(const char *reply)
+smtpc_has_ext(const char *reply, const char *kw)
 {
-	const char *p = reply;
+	const char *p = strchr(reply, '\n');	/* the first line greets */
+	size_t n = strlen(kw);
 
-	while (p && *p) {
-		if (strncasecmp(p, "PIPELINING", 10) == 0 &&
-		    (p[10] == '\0' || p[10] == '\n' || p[10] == ' '))
+	while (p && *++p) {
+		if (strncasecmp(p, kw, n) == 0 &&
+		    (p[n] == '\0' || p[n] == '\n' || p[n] == ' '))
 			return 1;
-		if ((p = strchr(p, '\n')) != NULL)
-			p++;
+		p = strchr(p, '\n');
 	}
 	return 0;
+}
+
+/* smtpc_client_ctx - the process's client SSL_CTX, made on first use */
+static SSL_CTX *
+smtpc_client_ctx(void)
+{
+	SSL_CTX *ctx;
+
+	if (smtpc_ssl_ctx != NULL)
+		return smtpc_ssl_ctx;
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		return NULL;
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	/* Opportunistic, as an MTA without DANE: the simulated daemon's
+	 * certificate is self-signed, and nobody checks it. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	smtpc_ssl_ctx = ctx;
+	return ctx;
+}
+
+/* smtpc_deinit - free the shared SSL_CTX (at exit, or in tests) */
+void
+smtpc_deinit(void)
+{
+	SSL_CTX_free(smtpc_ssl_ctx);
+	smtpc_ssl_ctx = NULL;
+}
+
+/* smtpc_tls_fail - a TLS failure: log it, send any alert, end the session */
+static void
+smtpc_tls_fail(struct smtpc *s, const char *what)
+{
+	smtpc_tls_log(s, what);
+	s->res.last_stage = s->state;
+	(void)smtpc_tls_flush(s);		/* the alert, if any */
+	smtpc_finish(s, SMTPC_END_TLS, SMTPC_HOW_CLOSE);
+}
+
+/* smtpc_tls_read - decrypt what the read BIO holds and parse the replies */
+static void
+smtpc_tls_read(struct smtpc *s)
+{
+	unsigned char buf[SMTPC_TLS_CHUNK];
+	int n;
+
+	while (!s->finished) {
+		ERR_clear_error();
+		if ((n = SSL_read(s->ssl, buf, sizeof(buf))) > 0) {
+			smtpc_plain_input(s, buf, (size_t)n);
+			continue;
+		}
+		switch (SSL_get_error(s->ssl, n)) {
+		case SSL_ERROR_WANT_READ:
+			break;
+		case SSL_ERROR_ZERO_RETURN:		/* close_notify */
+			log_debug("smtpc %p: TLS closed by the server",
+			    (void *)s);
+			s->res.last_stage = s->state;
+			smtpc_finish(s, SMTPC_END_PEER_CLOSED, SMTPC_HOW_CLOSE);
+			return;
+		default:
+			smtpc_tls_fail(s, "SSL_read");
+			return;
+		}
+		break;
+	}
+	/* Reading may have made OpenSSL write (a KeyUpdate, an alert). */
+	if (!s->finished && smtpc_tls_flush(s) == -1)
+		smtpc_finish(s, SMTPC_END_SEND, SMTPC_HOW_ABORT);
+}
+
+/* smtpc_tls_handshake - drive the handshake; when done, EHLO again */
+static void
+smtpc_tls_handshake(struct smtpc *s)
+{
+	int r;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(s->ssl);
+	if (r <= 0 && SSL_get_error(s->ssl, r) != SSL_ERROR_WANT_READ) {
+		smtpc_tls_fail(s, "TLS handshake");
+		return;
+	}
+	if (smtpc_tls_flush(s) == -1) {
+		smtpc_finish(s, SMTPC_END_SEND, SMTPC_HOW_ABORT);
+		return;
+	}
+	if (r <= 0)
+		return;				/* wants the server's bytes */
+	s->tls = SMTPC_TLS_UP;
+	s->res.tls = 1;
+	log_debug("smtpc %p: TLS established: %s %s", (void *)s,
+	    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
+	smtpc_pop(s);				/* the handshake is over */
+	smtpc_tls_read(s);		/* nothing may come before our EHLO */
+	if (!s->finished)
+		smtpc_cmd(s, SMTPC_S_EHLO, "EHLO %s\r\n", s->helo);
+}
+
+/* smtpc_tls_start - STARTTLS was accepted: make the SSL, send ClientHello */
+static void
+smtpc_tls_start(struct smtpc *s)
+{
+	SSL_CTX *ctx;
+
+	ERR_clear_error();
+	if ((ctx = smtpc_client_ctx()) == NULL ||
+	    (s->ssl = SSL_new(ctx)) == NULL ||
+	    (s->rbio = BIO_new(BIO_s_mem())) == NULL ||
+	    (s->wbio = BIO_new(BIO_s_mem())) == NULL) {
+		BIO_free(s->rbio);
+		s->rbio = NULL;
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+		smtpc_tls_fail(s, "cannot start TLS");
+		return;
+	}
+	BIO_set_mem_eof_return(s->rbio, -1);	/* empty = retry, not EOF */
+	BIO_set_mem_eof_return(s->wbio, -1);
+	SSL_set_bio(s->ssl, s->rbio, s->wbio);	/* ssl owns both now */
+	SSL_set_connect_state(s->ssl);
+	s->tls = SMTPC_TLS_HANDSHAKE;
+	smtpc_expect(s, SMTPC_S_TLS);
+	smtpc_tls_handshake(s);
+}
+
+/* smtpc_tls_input - ciphertext from the transport */
+static void
+smtpc_tls_input(struct smtpc *s, const unsigned char *data, size_t len)
+{
+	while (len > 0 && !s->finished) {
+		int chunk = len > SMTPC_TLS_CHUNK ? SMTPC_TLS_CHUNK : (int)len;
+		int n = BIO_write(s->rbio, data, chunk);
+
+		if (n <= 0) {
+			smtpc_tls_fail(s, "BIO_write");
+			return;
+		}
+		data += n;
+		len -= (size_t)n;
+		if (s->tls == SMTPC_TLS_HANDSHAKE)
+			smtpc_tls_handshake(s);
+		else
+			smtpc_tls_read(s);
+	}
 }
 
 /* smtpc_rcpt_fail - no recipient was accepted: settle the message */
@@ -523,8 +762,15 @@ smtpc_reply(struct smtpc *s, int code)
 		if (cls == 2) {
 			if (st == SMTPC_S_EHLO) {
 				s->res.esmtp = 1;
-				s->res.pipelined =
-				    smtpc_has_pipelining(s->res.last_reply);
+				s->res.pipelined = smtpc_has_ext(
+				    s->res.last_reply, "PIPELINING");
+			}
+			if (st == SMTPC_S_EHLO && sp->starttls &&
+			    !s->starttls_sent &&
+			    smtpc_has_ext(s->res.last_reply, "STARTTLS")) {
+				s->starttls_sent = 1;	/* alone, never piped */
+				smtpc_cmd(s, SMTPC_S_STARTTLS, "STARTTLS\r\n");
+				break;
 			}
 			smtpc_start_message(s);
 		} else if (st == SMTPC_S_EHLO && cls == 5) {
@@ -534,6 +780,13 @@ smtpc_reply(struct smtpc *s, int code)
 			    SMTPC_REJECTED, st, code);
 			smtpc_quit(s, SMTPC_END_SERVICE);
 		}
+		break;
+	case SMTPC_S_STARTTLS:
+		if (cls == 2)
+			smtpc_tls_start(s);
+		else			/* 454, 5xx: on in plaintext, as Postfix's
+					 * smtp with opportunistic TLS */
+			smtpc_start_message(s);
 		break;
 	case SMTPC_S_MAIL:
 		if (cls == 2) {
@@ -671,20 +924,18 @@ smtpc_line(struct smtpc *s, const char *l, size_t len)
 	return 0;
 }
 
-/* smtpc_on_data - bytes from the server; len 0 = its FIN */
-void
-smtpc_on_data(struct smtpc *s, const unsigned char *data, size_t len)
+/* smtpc_plain_input - reply bytes (from the wire, or decrypted); when
+ * a 2xx to STARTTLS starts TLS, the rest of the chunk goes to TLS */
+static void
+smtpc_plain_input(struct smtpc *s, const unsigned char *data, size_t len)
 {
 	size_t i;
 
-	if (s->finished)
-		return;
-	if (len == 0) {
-		s->res.last_stage = s->state;
-		smtpc_finish(s, SMTPC_END_PEER_CLOSED, SMTPC_HOW_CLOSE);
-		return;
-	}
 	for (i = 0; i < len && !s->finished; i++) {
+		if (s->tls == SMTPC_TLS_HANDSHAKE) {
+			smtpc_tls_input(s, data + i, len - i);
+			return;
+		}
 		if (s->state == SMTPC_S_CONNECT || s->qh == s->qn) {
 			log_debug("smtpc %p: unsolicited reply", (void *)s);
 			smtpc_finish(s, SMTPC_END_PROTOCOL, SMTPC_HOW_CLOSE);
@@ -707,6 +958,23 @@ smtpc_on_data(struct smtpc *s, const unsigned char *data, size_t len)
 			return;
 		}
 	}
+}
+
+/* smtpc_on_data - bytes from the server; len 0 = its FIN */
+void
+smtpc_on_data(struct smtpc *s, const unsigned char *data, size_t len)
+{
+	if (s->finished)
+		return;
+	if (len == 0) {
+		s->res.last_stage = s->state;
+		smtpc_finish(s, SMTPC_END_PEER_CLOSED, SMTPC_HOW_CLOSE);
+		return;
+	}
+	if (s->tls != SMTPC_TLS_OFF)
+		smtpc_tls_input(s, data, len);
+	else
+		smtpc_plain_input(s, data, len);
 }
 
 /* smtpc_on_connected - the transport is up: wait for the banner */
@@ -788,6 +1056,13 @@ smtpc_finish(struct smtpc *s, enum smtpc_end end, enum smtpc_how how)
 	log_debug("smtpc %p: end %s at %s", (void *)s, smtpc_end_name(end),
 	    smtpc_state_name(s->state));
 	s->state = SMTPC_S_DONE;
+	if (!s->transport_gone && how == SMTPC_HOW_CLOSE &&
+	    s->tls == SMTPC_TLS_UP && end != SMTPC_END_TLS) {
+		ERR_clear_error();
+		(void)SSL_shutdown(s->ssl);	/* close_notify */
+		(void)smtpc_tls_flush(s);
+		ERR_clear_error();
+	}
 	if (!s->transport_gone) {
 		s->transport_gone = 1;
 		if (how == SMTPC_HOW_ABORT)
@@ -927,6 +1202,11 @@ smtpc_free(struct smtpc *s)
 	if (s->done_ev) {
 		event_free(s->done_ev);
 		s->done_ev = NULL;
+	}
+	if (s->ssl) {
+		SSL_free(s->ssl);		/* and both BIOs */
+		s->ssl = NULL;
+		s->rbio = s->wbio = NULL;
 	}
 	free(s->msg);
 	s->msg = NULL;

@@ -4,7 +4,9 @@
  * One struct smtpc is one simulated sender's SMTP session over an abstract
  * byte transport (utcp over TUN in the swarm, a socket bufferevent in the
  * tests).  It greets, sends EHLO (or HELO), runs one transaction per
- * message of its spec, pipelines when asked and offered, gives up when a
+ * message of its spec, pipelines when asked and offered, uses STARTTLS
+ * when asked and offered (OpenSSL over memory BIOs, so the transport
+ * carries the ciphertext and stays a plain byte pipe), gives up when a
  * reply is late beyond its patience, and reports per-message outcomes and
  * timings to a done callback.  See doc/internals/smtpc.md.
  *
@@ -22,6 +24,10 @@
  *   has made sure its transport no longer calls into it.
  * - The spec and everything it points to must stay valid until
  *   smtpc_free().  The result is owned by the smtpc.
+ * - All sessions share one lazily created client SSL_CTX (TLS >= 1.2, no
+ *   certificate verification); smtpc_deinit() frees it.  It is an error
+ *   to use smtpc from more than one thread, or to call smtpc_deinit()
+ *   while a session that started TLS is not yet freed.
  */
 #ifndef MS_SWARM_SMTPC_H
 #define MS_SWARM_SMTPC_H
@@ -73,6 +79,8 @@ struct smtpc_spec {
 	int	pipelining;	/* 1 = MAIL/RCPT/DATA in one write when the
 				 * server offers PIPELINING */
 	int	use_helo;	/* 1 = HELO only, never EHLO */
+	int	starttls;	/* 1 = STARTTLS when the EHLO reply offers
+				 * it; a 4xx/5xx to it = go on in plaintext */
 	unsigned baseline_ms;	/* reply time not counted as added delay
 				 * (0 = SMTPC_BASELINE_MS) */
 	uint64_t seed;		/* random HELO and body filler */
@@ -84,6 +92,8 @@ enum smtpc_state {
 	SMTPC_S_GREETING,	/* the banner */
 	SMTPC_S_EHLO,
 	SMTPC_S_HELO,
+	SMTPC_S_STARTTLS,	/* the 220 to STARTTLS */
+	SMTPC_S_TLS,		/* the TLS handshake (not a reply) */
 	SMTPC_S_MAIL,
 	SMTPC_S_RCPT,
 	SMTPC_S_DATA,		/* the 354 */
@@ -113,6 +123,7 @@ enum smtpc_end {		/* how the session ended */
 	SMTPC_END_PROTOCOL,	/* a malformed or unexpected reply */
 	SMTPC_END_SERVICE,	/* 421 or a refusing greeting/HELO */
 	SMTPC_END_SEND,		/* the transport's send() failed */
+	SMTPC_END_TLS,		/* the TLS handshake or a TLS record failed */
 	SMTPC_NEND
 };
 
@@ -135,7 +146,9 @@ struct smtpc_result {
 	size_t	n[SMTPC_NOUTCOME];	/* messages by outcome */
 	int	connected;	/* 1 = the transport connected */
 	int	esmtp;		/* 1 = EHLO was accepted */
-	int	pipelined;	/* 1 = the server offered PIPELINING */
+	int	pipelined;	/* 1 = the server offered PIPELINING (in
+				 * the last EHLO reply: after TLS, its) */
+	int	tls;		/* 1 = the session ran TLS (handshake done) */
 	double	banner_s;	/* start to the banner's last byte; -1 = none */
 	double	added_delay_s;	/* sum of max(0, wait - baseline) per reply */
 	double	giveup_s;	/* start to the give-up; -1 = did not give up */
@@ -174,6 +187,7 @@ const char *smtpc_outcome_name(enum smtpc_outcome);
 const char *smtpc_end_name(enum smtpc_end);
 unsigned smtpc_stage_timeout_ms(const struct smtpc_spec *, enum smtpc_state);
 size_t	smtpc_retry_list(const struct smtpc_result *, size_t *idx, size_t max);
+void	smtpc_deinit(void);
 
 /* Helpers, exported for tests. */
 char	*smtpc_message(const struct smtpc_spec *, size_t i, size_t *len);
