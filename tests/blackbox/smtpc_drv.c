@@ -4,12 +4,15 @@
  *   smtpc_drv -c HOST:PORT [-n SESSIONS] [-m MSGS] [-r RCPTS]
  *       [--truth spam|ham|mix] [--pop NAME] [--size BYTES]
  *       [--patience MS|rfc] [--giveup abort|close] [--pipelining]
- *       [--pregreet] [--helo NAME|random] [--seed N] [-v]
+ *       [--pregreet] [--starttls] [--helo NAME|random] [--seed N] [-v]
+ *   smtpc_drv --tlsgen CERT KEY CN
  *
  * Starts all sessions at once, each over a socket bufferevent (the test
  * transport of smtpc.h), and prints one JSON line per session as it ends,
  * then a {"summary":...} line with the counts by outcome.  Exit status 0,
- * or 2 on bad arguments.  Built by tests/blackbox/test_smtpc.py against
+ * or 2 on bad arguments.  --tlsgen only writes a self-signed certificate
+ * and its key with src/swarm/tlsgen.c (for the daemon under test) and
+ * exits 0, or 1 with the reason on stderr.  Built by tests/blackbox/test_smtpc.py against
  * $MAILSHAPER_BUILD/libmailshaper.a (with ASan+UBSan when that library was
  * built with them).
  *
@@ -33,6 +36,7 @@
 #include <event2/event.h>
 
 #include "swarm/smtpc.h"
+#include "swarm/tlsgen.h"
 #include "util/log.h"
 
 struct drv_conn {
@@ -169,11 +173,13 @@ drv_done(struct smtpc *s, const struct smtpc_result *r, void *arg)
 	size_t i;
 
 	printf("{\"session\":%d,\"end\":\"%s\",\"connected\":%s,"
+	    "\"esmtp\":%s,\"tls\":%s,"
 	    "\"pipelined\":%s,\"banner_s\":%.3f,\"giveup_s\":%.3f,"
 	    "\"waited_s\":%.3f,\"added_delay_s\":%.3f,\"duration_s\":%.3f,"
 	    "\"last_stage\":\"%s\",\"last_code\":%d,\"defer_code\":%d,"
 	    "\"last_reply\":", c->id, smtpc_end_name(r->end),
-	    r->connected ? "true" : "false", r->pipelined ? "true" : "false",
+	    r->connected ? "true" : "false", r->esmtp ? "true" : "false",
+	    r->tls ? "true" : "false", r->pipelined ? "true" : "false",
 	    r->banner_s, r->giveup_s, r->waited_s, r->added_delay_s,
 	    r->duration_s, smtpc_state_name(r->last_stage), r->last_code,
 	    r->defer_code);
@@ -204,8 +210,8 @@ drv_usage(const char *why)
 	fprintf(stderr, "smtpc_drv: %s\nusage: smtpc_drv -c HOST:PORT [-n N] "
 	    "[-m MSGS] [-r RCPTS] [--truth spam|ham|mix] [--pop NAME] "
 	    "[--size BYTES] [--patience MS|rfc] [--giveup abort|close] "
-	    "[--pipelining] [--pregreet] [--helo NAME|random] [--seed N] "
-	    "[-v]\n", why);
+	    "[--pipelining] [--pregreet] [--starttls] [--helo NAME|random] "
+	    "[--seed N] [-v]\n       smtpc_drv --tlsgen CERT KEY CN\n", why);
 	return 2;
 }
 
@@ -220,6 +226,8 @@ main(int argc, char **argv)
 		{ "giveup", required_argument, NULL, 'g' },
 		{ "pipelining", no_argument, NULL, 'L' },
 		{ "pregreet", no_argument, NULL, 'G' },
+		{ "starttls", no_argument, NULL, 'T' },
+		{ "tlsgen", no_argument, NULL, 'K' },
 		{ "helo", required_argument, NULL, 'H' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 }
@@ -227,6 +235,7 @@ main(int argc, char **argv)
 	const char *target = NULL, *truth = "spam", *pop = NULL;
 	const char *helo = "smtpc.test";
 	int nsess = 1, nmsg = 1, nrcpt = 1, pipelining = 0, pregreet = 0;
+	int starttls = 0, tlsgen = 0;
 	unsigned patience = SMTPC_PATIENCE_RFC;
 	enum smtpc_giveup giveup = SMTPC_GIVEUP_ABORT;
 	unsigned long long seed = 1;
@@ -258,11 +267,23 @@ main(int argc, char **argv)
 			break;
 		case 'L': pipelining = 1; break;
 		case 'G': pregreet = 1; break;
+		case 'T': starttls = 1; break;
+		case 'K': tlsgen = 1; break;
 		case 'H': helo = strcmp(optarg, "random") ? optarg : NULL; break;
 		case 'S': seed = strtoull(optarg, NULL, 10); break;
 		case 'v': log_set_verbose(1); break;
 		default: return drv_usage("bad option");
 		}
+	}
+	if (tlsgen) {
+		if (argc - optind != 3)
+			return drv_usage("--tlsgen needs CERT KEY CN");
+		if (tlsgen_selfsigned(argv[optind], argv[optind + 1],
+		    argv[optind + 2], err, sizeof(err)) == -1) {
+			fprintf(stderr, "smtpc_drv: %s\n", err);
+			return 1;
+		}
+		return 0;
 	}
 	if (target == NULL || (colon = strrchr(target, ':')) == NULL ||
 	    (size_t)(colon - target) >= sizeof(host))
@@ -316,6 +337,7 @@ main(int argc, char **argv)
 		c->spec.giveup = giveup;
 		c->spec.pregreet = pregreet;
 		c->spec.pipelining = pipelining;
+		c->spec.starttls = starttls;
 		c->spec.seed = seed + (unsigned long long)i;
 		c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 		c->s = smtpc_new(base, &c->spec, &tr, drv_done, c, err,
@@ -348,5 +370,6 @@ main(int argc, char **argv)
 	free(msgs);
 	free(conns);
 	event_base_free(base);
+	smtpc_deinit();
 	return 0;
 }

@@ -25,22 +25,47 @@ what it runs and what it expects:
   mailshaper, patience rfc   the same class: banner after ~3 s, delivered;
                              the backend counts the messages
   nobody listening           connection refused: abandoned at connect
+
+STARTTLS (--starttls; certificates from the driver's --tlsgen, i.e.
+src/swarm/tlsgen.c):
+  mailshaper, starttls 1/0   tls_cert_file set: with --starttls every
+                             session ran TLS (result tls, the daemon's
+                             session records say tls=true, its log "TLS
+                             established"), pipelined after the new EHLO,
+                             all delivered; without, tls=false everywhere
+  Postfix smtpd, starttls 1/0  smtpd_tls_security_level=may: with
+                             --starttls Postfix logs ehlo=2 starttls=1
+                             for the session and its Received: says
+                             ESMTPS; without, ehlo=1 and ESMTP
+  not offered                the backend has no STARTTLS: plaintext, all
+                             delivered
+  454 / 502 to STARTTLS      a fake server: STARTTLS went alone, then the
+                             transaction went on in plaintext, delivered
+  garbage after 220          a fake server answers 220 and sends garbage
+                             (after the ClientHello, or in the 220's own
+                             packet): end "tls", the message abandoned at
+                             stage "tls", no crash, no MAIL sent
+  silent after 220           patience 1 s covers the handshake: end
+                             "patience" at stage "tls" after ~1 s
 """
 
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemon import Daemon  # noqa: E402
-from peers import free_port  # noqa: E402
+from peers import POSTFIX, PostfixSmtpd, free_port, is_root, need  # noqa
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("MAILSHAPER_BUILD", os.path.join(REPO, "build"))
@@ -252,3 +277,255 @@ def test_mailshaper_rfc_patience_delivers(bins, sink):
     st = s.stats()
     assert st["ham"]["accepted"] == 6
     assert st["by_population"]["legit"]["via_xclient"] == 6
+
+
+# ---------------------------------------------------------------- STARTTLS
+
+@pytest.fixture
+def cert(bins):
+    """(cert, key) for mx.mailshaper.test, made by src/swarm/tlsgen.c"""
+    d = tempfile.mkdtemp(prefix="smtpc-tls.")
+    os.chmod(d, 0o755)
+    crt, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    p = subprocess.run([bins[0], "--tlsgen", crt, key, "mx.mailshaper.test"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert os.stat(key).st_mode & 0o777 == 0o600
+    yield crt, key
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("starttls", [True, False])
+def test_mailshaper_starttls(bins, sink, cert, starttls):
+    s = sink("--xclient", "--reject-spam", "0")
+    crt, key = cert
+    with Daemon(backend=("127.0.0.1", s.port), tls_cert_file=crt,
+                tls_key_file=key, violation_class="", grace_time="2s") as d:
+        sessions, summary = run(bins[0], d.port, "-n", "3", "-m", "2",
+                                "-r", "2", "--pipelining", "--truth", "ham",
+                                "--pop", "tls", *(["--starttls"] if starttls
+                                                  else []))
+        d.stop()
+        recs = d.events("session")
+        log = d.log()
+    assert summary["delivered"] == 6, sessions
+    for r in sessions:
+        assert r["end"] == "quit", r
+        assert r["tls"] is starttls, r
+        assert r["esmtp"] is True
+        assert r["pipelined"] is True       # the (post-TLS) EHLO offers it
+        assert all(m["rcpt_ok"] == 2 for m in r["msgs"])
+        assert r["last_code"] == 221
+    assert len(recs) == 3
+    assert all(x["tls"] is starttls for x in recs), recs
+    assert ("TLS established" in log) == starttls
+    st = s.stats()
+    assert st["by_population"]["tls"]["ham"]["accepted"] == 6
+
+
+class TlsPostfix(PostfixSmtpd):
+    """PostfixSmtpd plus the tlsmgr service smtpd needs for TLS."""
+
+    def _master_cf(self):
+        return (super()._master_cf() +
+                "tlsmgr    unix  - - n 1000? 1 tlsmgr\n")
+
+
+@pytest.mark.parametrize("starttls", [True, False])
+def test_postfix_starttls(bins, cert, starttls):
+    need(POSTFIX)
+    if not is_root():
+        pytest.skip("real Postfix needs root")
+    crt, key = cert
+    main = {"smtpd_tls_security_level": "may", "smtpd_tls_cert_file": crt,
+            "smtpd_tls_key_file": key}
+    with TlsPostfix(mode="plain", main=main) as pf:
+        sessions, summary = run(bins[0], pf.port, "--pipelining",
+                                "--truth", "ham",
+                                *(["--starttls"] if starttls else []))
+        (m,) = pf.wait_messages(1)
+        end = time.time() + 5
+        while "mail=1" not in pf.log() and time.time() < end:
+            time.sleep(0.05)
+        log = pf.log()
+    assert summary["delivered"] == 1, sessions
+    (r,) = sessions
+    assert r["end"] == "quit" and r["tls"] is starttls, r
+    assert r["pipelined"] is True
+    # Postfix's Received: says "with ESMTPS" for a TLS session
+    assert ("with ESMTPS" in (m.received or "")) == starttls, m.received
+    assert "with ESMTP" in (m.received or ""), m.received
+    # Postfix's per-session summary: EHLO twice around STARTTLS, or once
+    want = (r"ehlo=2 starttls=1 mail=1 rcpt=1 data=1 quit=1" if starttls
+            else r"ehlo=1 mail=1 rcpt=1 data=1 quit=1")
+    assert re.search(r"disconnect from \S+ " + want + " commands=", log), \
+        log[-2000:]
+
+
+def test_starttls_not_offered(bins, sink):
+    """The counting backend offers no STARTTLS: plaintext, delivered."""
+    s = sink("--reject-spam", "0")
+    sessions, summary = run(bins[0], s.port, "-n", "2", "--starttls",
+                            "--truth", "ham")
+    assert summary["delivered"] == 2, sessions
+    for r in sessions:
+        assert r["end"] == "quit" and r["tls"] is False and r["esmtp"], r
+
+
+class FakeServer:
+    """One-connection scripted SMTP server on 127.0.0.1 for bad paths.
+
+    script(conn, fake) runs in a thread with the accepted socket; it uses
+    fake.line(conn) to read a command line and appends what it saw to
+    fake.seen.  Exceptions end up in fake.error, checked by join()."""
+
+    def __init__(self, script):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.script = script
+        self.seen = []
+        self.extra = {}     # command -> bytes that came in its packet
+        self.error = None
+        self.buf = b""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            conn, _ = self.sock.accept()
+            conn.settimeout(10)
+            with conn:
+                self.script(conn, self)
+        except Exception as e:  # reported by join()
+            self.error = e
+
+    def line(self, conn):
+        """line - the next CRLF line, b"" at EOF"""
+        while b"\r\n" not in self.buf:
+            data = conn.recv(65536)
+            if not data:
+                return b""
+            self.buf += data
+        ln, self.buf = self.buf.split(b"\r\n", 1)
+        self.seen.append(ln)
+        return ln
+
+    def join(self):
+        self.thread.join(20)
+        self.sock.close()
+        assert not self.thread.is_alive()
+        assert self.error is None, repr(self.error)
+
+
+EHLO_TLS = b"250-fake.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
+
+
+@pytest.mark.parametrize("refusal", [b"454 4.7.0 TLS not available",
+                                     b"502 5.5.1 not now"])
+def test_starttls_refused_goes_on_in_plaintext(bins, refusal):
+    def script(conn, f):
+        conn.sendall(b"220 fake.test ESMTP\r\n")
+        assert f.line(conn).startswith(b"EHLO ")
+        conn.sendall(EHLO_TLS)
+        assert f.line(conn) == b"STARTTLS"
+        time.sleep(0.2)         # anything pipelined behind it is here now
+        f.extra["STARTTLS"] = f.buf
+        conn.sendall(refusal + b"\r\n")
+        while True:
+            ln = f.line(conn)
+            if ln == b"" or ln == b"QUIT":
+                break
+            if ln == b"DATA":
+                conn.sendall(b"354 go\r\n")
+                while f.line(conn) != b".":
+                    pass
+            conn.sendall(b"250 ok\r\n")
+        conn.sendall(b"221 bye\r\n")
+
+    fake = FakeServer(script)
+    sessions, summary = run(bins[0], fake.port, "--starttls", "--pipelining",
+                            timeout=30)
+    fake.join()
+    (r,) = sessions
+    assert r["end"] == "quit", r
+    assert r["tls"] is False
+    assert r["msgs"][0]["outcome"] == "delivered", r
+    assert fake.extra["STARTTLS"] == b""            # STARTTLS went alone
+    cmds = [x.split(b":")[0].split(b" ")[0] for x in fake.seen
+            if x[:4] in (b"EHLO", b"STAR", b"MAIL", b"RCPT", b"DATA",
+                         b"QUIT")]
+    assert cmds == [b"EHLO", b"STARTTLS", b"MAIL", b"RCPT", b"DATA",
+                    b"QUIT"], fake.seen
+
+
+GARBAGE = b"this is not a TLS record, just text\r\n" * 4
+
+
+@pytest.mark.parametrize("when", ["after_hello", "with_220"])
+def test_starttls_garbage_instead_of_handshake(bins, when):
+    def script(conn, f):
+        conn.sendall(b"220 fake.test ESMTP\r\n")
+        assert f.line(conn).startswith(b"EHLO ")
+        conn.sendall(EHLO_TLS)
+        assert f.line(conn) == b"STARTTLS"
+        if when == "with_220":
+            conn.sendall(b"220 go ahead\r\n" + GARBAGE)
+        else:
+            conn.sendall(b"220 go ahead\r\n")
+            hello = conn.recv(65536)
+            assert hello[:1] == b"\x16", hello[:16]  # a TLS handshake record
+            f.extra["hello"] = hello
+            conn.sendall(GARBAGE)
+        rest = b""
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            rest += data
+        f.extra["rest"] = rest
+
+    fake = FakeServer(script)
+    sessions, summary = run(bins[0], fake.port, "--starttls", timeout=30)
+    fake.join()
+    (r,) = sessions
+    assert r["end"] == "tls", r
+    assert r["tls"] is False
+    assert r["last_stage"] == "tls"
+    m = r["msgs"][0]
+    assert m["outcome"] == "abandoned" and m["stage"] == "tls", r
+    assert summary["abandoned"] == 1
+    # no SMTP command in clear after the 220; at most TLS records (the
+    # ClientHello, an alert)
+    assert b"MAIL" not in fake.extra["rest"] and b"QUIT" not in \
+        fake.extra["rest"], fake.extra
+    assert fake.extra["rest"][:1] in (b"", b"\x15", b"\x16"), fake.extra
+
+
+def test_starttls_silent_handshake_patience(bins):
+    """220 to STARTTLS, then nothing: the patience covers the handshake."""
+    def script(conn, f):
+        conn.sendall(b"220 fake.test ESMTP\r\n")
+        f.line(conn)
+        conn.sendall(EHLO_TLS)
+        assert f.line(conn) == b"STARTTLS"
+        conn.sendall(b"220 go ahead\r\n")
+        try:
+            while conn.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+
+    fake = FakeServer(script)
+    t0 = time.monotonic()
+    sessions, summary = run(bins[0], fake.port, "--starttls",
+                            "--patience", "1000", timeout=30)
+    took = time.monotonic() - t0
+    fake.join()
+    (r,) = sessions
+    assert r["end"] == "patience" and r["last_stage"] == "tls", r
+    assert 0.95 <= r["waited_s"] < 1.5, r
+    assert r["msgs"][0]["outcome"] == "abandoned"
+    assert r["msgs"][0]["stage"] == "tls"
+    assert took < 5
