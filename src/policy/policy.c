@@ -1,7 +1,8 @@
 /*
  * policy.c - choose a session's shaping class, say why, and learn
  *
- * Exports pol_classify(), pol_violation() and pol_learn().
+ * Exports pol_classify(), pol_violation(), pol_learn() and
+ * pol_learn_listing().
  *
  * pol_classify() is the one hook through which a session gets its class.
  * A client_class_map entry decides outright.  Otherwise the score is the
@@ -27,6 +28,24 @@
  *
  * pol_learn() turns one outcome into reputation updates for every key of
  * the session.  Backend errors are never passed here.
+ *
+ * pol_learn_listing() learns from the DNS lists' answer: when at least one
+ * block list (a hit of positive weight) listed the client, every key of
+ * the session except the IP gets one "listed" observation, bad evidence,
+ * so a raw signature shared by a botnet turns bad from its listed members
+ * before the unlisted ones have delivered much.  Never the IP key: the
+ * list is the authority on the address, and when it delists the address
+ * we must not keep punishing it.  Allow lists (negative weights) teach
+ * nothing.  Each key learns at most once per session (the session's
+ * listed_kinds); a key that appears after the answer (the verified
+ * domain, when the reverse lookup ends later) learns when the session
+ * calls again.  Like the outcomes, listings are learned in observe mode
+ * and in the control group, and only for a session that holds a slot
+ * (s->counted): a refused connection teaches nothing.  A client that
+ * client_class_map decides at connect is not looked up, so it teaches no
+ * listing (its outcomes still teach, as pol_learn() does for it).  The
+ * session calls this after re-classing, so its own listing counts once in
+ * its own score, as the list's weight.
  */
 #include <arpa/inet.h>
 #include <math.h>
@@ -193,7 +212,30 @@ pol_violation(struct sess *s, const char *what)
 	    ms->cf->observe ? " (observe)" : "");
 }
 
-/* pol_learn - one outcome updates every key of the session */
+/* The key kinds a listing never teaches (bits 1 << enum rep_keykind). */
+#define POL_NOT_LISTED	(1u << REPK_IP)
+
+/*
+ * pol_update - count outcome o once for each key of the session whose kind
+ * is not in skip (bits 1 << kind); returns the kinds counted
+ */
+static unsigned
+pol_update(const struct sess *s, enum rep_outcome o, unsigned skip)
+{
+	struct rep_key keys[REPK_NKINDS];
+	unsigned done = 0;
+	int	i, n = pol_keys(s, keys);
+
+	for (i = 0; i < n; i++) {
+		if (skip & (1u << keys[i].kind))
+			continue;
+		rep_update(&keys[i], o, 1.0);
+		done |= 1u << keys[i].kind;
+	}
+	return done;
+}
+
+/* pol_learn - one outcome updates every key of the session (listed: not ip) */
 void
 pol_learn(const struct sess *s, enum pol_outcome oc)
 {
@@ -202,10 +244,30 @@ pol_learn(const struct sess *s, enum pol_outcome oc)
 		[POL_DEFERRED] = REP_DEFERRED, [POL_ABANDONED] = REP_ABANDONED,
 		[POL_PROTOCOL_ERROR] = REP_PROTOCOL_ERROR,
 		[POL_SPAM] = REP_SPAM, [POL_HAM] = REP_HAM,
+		[POL_LISTED] = REP_LISTED,
 	};
-	struct rep_key keys[REPK_NKINDS];
-	int	i, n = pol_keys(s, keys);
 
-	for (i = 0; i < n; i++)
-		rep_update(&keys[i], map[oc], 1.0);
+	(void)pol_update(s, map[oc], oc == POL_LISTED ? POL_NOT_LISTED : 0);
+}
+
+/* pol_listed - 1 when a block list (positive weight) listed the client */
+static int
+pol_listed(const struct dnsbl_result *r)
+{
+	int	i;
+
+	for (i = 0; r != NULL && i < r->nhits; i++)
+		if (r->hits[i].weight > 0)
+			return 1;
+	return 0;
+}
+
+/* pol_learn_listing - a block list's listing: each non-ip key once */
+void
+pol_learn_listing(struct sess *s)
+{
+	if (!s->counted || !pol_listed(s->dnsbl))
+		return;
+	s->listed_kinds |= pol_update(s, REP_LISTED,
+	    s->listed_kinds | POL_NOT_LISTED);
 }

@@ -619,6 +619,8 @@ sess_dnsbl_done(void *arg, const struct dnsbl_result *r)
 	if ((s->dnsbl = malloc(sizeof(*s->dnsbl))) != NULL)
 		*s->dnsbl = *r;
 	sess_decide_again(s, "dnsbl");
+	/* after the decision: in its own score the listing is the weight */
+	pol_learn_listing(s);
 }
 
 /* sess_fcrdns_done - the reverse name is verified, or not */
@@ -633,6 +635,8 @@ sess_fcrdns_done(void *arg, const char *name, const char *org)
 	if (org != NULL)
 		s->domain = strdup(org);
 	sess_decide_again(s, "reverse name");
+	/* a listing that came first teaches the domain key now */
+	pol_learn_listing(s);
 }
 
 /*

@@ -76,6 +76,8 @@ struct sess {
 	int	control;		/* exploration control group */
 	int	explore_drawn;		/* control decided once per session */
 	int	learned;		/* an outcome reached reputation */
+	unsigned listed_kinds;		/* keys taught "listed": bits 1 << enum
+					   rep_keykind (0 = none) */
 	char   *helo;			/* strdup'd, NULL until EHLO/HELO */
 	int	esmtp;
 	int	tls;			/* STARTTLS done */

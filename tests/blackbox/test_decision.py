@@ -8,9 +8,13 @@ Scenarios, each with its own daemon, store and peers on loopback:
     only delivers goes to trusted although the same OS label is mostly bad
     (different raw signatures come from different TCP_MAXSEG values);
   - relayed messages carry the trace header; spam feedback moves a key;
-  - explore_share=100% puts little-known sessions in the control group.
+  - explore_share=100% puts little-known sessions in the control group;
+  - a block list's listings teach every key but the IP: a raw signature
+    whose listed senders only said EHLO makes an unlisted sender with it
+    hostile; an allow list teaches nothing.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -52,27 +56,30 @@ def dns_ok(port, name):
         s.close()
 
 
-@pytest.fixture
-def rbl():
+def rbldnsd(zones, probe):
+    """a real rbldnsd on a free loopback port; zones: {zone: ip4set
+    data}; waits until the name probe resolves; yields the port"""
     need(RBLDNSD)
     d = tempfile.mkdtemp(prefix="rbldnsd.")
     os.chmod(d, 0o777)
-    with open(os.path.join(d, "bl"), "w") as f:
-        f.write("127.0.0.2\n127.0.0.66\n")
-    os.chmod(os.path.join(d, "bl"), 0o644)
+    for zone, data in zones.items():
+        with open(os.path.join(d, zone), "w") as f:
+            f.write(data)
+        os.chmod(os.path.join(d, zone), 0o644)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     cmd = [RBLDNSD, "-n", "-b", "127.0.0.1/%d" % port, "-w", d,
-           "-p", os.path.join(d, "pid"), "bl.test:ip4set:bl"]
+           "-p", os.path.join(d, "pid")] + \
+        ["%s:ip4set:%s" % (zone, zone) for zone in zones]
     if is_root():
         cmd[1:1] = ["-u", "rbldns"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         end = time.monotonic() + 5
-        while not dns_ok(port, "2.0.0.127.bl.test"):
+        while not dns_ok(port, probe):
             assert proc.poll() is None and time.monotonic() < end
             time.sleep(0.05)
         yield port
@@ -80,6 +87,12 @@ def rbl():
         proc.terminate()
         proc.wait(timeout=5)
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def rbl():
+    yield from rbldnsd({"bl.test": "127.0.0.2\n127.0.0.66\n"},
+                       "2.0.0.127.bl.test")
 
 
 def smtp_session(port, src, mss=0, deliver=True, timeout=10):
@@ -209,6 +222,153 @@ def test_rawsig_ham_beats_bad_os_label():
     assert rec["class"] == "trusted", rec["reasons"]
     assert any(r.startswith("os Linux 2.2.x-3.x (bad 0.8") for r in
                rec["reasons"]), rec["reasons"]
+
+
+# DNS-list listings as reputation evidence: bl.test (a block list) lists
+# 127.0.1.0/24, wl.test (an allow list) 127.0.3.0/24, and both the RFC 5782
+# test address 127.0.0.2, or the broken-list probe would disable them; the
+# probes come from 127.0.9.0/24, which nobody lists.  os weighs 0 here, and
+# the probes' prefix is not the bots', so a probe can only turn bad
+# through rawsig.
+LISTS = {"bl.test": "127.0.0.2\n127.0.1.0/24\n",
+         "wl.test": "127.0.0.2\n127.0.3.0/24\n"}
+LEARN_WEIGHTS = "ip=1 prefix=0.5 rawsig=1.5 os=0 prefix_rawsig=1 domain=1.5"
+
+
+@pytest.fixture
+def lists():
+    yield from rbldnsd(LISTS, "2.0.0.127.wl.test")
+
+
+def listing_daemon(sink, dns_port):
+    return Daemon(backend=sink.address, config_text=FAST,
+                  dns_servers="127.0.0.1:%d" % dns_port,
+                  dnsbl_sites="bl.test*5 wl.test*-5", dnsbl_timeout="2s",
+                  rep_weights=LEARN_WEIGHTS)
+
+
+def hello_session(port, src, mss):
+    """EHLO and QUIT: no message, so no outcome reaches reputation"""
+    c = socket.socket()
+    if mss:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
+    c.settimeout(10)
+    c.bind((src, 0))
+    c.connect(("127.0.0.1", port))
+    f = c.makefile("rb")
+    for cmd in (None, b"EHLO client.test", b"QUIT"):
+        if cmd:
+            c.sendall(cmd + b"\r\n")
+        while True:
+            line = f.readline()
+            assert line, "connection closed"
+            if line[3:4] != b"-":
+                break
+        assert line[:1] == b"2", line
+    c.close()
+
+
+def store_rows(d):
+    """the daemon's SQLite store: (kind, key) -> {outcome: count}"""
+    import sqlite3
+    db = sqlite3.connect(os.path.join(d.dir, "rep.db"))
+    db.row_factory = sqlite3.Row
+    try:
+        return {(r["kind"], r["key"]): dict(r) for r in
+                db.execute("SELECT * FROM rep")}
+    finally:
+        db.close()
+
+
+def contribution(reason):
+    """the signed number after the last '= ' of a reason"""
+    return float(reason.rsplit("= ", 1)[1])
+
+
+def test_listing_teaches_rawsig_not_ip(lists):
+    """41 bots with one raw signature (mss=1300), all listed by bl.test:
+    40 say only EHLO and QUIT (no message, nothing but the listing to
+    learn from), one gives up after RCPT.  A client from an unlisted /24
+    with the same raw signature is then hostile through the rawsig key
+    alone, with a positive contribution; one with the default SYN is not.
+    The store has one listing per session (the reverse-name answer
+    re-classes every session again, and teaches nothing twice) on rawsig,
+    prefix, os and prefix_rawsig, and none on any ip key: the giving-up
+    bot's ip row has its abandoned count and listed 0.  report --store
+    shows the listings."""
+    need(SMTP_SINK)
+    with SmtpSink() as sink, listing_daemon(sink, lists) as d:
+        for i in range(40):
+            hello_session(d.port, "127.0.1.%d" % (i + 1), 1300)
+        smtp_session(d.port, "127.0.1.200", mss=1300, deliver=False)
+        hello_session(d.port, "127.0.9.1", 1300)
+        hello_session(d.port, "127.0.9.2", 0)
+        time.sleep(0.3)
+        d.stop()
+        bot = last_session(d, "127.0.1.1")
+        probe = last_session(d, "127.0.9.1")
+        other = last_session(d, "127.0.9.2")
+        rows = store_rows(d)
+        rep = subprocess.run([BINARY, "report", "--store",
+                              "sqlite:" + os.path.join(d.dir, "rep.db"),
+                              "--by", "rawsig", "--format", "json"],
+                             capture_output=True, text=True)
+    assert bot["class"] == "hostile", bot
+    assert "dnsbl bl.test = +5" in bot["reasons"], bot["reasons"]
+    assert probe["fp"]["key"] == bot["fp"]["key"] != other["fp"]["key"]
+    assert probe["dnsbl"]["hits"] == [], probe["dnsbl"]
+    rawsig = [r for r in probe["reasons"] if r.startswith("rawsig ")]
+    assert len(rawsig) == 1 and contribution(rawsig[0]) > 0, \
+        probe["reasons"]
+    assert "n=42" in rawsig[0], rawsig     # 41 listings, 1 abandoned
+    assert probe["class"] == "hostile", probe["reasons"]
+    assert not any(r.startswith(("ip ", "prefix", "os ", "dnsbl"))
+                   for r in probe["reasons"]), probe["reasons"]
+    assert other["class"] == "normal", other["reasons"]
+    assert not any(r.startswith("rawsig ") for r in other["reasons"])
+
+    listed = {}
+    for (kind, key), r in rows.items():
+        listed[kind] = listed.get(kind, 0) + r["listed"]
+    for kind in ("rawsig", "prefix", "os", "prefix_rawsig"):
+        assert listed.get(kind) == pytest.approx(41, rel=1e-3), (kind,
+                                                                  listed)
+    assert listed.get("ip", 0) == 0, rows
+    assert "domain" not in listed        # no verified names here
+    gave_up = rows[("ip", "127.0.1.200")]
+    assert gave_up["abandoned"] == pytest.approx(1, rel=1e-3)
+    assert gave_up["listed"] == 0
+    assert rows[("prefix", "127.0.1.0/24")]["abandoned"] == \
+        pytest.approx(1, rel=1e-3)
+
+    assert rep.returncode == 0, rep.stderr
+    groups = [json.loads(l) for l in rep.stdout.splitlines()][:-1]
+    assert len(groups) == 1, groups
+    assert groups[0]["listed"] == pytest.approx(41, rel=1e-3)
+    assert groups[0]["abandoned"] == pytest.approx(1, rel=1e-3)
+
+
+def test_allow_list_teaches_nothing(lists):
+    """20 senders only the allow list wl.test (weight -5) lists, raw
+    signature mss=1200: they are trusted, and no key learns a listing, so
+    a client from an unlisted /24 with that raw signature has no rawsig
+    reason and stays normal."""
+    need(SMTP_SINK)
+    with SmtpSink() as sink, listing_daemon(sink, lists) as d:
+        for i in range(20):
+            hello_session(d.port, "127.0.3.%d" % (i + 1), 1200)
+        hello_session(d.port, "127.0.9.3", 1200)
+        time.sleep(0.3)
+        d.stop()
+        allowed = last_session(d, "127.0.3.1")
+        probe = last_session(d, "127.0.9.3")
+        rows = store_rows(d)
+    assert allowed["dnsbl"]["score"] == -5, allowed["dnsbl"]
+    assert allowed["class"] == "trusted", allowed["reasons"]
+    assert probe["fp"]["key"] == allowed["fp"]["key"]
+    assert probe["class"] == "normal", probe["reasons"]
+    assert not any(r.startswith("rawsig ") for r in probe["reasons"])
+    assert all(r["listed"] == 0 for r in rows.values()), rows
 
 
 def test_trace_header_and_feedback():
