@@ -1,6 +1,7 @@
 /*
  * swarm_main.c - mailshaper-swarm's entry point and its subcommands
  *
+ *   mailshaper-swarm run ...       (a scenario: swarm/driver.h)
  *   mailshaper-swarm personas [-P FILE] [--json]
  *   mailshaper-swarm backend ...   (the counting backend: swarm/countsink.h)
  *   mailshaper-swarm probe [-P FILE] [-p NAME[,NAME...]|all] [-n N]
@@ -29,6 +30,7 @@
 
 #include "fp/fp.h"
 #include "swarm/countsink.h"
+#include "swarm/driver.h"
 #include "swarm/netns.h"
 #include "swarm/persona.h"
 #include "swarm/utcp.h"
@@ -66,7 +68,10 @@ static int
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: mailshaper-swarm personas [-P FILE] [--json]\n"
+	    "usage: mailshaper-swarm run [-S SCENARIO] [-P FILE] [-w DIR] "
+	    "[-o name=value]...\n"
+	    "           [--netns new|here] [--mailshaper PATH] [--json] [-v]\n"
+	    "       mailshaper-swarm personas [-P FILE] [--json]\n"
 	    "       mailshaper-swarm backend [options]  (counting backend)\n"
 	    "       mailshaper-swarm probe [-P FILE] [-p NAME,...|all] "
 	    "[-n N] [-s FIRST_SRC]\n"
@@ -529,5 +534,7 @@ main(int argc, char **argv)
 		return personas_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "backend") == 0)
 		return sink_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "run") == 0)
+		return run_main(argc - 1, argv + 1);
 	return usage();
 }
