@@ -283,7 +283,9 @@ write_dns(struct drv *d)
 		fclose(z);
 		return -1;
 	}
-	fprintf(z, "# listed sender addresses (scenario_is_listed)\n");
+	/* 127.0.0.2 is RFC 5782's test point: a list without it is broken */
+	fprintf(z, "# RFC 5782 test point, then the listed senders "
+	    "(scenario_is_listed)\n127.0.0.2\n");
 	for (i = 0; i < sc->npops; i++) {
 		const struct population *p = &sc->pops[i];
 		int	listed = scenario_listed_pct(sc, p) > 0;

@@ -1,0 +1,218 @@
+"""test_swarm_run.py - `mailshaper-swarm run`: a scenario through the daemon
+
+Runs as root: the swarm makes its own network namespace (unshare), starts
+rbldnsd, dnsmasq, the counting backend and mailshaper inside it, and runs
+a short scenario over its own TCP.  Nothing leaves the namespace.
+
+  mixed run       zombies (half of them listed), routers, legitimate MTAs
+                  with STARTTLS and a big sender with forward-confirmed
+                  names: every legitimate message is delivered over TLS
+                  and counted by the backend; the daemon put every listed
+                  zombie in class hostile for its DNS listing; the big
+                  sender's sessions carry the verified domain; the zombies
+                  that gave up did so at their drawn patience; the table
+                  and the JSON agree
+  retry           a daemon that answers MAIL with 451 makes legitimate
+                  MTAs retry on the compressed clock until their retry
+                  time is over: each message ends expired or queued
+  bad input       a broken scenario gives file:line: reason and exit 2;
+                  a daemon that cannot start (bad -o) stops the run with
+                  its log, exit 1, and no helper is left running
+
+Skips with a message when not root, or rbldnsd, dnsmasq or /dev/net/tun
+is missing.
+"""
+import json
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+import fp_helpers as h
+from peers import need
+
+REPO = h.REPO
+BUILD = os.environ.get("MAILSHAPER_BUILD", os.path.join(REPO, "build"))
+SWARM = os.path.join(BUILD, "mailshaper-swarm")
+
+MIXED = """\
+duration    = 8s
+rate        = 25
+drain       = 40s
+clock       = 600
+concurrency = 300
+seed        = 7
+
+population zombies
+    kind      = zombie
+    share     = 50%
+    persona   = winxp
+    addresses = 200
+    patience  = 3s:100%
+    pregreet  = 0%
+
+population routers
+    kind      = router
+    share     = 10%
+    persona   = router
+    addresses = 10
+
+population mtas
+    kind      = legit_mta
+    share     = 30%
+    persona   = linux
+    addresses = 10
+
+population o365
+    kind        = big_sender
+    share       = 10%
+    persona     = win10
+    addresses   = 20
+    messages    = 3
+    rdns_domain = outbound.swarm.example
+"""
+
+
+def need_run():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the swarm makes a network namespace and "
+                    "a TUN device")
+    if not os.path.exists("/dev/net/tun"):
+        pytest.skip("no /dev/net/tun")
+    need("/usr/sbin/rbldnsd", "/usr/sbin/dnsmasq")
+
+
+def run(scn_text, *extra, timeout=240):
+    d = tempfile.mkdtemp(prefix="swarm-run.")
+    scn = os.path.join(d, "t.scn")
+    with open(scn, "w") as f:
+        f.write(scn_text)
+    work = os.path.join(d, "work")
+    p = subprocess.run([SWARM, "run", "-S", scn, "-w", work, "--json"] +
+                       list(extra), capture_output=True, text=True,
+                       timeout=timeout)
+    return p, work
+
+
+def records(work):
+    with open(os.path.join(work, "events.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def helpers_alive(work):
+    """pids of processes whose command line names the work directory"""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if work.encode() in f.read():
+                    out.append(int(pid))
+        except OSError:
+            pass
+    return out
+
+
+def test_mixed_run():
+    need_run()
+    p, work = run(MIXED)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    pops = {x["name"]: x for x in res["populations"]}
+    backend = json.load(open(os.path.join(work, "backend.json")))
+    by_pop = backend["by_population"]
+
+    # every legitimate message arrived, and the backend agrees
+    for name in ("mtas", "o365"):
+        x = pops[name]
+        assert x["attempted"] > 0
+        assert x["delivered"] == x["attempted"], x
+        assert by_pop[name]["ham"]["received"] == x["attempted"]
+        assert x["tls_sessions"] == x["sessions"], x  # STARTTLS offered
+    assert res["summary"]["legit_lost"] == 0
+    assert res["summary"]["legit_delivered_pct"] == 100
+    # zombies: what the senders say reached the backend is what it counted
+    z = pops["zombies"]
+    assert z["reached_backend"] == by_pop.get("zombies", {}).get(
+        "spam", {}).get("received", 0)
+    assert z["attempted"] == (z["delivered"] + z["rejected"] +
+                              z["deferred"] + z["abandoned"])
+    # the patience of 3 s is the give-up time
+    if z["sessions_gave_up"]:
+        assert 2.9 <= z["giveup_median_s"] <= 4.0, z
+
+    recs = [r for r in records(work) if r["type"] == "session"]
+    assert len(recs) >= sum(x["sessions"] for x in res["populations"]) - 5
+    listed = set(open(os.path.join(work, "bl.zone")).read().split())
+    lz = [r for r in recs if r["client_ip"] in listed]
+    assert lz, "no listed zombie came"
+    for r in lz:
+        assert r["class"] == "hostile", r
+        assert any(x.startswith("dnsbl bl.swarm.example")
+                   for x in r["reasons"]), r
+    # the big sender's names are forward-confirmed in its domain
+    o = [r for r in recs if r["helo"] and r["helo"].startswith("o")
+         and r["helo"].endswith(".outbound.swarm.example")]
+    assert o and all(r["domain"] == "swarm.example" for r in o), o[:2]
+    # the table is there, one row per population
+    for name in pops:
+        assert "\n%s " % name in p.stdout
+    assert not helpers_alive(work)
+
+
+RETRY = """\
+duration    = 4s
+rate        = 10
+drain       = 60s
+clock       = 300
+concurrency = 100
+
+population mtas
+    kind      = legit_mta
+    share     = 100%
+    persona   = linux
+    addresses = 5
+    retry     = 5m..10m
+    retry_for = 30m
+"""
+
+
+def test_retry_until_delivered():
+    """the daemon answers MAIL with 451 to every sender (all mapped to a
+    class whose action is tempfail): the MTAs retry on the compressed
+    clock (5 min = 1 s) until retry_for (30 min = 6 s) is over; nothing is
+    delivered, every message ends expired or still queued, and the
+    expired ones are what the summary calls lost"""
+    need_run()
+    p, work = run(RETRY, "-o", "client_class_map=198.18.0.0/15=suspect",
+                  "-o", "class_suspect=banner_delay=0 reply_delay=0 "
+                  "action=tempfail", "-o", "policy_thresholds=hostile=4 "
+                  "suspect=2 trusted=-4")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    m = res["populations"][0]
+    assert m["attempted"] > 0
+    assert m["delivered"] == 0
+    first = m["sessions"] - m["retry_sessions"]
+    assert first == m["attempted"], m             # one message a session
+    assert m["retry_sessions"] >= 2 * first, m    # 1 s, 2 s, 2 s, ...
+    assert m["pending"] + m["expired"] == m["attempted"], m
+    assert res["summary"]["legit_lost"] == m["expired"]
+
+
+def test_bad_scenario():
+    need_run()
+    p, _ = run("duration = 8s\nrate = 0\n")
+    assert p.returncode == 2
+    assert "t.scn:2: '0' is out of range" in p.stderr
+
+
+def test_daemon_fails_to_start():
+    need_run()
+    p, work = run(MIXED, "-o", "policy_thresholds=nonsense")
+    assert p.returncode == 1
+    assert "mailshaper exited" in p.stderr
+    assert "policy_thresholds" in p.stderr  # its log is shown
+    assert not helpers_alive(work)
