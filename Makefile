@@ -1,5 +1,5 @@
 # mailshaper - GNU make build.  See README.md for the two commands that matter:
-#   make demo    run the daemon in front of smtp-sink and send it mail
+#   make demo    mixed sender populations (the swarm) through the daemon
 #   make check   unit tests, black-box tests against real peers, then both
 #                again under ASan+UBSan
 #

@@ -164,7 +164,12 @@ struct drv {
 	int		draining;
 	int		stopped;	/* SIGINT/SIGTERM */
 	uint64_t	drawn;		/* starts due so far */
-	struct event	*tick, *drain_ev, *sigint, *sigterm;
+	struct event	*tick, *drain_ev, *sigint, *sigterm, *sample;
+	unsigned	peak_open;	/* most sessions open at a sample */
+	long		rss0_kb;	/* daemon VmRSS when the run began */
+	long		rss_peak_kb;	/* daemon VmRSS at peak_open */
+	long		hwm_kb;		/* daemon VmHWM before it stopped */
+	struct utcp_stats us;		/* the swarm's TCP, at the end */
 	union ipaddr	dst;
 	struct rstart	*routers;
 	size_t		nrouters, caprouters;
@@ -1064,6 +1069,42 @@ drain_over(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(d->base);
 }
 
+/* proc_kb - a "Name:   N kB" line of /proc/PID/status; -1 = unknown */
+static long
+proc_kb(pid_t pid, const char *name)
+{
+	char	path[64], line[256];
+	size_t	l = strlen(name);
+	long	v = -1;
+	FILE   *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, name, l) == 0 && line[l] == ':') {
+			v = strtol(line + l + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* sample - once a second: the most sessions open, the daemon's memory */
+static void
+sample(evutil_socket_t fd, short what, void *arg)
+{
+	struct drv *d = arg;
+	pid_t	dp = d->h[d->nh - 1].pid;	/* the daemon: started last */
+
+	(void)fd;
+	(void)what;
+	if (d->open > d->peak_open) {
+		d->peak_open = d->open;
+		d->rss_peak_kb = proc_kb(dp, "VmRSS");
+	}
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -1371,6 +1412,8 @@ report(struct drv *d, int json)
 	if (lall)
 		printf("modern-Linux MTAs trusted in the second half: %.1f%%\n",
 		    100.0 * (double)lt / (double)lall);
+	printf("most sessions open at once: %u; daemon RSS %ld kB at the "
+	    "start, %ld kB then\n", d->peak_open, d->rss0_kb, d->rss_peak_kb);
 	printf("work directory: %s\n", d->work);
 	if (!json) {
 		free(alld.v);
@@ -1426,7 +1469,18 @@ report(struct drv *d, int json)
 	json_num(stdout, "router_hostile_after_msgs", rafter, 1);
 	json_num(stdout, "linux_mta_trusted_late_pct", lall ? 100.0 *
 	    (double)lt / (double)lall : NAN, 1);
-	printf("}}\n");
+	printf("},\"load\":{\"sessions_started\":%" PRIu64 ",\"peak_open\":%u,"
+	    "\"daemon_rss_start_kb\":%ld,\"daemon_rss_at_peak_kb\":%ld,"
+	    "\"daemon_hwm_kb\":%ld", d->started, d->peak_open, d->rss0_kb,
+	    d->rss_peak_kb, d->hwm_kb);
+	json_num(stdout, "daemon_bytes_per_open_session", d->peak_open &&
+	    d->rss0_kb > 0 && d->rss_peak_kb > 0 ? 1024.0 *
+	    (double)(d->rss_peak_kb - d->rss0_kb) / d->peak_open : NAN, 1);
+	printf(",\"tcp\":{\"pkts_out\":%" PRIu64 ",\"pkts_in\":%" PRIu64
+	    ",\"retransmits\":%" PRIu64 ",\"rst_in\":%" PRIu64 ",\"rst_out\":%"
+	    PRIu64 ",\"persist_probes\":%" PRIu64 "}}}\n", d->us.pkts_out,
+	    d->us.pkts_in, d->us.retransmits, d->us.rst_in, d->us.rst_out,
+	    d->us.persist_probes);
 	free(alld.v);
 }
 
@@ -1588,6 +1642,8 @@ run_main(int argc, char **argv)
 	    (d->sigint = evsignal_new(d->base, SIGINT, on_signal, d)) ==
 	    NULL ||
 	    (d->sigterm = evsignal_new(d->base, SIGTERM, on_signal, d)) ==
+	    NULL ||
+	    (d->sample = event_new(d->base, -1, EV_PERSIST, sample, d)) ==
 	    NULL) {
 		log_warnx("out of memory");
 		goto out;
@@ -1600,10 +1656,18 @@ run_main(int argc, char **argv)
 	d->t0_ms = now_ms();
 	gettimeofday(&d->t0_wall, NULL);
 	evtimer_add(d->tick, &tv);
+	d->rss0_kb = proc_kb(d->h[d->nh - 1].pid, "VmRSS");
+	{
+		struct timeval one = { 1, 0 };
+
+		evtimer_add(d->sample, &one);
+	}
 	log_info("run: %s for %" PRIu64 " s at %u sessions/s, up to %u at "
 	    "once; work directory %s", d->sc->file, d->sc->duration_ms / 1000,
 	    d->sc->rate, d->sc->concurrency, d->work);
 	event_base_dispatch(d->base);
+	d->hwm_kb = proc_kb(d->h[d->nh - 1].pid, "VmHWM");
+	utcp_stats(d->st, &d->us);
 	finish_open(d);
 	stop_helpers(d);
 	if (d->stopped)
@@ -1624,6 +1688,8 @@ out:
 		event_free(d->sigint);
 	if (d->sigterm != NULL)
 		event_free(d->sigterm);
+	if (d->sample != NULL)
+		event_free(d->sample);
 	utcp_stack_free(d->st);
 	if (d->base != NULL)
 		event_base_free(d->base);
