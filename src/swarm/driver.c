@@ -556,6 +556,24 @@ daemon_conf(struct drv *d, const char *extra, char *path, size_t len)
 	return 0;
 }
 
+/* mapped_root - 1 when we are uid 0 of a user namespace, not the host's
+ * root (the uid map is not the identity over every uid) */
+static int
+mapped_root(void)
+{
+	unsigned long in, out, n;
+	FILE   *f;
+	int	r = 0;
+
+	if (geteuid() != 0 || (f = fopen("/proc/self/uid_map", "r")) == NULL)
+		return 0;
+	if (fscanf(f, "%lu %lu %lu", &in, &out, &n) != 3 || in != 0 ||
+	    out != 0 || n != 4294967295UL)
+		r = 1;
+	fclose(f);
+	return r;
+}
+
 /* start_helpers - rbldnsd, dnsmasq, the backend, the daemon; in order */
 static int
 start_helpers(struct drv *d, const char *mailshaper, const char *extra)
@@ -566,6 +584,13 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 	char	reject[32], seed[32], stats[PATH_MAX], probe[400];
 	int	root = geteuid() == 0;
 
+	if (mapped_root()) {
+		log_warnx("running as root of a user namespace: rbldnsd "
+		    "refuses to run as root and no other user is mapped; run "
+		    "mailshaper-swarm as a normal user instead (it makes its "
+		    "own user and network namespaces)");
+		return -1;
+	}
 	self_dir(dir, sizeof(dir));
 	snprintf(self, sizeof(self), "%s/mailshaper-swarm", dir);
 
@@ -576,7 +601,7 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 		char   *argv[] = { "/usr/sbin/rbldnsd", "-n", "-b", bind, "-w",
 		    d->work, zone, NULL, NULL, NULL };
 
-		if (root) {	/* rbldnsd refuses to run as root */
+		if (root) {	/* rbldnsd refuses to run as root itself */
 			memmove(argv + 3, argv + 1, 6 * sizeof(*argv));
 			argv[1] = "-u";
 			argv[2] = "rbldns";

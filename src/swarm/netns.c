@@ -257,6 +257,58 @@ tun_open(const char *name, char *err, size_t errlen)
 	return fd;
 }
 
+/* write_proc - write a short string to a /proc file */
+static int
+write_proc(const char *path, const char *s, char *err, size_t errlen)
+{
+	size_t	n = strlen(s);
+	int	fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd == -1 || write(fd, s, n) != (ssize_t)n) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * userns_enter - as a normal user: a new user namespace that maps only our
+ * own uid and gid (so helpers keep running as us, not as a fake root), and
+ * a new network namespace owned by it.  Until the next execve() this
+ * process holds every capability there, enough to build the network;
+ * ports below 1024 are opened to everyone in that namespace alone, so the
+ * daemon (port 25) and dnsmasq (port 53) need no capability.
+ */
+static int
+userns_enter(char *err, size_t errlen)
+{
+	char	map[64];
+	uid_t	uid = geteuid();
+	gid_t	gid = getegid();
+
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNET) == -1) {
+		snprintf(err, errlen, "unshare(CLONE_NEWUSER|CLONE_NEWNET): %s "
+		    "(unprivileged user namespaces are not allowed here; run "
+		    "as root)", strerror(errno));
+		return -1;
+	}
+	if (write_proc("/proc/self/setgroups", "deny", err, errlen) == -1)
+		return -1;
+	snprintf(map, sizeof(map), "%lu %lu 1", (unsigned long)uid,
+	    (unsigned long)uid);
+	if (write_proc("/proc/self/uid_map", map, err, errlen) == -1)
+		return -1;
+	snprintf(map, sizeof(map), "%lu %lu 1", (unsigned long)gid,
+	    (unsigned long)gid);
+	if (write_proc("/proc/self/gid_map", map, err, errlen) == -1)
+		return -1;
+	return write_proc("/proc/sys/net/ipv4/ip_unprivileged_port_start",
+	    "0", err, errlen);
+}
+
 /* netns_setup - build the private network; *tunfd gets the TUN fd */
 int
 netns_setup(const struct netns_conf *conf, int *tunfd, char *err,
@@ -264,9 +316,12 @@ netns_setup(const struct netns_conf *conf, int *tunfd, char *err,
 {
 	int fd;
 
-	if (conf->new_ns && unshare(CLONE_NEWNET) == -1) {
+	if (conf->new_ns && geteuid() != 0) {
+		if (userns_enter(err, errlen) == -1)
+			return -1;
+	} else if (conf->new_ns && unshare(CLONE_NEWNET) == -1) {
 		snprintf(err, errlen, "unshare(CLONE_NEWNET): %s (run as "
-		    "root or under unshare --user --map-root-user)",
+		    "root, or as a normal user where user namespaces are allowed)",
 		    strerror(errno));
 		return -1;
 	}

@@ -7,7 +7,8 @@
 #include <stddef.h>
 
 struct netns_conf {
-	int		new_ns;		/* 1 = unshare(CLONE_NEWNET) first */
+	int		new_ns;		/* 1 = unshare(CLONE_NEWNET) first (as a
+					 * normal user, CLONE_NEWUSER too) */
 	const char	*daemon_addr;	/* IPv4 put on lo as /32, NULL = none */
 	const char	*daemon_addr6;	/* IPv6 put on lo as /128, NULL = none */
 	const char	*tun_name;	/* "tun0" */

@@ -15,6 +15,8 @@ a short scenario over its own TCP.  Nothing leaves the namespace.
   retry           a daemon that answers MAIL with 451 makes legitimate
                   MTAs retry on the compressed clock until their retry
                   time is over: each message ends expired or queued
+  unprivileged    as user nobody: its own user namespace, every helper
+                  running as nobody, the same results
   bad input       a broken scenario gives file:line: reason and exit 2;
                   a daemon that cannot start (bad -o) stops the run with
                   its log, exit 1, and no helper is left running
@@ -215,4 +217,48 @@ def test_daemon_fails_to_start():
     assert p.returncode == 1
     assert "mailshaper exited" in p.stderr
     assert "policy_thresholds" in p.stderr  # its log is shown
+    assert not helpers_alive(work)
+
+
+def test_unprivileged_user():
+    """as a normal user (nobody) the swarm makes its own user and network
+    namespaces; rbldnsd, dnsmasq, the backend and the daemon run as that
+    user, ports below 1024 opened to it in that namespace only.  Debian's
+    /dev/net/tun is 0666; where it is not, the test opens it for the run
+    and restores its mode afterwards."""
+    need_run()
+    import shutil
+    import stat
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is missing")
+    path = SWARM
+    while path != "/":      # nobody must reach the binary and data/
+        path = os.path.dirname(path)
+        if not os.stat(path).st_mode & 0o001:
+            pytest.skip("%s is not searchable by other users, so user "
+                        "nobody cannot run the build" % path)
+    d = tempfile.mkdtemp(prefix="swarm-unpriv.")
+    os.chmod(d, 0o777)
+    scn = os.path.join(d, "t.scn")
+    with open(scn, "w") as f:
+        f.write(MIXED)
+    os.chmod(scn, 0o644)
+    work = os.path.join(d, "work")
+    mode = stat.S_IMODE(os.stat("/dev/net/tun").st_mode)
+    try:
+        os.chmod("/dev/net/tun", mode | 0o666)
+        p = subprocess.run([setpriv, "--reuid=65534", "--regid=65534",
+                            "--clear-groups", SWARM, "run", "-S", scn, "-w",
+                            work, "--json"], capture_output=True, text=True,
+                           timeout=240, cwd="/")
+    finally:
+        os.chmod("/dev/net/tun", mode)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    pops = {x["name"]: x for x in res["populations"]}
+    assert pops["mtas"]["delivered"] == pops["mtas"]["attempted"] > 0
+    assert res["summary"]["legit_lost"] == 0
+    # the daemon ran as nobody and wrote its event log
+    assert os.stat(os.path.join(work, "events.jsonl")).st_uid == 65534
     assert not helpers_alive(work)
