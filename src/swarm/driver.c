@@ -96,7 +96,7 @@ struct dpop {
 	uint64_t sessions, retry_sessions, connected, gave_up, refused;
 	uint64_t msgs;		/* messages made */
 	uint64_t delivered, rejected, deferred, abandoned, expired, pending;
-	uint64_t ham, ham_delivered;
+	uint64_t ham, ham_delivered, ham_pending;
 	uint64_t end[SMTPC_NEND];	/* sessions by how they ended */
 	uint64_t tls;		/* sessions that ran TLS */
 	uint64_t backlog;	/* starts held back by the population cap */
@@ -1141,6 +1141,15 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(d->base);
 }
 
+/* msg_pending - the run ends with this message still in a sender's queue */
+static void
+msg_pending(struct dpop *pp, const struct dmsg *m)
+{
+	pp->pending++;
+	if (m->truth == SMTPC_HAM)
+		pp->ham_pending++;
+}
+
 /* finish_open - the run is over: what is still open or waiting */
 static void
 finish_open(struct drv *d)
@@ -1149,7 +1158,7 @@ finish_open(struct drv *d)
 		struct dretry *r = d->retries;
 
 		d->retries = r->next;
-		r->pp->pending++;
+		msg_pending(r->pp, &r->m);
 		event_free(r->ev);
 		free(r);
 	}
@@ -1163,8 +1172,8 @@ finish_open(struct drv *d)
 			s->pp->open--;
 			d->open--;
 			for (i = 0; i < s->spec.nmsg; i++)
-				if (is_legit(s->pp->p))
-					s->pp->pending++;	/* queued */
+				if (s->pp->p->retry_base_ms > 0)
+					msg_pending(s->pp, &s->dm[i]);
 				else
 					s->pp->abandoned++;
 		}
@@ -1404,7 +1413,7 @@ report(struct drv *d, int json)
 		if (is_legit(p)) {
 			ham += pp->ham;
 			hdel += pp->ham_delivered;
-			hpend += pp->pending;
+			hpend += pp->ham_pending;
 			for (k = 0; k < pp->delay.n; k++)
 				dvec_add(&alld, pp->delay.v[k]);
 			if (p->kind == SCN_LEGIT_MTA &&
