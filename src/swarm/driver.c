@@ -1500,7 +1500,10 @@ report(struct drv *d, int json)
 	printf(",\"legit_pending\":%" PRIu64, hpend);
 	json_num(stdout, "legit_delivered_pct", ldel, 1);
 	json_num(stdout, "legit_median_added_delay_s", lmed, 1);
-	json_num(stdout, "router_hostile_after_msgs", rafter, 1);
+	if (isfinite(rafter))	/* a count: no decimals */
+		printf(",\"router_hostile_after_msgs\":%.0f", rafter);
+	else
+		printf(",\"router_hostile_after_msgs\":null");
 	json_num(stdout, "linux_mta_trusted_late_pct", lall ? 100.0 *
 	    (double)lt / (double)lall : NAN, 1);
 	printf("},\"load\":{\"sessions_started\":%" PRIu64 ",\"peak_open\":%u,"
