@@ -1367,7 +1367,7 @@ report(struct drv *d, int json)
 {
 	struct timeval rh = { 0, 0 };
 	uint64_t zmsgs = 0, zrecv = 0, ham = 0, hdel = 0, hpend = 0;
-	uint64_t rmsgs = 0, lt = 0, lall = 0;
+	uint64_t rmsgs = 0, rrecv = 0, lt = 0, lall = 0;
 	struct dvec alld = { NULL, 0, 0 };
 	double	kept, ldel, lmed, rafter = NAN;
 	unsigned i, c;
@@ -1408,8 +1408,10 @@ report(struct drv *d, int json)
 			zmsgs += pp->msgs;
 			zrecv += pp->sink_received;
 		}
-		if (p->kind == SCN_ROUTER)
+		if (p->kind == SCN_ROUTER) {
 			rmsgs += pp->msgs;
+			rrecv += pp->sink_received;
+		}
 		if (is_legit(p)) {
 			ham += pp->ham;
 			hdel += pp->ham_delivered;
@@ -1439,10 +1441,12 @@ report(struct drv *d, int json)
 	    ham - hdel - hpend, lmed);
 	if (isfinite(rafter))
 		printf("routers reached class hostile after %.0f of their %"
-		    PRIu64 " messages\n", rafter, rmsgs);
+		    PRIu64 " messages", rafter, rmsgs);
 	else
 		printf("routers never reached class hostile (%" PRIu64
-		    " messages)\n", rmsgs);
+		    " messages", rmsgs);
+	printf("%s%" PRIu64 " reached the backend\n", isfinite(rafter) ?
+	    "; " : ", ", rrecv);
 	if (lall)
 		printf("modern-Linux MTAs trusted in the second half: %.1f%%\n",
 		    100.0 * (double)lt / (double)lall);
@@ -1504,6 +1508,8 @@ report(struct drv *d, int json)
 		printf(",\"router_hostile_after_msgs\":%.0f", rafter);
 	else
 		printf(",\"router_hostile_after_msgs\":null");
+	json_num(stdout, "router_kept_out_pct", rmsgs ? 100.0 * (double)(rmsgs -
+	    (rrecv < rmsgs ? rrecv : rmsgs)) / (double)rmsgs : NAN, 1);
 	json_num(stdout, "linux_mta_trusted_late_pct", lall ? 100.0 *
 	    (double)lt / (double)lall : NAN, 1);
 	printf("},\"load\":{\"sessions_started\":%" PRIu64 ",\"peak_open\":%u,"
