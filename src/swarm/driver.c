@@ -1441,12 +1441,11 @@ report(struct drv *d, int json)
 	    ham - hdel - hpend, lmed);
 	if (isfinite(rafter))
 		printf("routers reached class hostile after %.0f of their %"
-		    PRIu64 " messages", rafter, rmsgs);
+		    PRIu64 " messages; ", rafter, rmsgs);
 	else
-		printf("routers never reached class hostile (%" PRIu64
-		    " messages", rmsgs);
-	printf("%s%" PRIu64 " reached the backend\n", isfinite(rafter) ?
-	    "; " : ", ", rrecv);
+		printf("routers never reached class hostile; ");
+	printf("%" PRIu64 " of their %" PRIu64 " messages reached the "
+	    "backend\n", rrecv, rmsgs);
 	if (lall)
 		printf("modern-Linux MTAs trusted in the second half: %.1f%%\n",
 		    100.0 * (double)lt / (double)lall);
