@@ -71,6 +71,9 @@
 #define DRV_NCLASS	5		/* trusted normal suspect hostile other */
 #define DRV_RBL_WEIGHT	"4"		/* a listing alone makes hostile */
 
+/* SIGINT/SIGTERM outside the event loop (starting or stopping helpers) */
+static volatile sig_atomic_t drv_signalled;
+
 static const char *const class_names[DRV_NCLASS] = {
 	"trusted", "normal", "suspect", "hostile", "other"
 };
@@ -163,6 +166,8 @@ struct drv {
 	struct timeval	t0_wall;	/* wall time at the start */
 	int		draining;
 	int		stopped;	/* SIGINT/SIGTERM */
+	int		helper_died;	/* a helper exited during the run */
+	int		backend_ok;	/* backend.json was read */
 	uint64_t	drawn;		/* starts due so far */
 	struct event	*tick, *drain_ev, *sigint, *sigterm, *sample;
 	unsigned	peak_open;	/* most sessions open at a sample */
@@ -321,7 +326,7 @@ write_dns(struct drv *d)
 static int
 dns_ready(int port, const char *name)
 {
-	unsigned char q[300], r[512];
+	unsigned char q[12 + 256 + 4], r[512];
 	struct sockaddr_in sin;
 	struct pollfd pfd;
 	const char *s = name, *dot;
@@ -332,12 +337,12 @@ dns_ready(int port, const char *name)
 	q[0] = 0x4d; q[1] = 0x53;		/* id */
 	q[2] = 0x01;				/* RD */
 	q[5] = 1;				/* QDCOUNT */
-	while (*s != '\0' && n < sizeof(q) - 70) {
+	while (*s != '\0') {
 		size_t	l;
 
 		dot = strchr(s, '.');
 		l = dot ? (size_t)(dot - s) : strlen(s);
-		if (l == 0 || l > 63)
+		if (l == 0 || l > 63 || n + 1 + l + 5 > sizeof(q))
 			return 0;
 		q[n++] = (unsigned char)l;
 		memcpy(q + n, s, l);
@@ -368,33 +373,86 @@ dns_ready(int port, const char *name)
 
 /* ------------------------------------------------------------ helpers */
 
-/* spawn - fork and exec argv with stdout/stderr to a log in the work dir */
+/* The helper a supervisor watches (in the supervisor process only). */
+static volatile pid_t sup_child;
+
+/* sup_forward - the supervisor passes SIGTERM/SIGINT on to its helper */
+static void
+sup_forward(int sig)
+{
+	if (sup_child > 0)
+		kill(sup_child, sig);
+}
+
+/*
+ * spawn - start a helper under a supervisor, stdout/stderr to a fresh log
+ *
+ * The log is made before the fork, so a waiter never reads an old one.
+ * The child becomes a small supervisor: it dies with the swarm (parent-
+ * death signal), forks and execs the helper, passes SIGTERM/SIGINT on to
+ * it and exits when it exits.  The helper alone would lose the parent-
+ * death signal when it changes user (rbldnsd always does), so without the
+ * supervisor a killed swarm would leave it running.
+ */
 static int
 spawn(struct drv *d, const char *name, char *const argv[])
 {
 	struct helper *h = &d->h[d->nh];
-	pid_t	pid;
+	pid_t	pid, parent = getpid();
+	int	fd, nul;
 
 	snprintf(h->log, sizeof(h->log), "%s/%s.log", d->work, name);
 	h->name = name;
+	if ((fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0644)) == -1 || (nul = open("/dev/null", O_RDONLY | O_CLOEXEC)) ==
+	    -1) {
+		log_warn("%s", fd == -1 ? h->log : "/dev/null");
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
 	if ((pid = fork()) == -1) {
 		log_warn("fork");
+		close(fd);
+		close(nul);
 		return -1;
 	}
 	if (pid == 0) {
-		int	fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int	nul = open("/dev/null", O_RDONLY);
+		struct sigaction sa;
+		pid_t	sup = getpid(), c;
+		int	st;
 
-		if (fd == -1 || nul == -1)
-			_exit(127);
-		dup2(nul, 0);
+		dup2(nul, 0);		/* dup2 clears FD_CLOEXEC on 0-2 */
 		dup2(fd, 1);
 		dup2(fd, 2);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execv(argv[0], argv);
-		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
+		if (getppid() != parent)	/* the swarm died before that */
+			_exit(127);
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = sup_forward;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		if ((c = fork()) == -1)
+			_exit(127);
+		if (c == 0) {
+			signal(SIGTERM, SIG_DFL);
+			signal(SIGINT, SIG_DFL);
+			signal(SIGPIPE, SIG_DFL);
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (getppid() != sup)
+				_exit(127);
+			execv(argv[0], argv);
+			dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+			_exit(127);
+		}
+		sup_child = c;
+		while (waitpid(c, &st, 0) == -1)
+			if (errno != EINTR)
+				_exit(127);
+		_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 	}
+	close(fd);
+	close(nul);
 	h->pid = pid;
 	d->nh++;
 	return 0;
@@ -454,6 +512,8 @@ wait_log(struct helper *h, const char *s)
 	uint64_t end = now_ms() + DRV_WAIT_MS;
 
 	while (!log_has(h, s)) {
+		if (drv_signalled)
+			return -1;
 		if (!helper_alive(h))
 			return helper_fail(h, "exited");
 		if (now_ms() > end)
@@ -470,6 +530,8 @@ wait_dns(struct helper *h, int port, const char *name)
 	uint64_t end = now_ms() + DRV_WAIT_MS;
 
 	while (!dns_ready(port, name)) {
+		if (drv_signalled)
+			return -1;
 		if (!helper_alive(h))
 			return helper_fail(h, "exited");
 		if (now_ms() > end)
@@ -601,7 +663,7 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 		char   *argv[] = { "/usr/sbin/rbldnsd", "-n", "-b", bind, "-w",
 		    d->work, zone, NULL, NULL, NULL };
 
-		if (root) {	/* rbldnsd refuses to run as root itself */
+		if (root) {	/* rbldnsd will not run as root itself */
 			memmove(argv + 3, argv + 1, 6 * sizeof(*argv));
 			argv[1] = "-u";
 			argv[2] = "rbldns";
@@ -777,6 +839,7 @@ retry_fire(evutil_socket_t fd, short what, void *arg)
 	sess_start(d, r->pp, r->addr_idx, &r->m, 1);
 	event_free(r->ev);
 	free(r);
+	check_end(d);		/* a start that failed ends the message */
 }
 
 /* msg_final - a message will not be tried again: count it */
@@ -1032,6 +1095,10 @@ tick(evutil_socket_t fd, short what, void *arg)
 
 		event_del(d->tick);
 		d->draining = 1;
+		for (i = 0; i < d->sc->npops; i++) {	/* never started */
+			d->pops[i].dropped += d->pops[i].backlog;
+			d->pops[i].backlog = 0;
+		}
 		tv.tv_sec = (time_t)(d->sc->drain_ms / 1000);
 		tv.tv_usec = (suseconds_t)(d->sc->drain_ms % 1000) * 1000;
 		evtimer_add(d->drain_ev, &tv);
@@ -1122,12 +1189,28 @@ sample(evutil_socket_t fd, short what, void *arg)
 	struct drv *d = arg;
 	pid_t	dp = d->h[d->nh - 1].pid;	/* the daemon: started last */
 
+	size_t	i;
+
 	(void)fd;
 	(void)what;
+	for (i = 0; i < d->nh; i++)
+		if (!helper_alive(&d->h[i])) {
+			helper_fail(&d->h[i], "exited during the run");
+			d->helper_died = 1;
+			event_base_loopbreak(d->base);
+			return;
+		}
 	if (d->open > d->peak_open) {
 		d->peak_open = d->open;
 		d->rss_peak_kb = proc_kb(dp, "VmRSS");
 	}
+}
+
+static void
+early_signal(int sig)
+{
+	(void)sig;
+	drv_signalled = 1;
 }
 
 static void
@@ -1167,15 +1250,27 @@ finish_open(struct drv *d)
 		struct dsess *s = d->sessions;
 
 		if (s->sc != NULL) {
+			const struct smtpc_result *res = smtpc_result(s->sc);
 			size_t	i;
 
 			s->pp->open--;
 			d->open--;
-			for (i = 0; i < s->spec.nmsg; i++)
-				if (s->pp->p->retry_base_ms > 0)
-					msg_pending(s->pp, &s->dm[i]);
+			for (i = 0; i < s->spec.nmsg; i++) {
+				const struct smtpc_msg_result *mr = &res->msg[i];
+				struct dmsg *m = &s->dm[i];
+
+				if (mr->outcome == SMTPC_DELIVERED ||
+				    mr->outcome == SMTPC_REJECTED) {
+					if (mr->added_delay_s > 0)
+						m->added_s += mr->added_delay_s;
+					msg_final(s->pp, m, mr->outcome, 0);
+				} else if (s->pp->p->retry_base_ms > 0)
+					msg_pending(s->pp, m);	/* queued */
+				else if (mr->outcome == SMTPC_DEFERRED)
+					s->pp->deferred++;
 				else
 					s->pp->abandoned++;
+			}
 		}
 		if (s->c != NULL) {
 			utcp_abort(s->c);
@@ -1231,7 +1326,9 @@ read_backend(struct drv *d)
 				continue;
 			for (i = 0; i < 3; i++)
 				if ((c = jl_get(&doc, e, t[i])) != NULL &&
-				    (c = jl_get(&doc, c, "received")) != NULL)
+				    (c = jl_get(&doc, c, "received")) != NULL &&
+				    c->type == JL_NUM && c->num >= 0 &&
+				    c->num < 1e15)
 					pp->sink_received += (uint64_t)c->num;
 		}
 		rc = 0;
@@ -1374,7 +1471,7 @@ report(struct drv *d, int json)
 	size_t	k;
 	int	have_ev;
 
-	read_backend(d);
+	d->backend_ok = read_backend(d) == 0;
 	have_ev = read_events(d, &rh) == 0;
 	if (have_ev && rh.tv_sec != 0) {
 		rafter = 0;
@@ -1426,8 +1523,8 @@ report(struct drv *d, int json)
 			}
 		}
 	}
-	kept = zmsgs ? 100.0 * (double)(zmsgs - (zrecv < zmsgs ? zrecv :
-	    zmsgs)) / (double)zmsgs : NAN;
+	kept = zmsgs && d->backend_ok ? 100.0 * (double)(zmsgs - (zrecv <
+	    zmsgs ? zrecv : zmsgs)) / (double)zmsgs : NAN;
 	ldel = ham ? 100.0 * (double)hdel / (double)ham : NAN;
 	lmed = dvec_q(&alld, 0.5);
 	printf("\nsessions started %" PRIu64 " (+ retries); starts that "
@@ -1507,7 +1604,8 @@ report(struct drv *d, int json)
 		printf(",\"router_hostile_after_msgs\":%.0f", rafter);
 	else
 		printf(",\"router_hostile_after_msgs\":null");
-	json_num(stdout, "router_kept_out_pct", rmsgs ? 100.0 * (double)(rmsgs -
+	json_num(stdout, "router_kept_out_pct", rmsgs && d->backend_ok ?
+	    100.0 * (double)(rmsgs -
 	    (rrecv < rmsgs ? rrecv : rmsgs)) / (double)rmsgs : NAN, 1);
 	json_num(stdout, "linux_mta_trusted_late_pct", lall ? 100.0 *
 	    (double)lt / (double)lall : NAN, 1);
@@ -1647,6 +1745,17 @@ run_main(int argc, char **argv)
 		}
 	}
 	chmod(d->work, 0755);	/* rbldnsd reads it after dropping root */
+	{		/* a reused directory keeps its store, not its counts */
+		static const char *const old[] = { "events.jsonl",
+		    "backend.json" };
+		char	path[PATH_MAX];
+
+		for (i = 0; i < sizeof(old) / sizeof(*old); i++) {
+			snprintf(path, sizeof(path), "%s/%s", d->work, old[i]);
+			if (unlink(path) == -1 && errno != ENOENT)
+				log_warn("%s", path);
+		}
+	}
 	if (write_dns(d) == -1)
 		goto out;
 	snprintf(cert, sizeof(cert), "%s/cert.pem", d->work);
@@ -1673,10 +1782,19 @@ run_main(int argc, char **argv)
 		log_warnx("%s", err);
 		goto out;
 	}
-	if (start_helpers(d, ms, extra) == -1)
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = early_signal;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		signal(SIGCHLD, SIG_DFL);	/* waitpid() must see them */
+		signal(SIGPIPE, SIG_IGN);
+	}
+	if (start_helpers(d, ms, extra) == -1 || drv_signalled)
 		goto out;
 
-	signal(SIGPIPE, SIG_IGN);
 	if ((d->base = event_base_new()) == NULL ||
 	    (d->st = utcp_stack_new(d->base, tunfd)) == NULL ||
 	    (d->tick = event_new(d->base, -1, EV_PERSIST, tick, d)) == NULL ||
@@ -1708,11 +1826,13 @@ run_main(int argc, char **argv)
 	    "once; work directory %s", d->sc->file, d->sc->duration_ms / 1000,
 	    d->sc->rate, d->sc->concurrency, d->work);
 	event_base_dispatch(d->base);
+	evsignal_del(d->sigint);	/* back to early_signal() */
+	evsignal_del(d->sigterm);
 	d->hwm_kb = proc_kb(d->h[d->nh - 1].pid, "VmHWM");
 	utcp_stats(d->st, &d->us);
 	finish_open(d);
 	stop_helpers(d);
-	if (d->stopped)
+	if (d->stopped || d->helper_died || drv_signalled)
 		goto out;
 	report(d, json);
 	rc = 0;

@@ -17,9 +17,12 @@ a short scenario over its own TCP.  Nothing leaves the namespace.
                   time is over: each message ends expired or queued
   unprivileged    as user nobody: its own user namespace, every helper
                   running as nobody, the same results
+  reused -w       a second run in the same directory learns from the
+                  first one's store but counts only its own sessions
   bad input       a broken scenario gives file:line: reason and exit 2;
                   a daemon that cannot start (bad -o) stops the run with
-                  its log, exit 1, and no helper is left running
+                  its log, exit 1, and no helper is left running; a daemon
+                  killed during the run: exit 1, its log, no report
 
 Skips with a message when not root, or rbldnsd, dnsmasq or /dev/net/tun
 is missing.
@@ -261,4 +264,81 @@ def test_unprivileged_user():
     assert res["summary"]["legit_lost"] == 0
     # the daemon ran as nobody and wrote its event log
     assert os.stat(os.path.join(work, "events.jsonl")).st_uid == 65534
+    assert not helpers_alive(work)
+
+
+SHORT = """\
+duration    = 3s
+rate        = 20
+drain       = 20s
+
+population mtas
+    kind      = legit_mta
+    share     = 100%
+    persona   = linux
+    addresses = 5
+"""
+
+
+def test_reused_work_directory():
+    """a second run in the same directory keeps the store (what it
+    learned) but counts only its own sessions"""
+    need_run()
+    d = tempfile.mkdtemp(prefix="swarm-reuse.")
+    scn = os.path.join(d, "t.scn")
+    with open(scn, "w") as f:
+        f.write(SHORT)
+    work = os.path.join(d, "work")
+    for i in range(2):
+        p = subprocess.run([SWARM, "run", "-S", scn, "-w", work, "--json"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        m = json.loads(p.stdout.strip().splitlines()[-1])["populations"][0]
+        classes = sum(v for k, v in m["classes"].items())
+        assert classes == m["sessions"] > 0, m
+        assert len(records(work)) >= m["sessions"]
+    # the second run built on what the first one learned: its raw
+    # signature's evidence is more than its own sessions could give
+    import re
+    ev = [int(m.group(1)) for r in records(work) if r["type"] == "session"
+          for x in r["reasons"] if x.startswith("rawsig ")
+          for m in [re.search(r"n=(\d+)", x)] if m]
+    assert ev and max(ev) > m["sessions"] + 5, (max(ev or [0]), m)
+
+
+def test_daemon_dies_mid_run():
+    """the daemon killed during the run: the swarm says so, shows its log,
+    exits 1 and leaves nothing running"""
+    need_run()
+    import signal
+    import threading
+    import time
+    d = tempfile.mkdtemp(prefix="swarm-kill.")
+    scn = os.path.join(d, "t.scn")
+    with open(scn, "w") as f:
+        f.write(SHORT.replace("duration    = 3s", "duration    = 20s"))
+    work = os.path.join(d, "work")
+
+    def killer():
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            for pid in helpers_alive(work):
+                try:
+                    cmd = open("/proc/%d/cmdline" % pid, "rb").read()
+                except OSError:
+                    continue
+                if cmd.split(b"\0")[0].endswith(b"/mailshaper") and \
+                        os.path.exists(os.path.join(work, "events.jsonl")):
+                    time.sleep(2)
+                    os.kill(pid, signal.SIGKILL)
+                    return
+            time.sleep(0.2)
+    t = threading.Thread(target=killer)
+    t.start()
+    p = subprocess.run([SWARM, "run", "-S", scn, "-w", work, "--json"],
+                       capture_output=True, text=True, timeout=120)
+    t.join()
+    assert p.returncode == 1, p.stdout
+    assert "mailshaper exited during the run" in p.stderr
+    assert not p.stdout.strip().endswith("}")     # no report
     assert not helpers_alive(work)
