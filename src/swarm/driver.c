@@ -505,37 +505,36 @@ helper_fail(const struct helper *h, const char *why)
 	return -1;
 }
 
-/* wait_log - wait until the helper logs s (or dies) */
-static int
-wait_log(struct helper *h, const char *s)
-{
-	uint64_t end = now_ms() + DRV_WAIT_MS;
+/* What a helper does when it is ready: a line in its log, or a DNS answer
+ * on 127.0.0.1:port. */
+struct ready {
+	const char	*line;		/* NULL: ask DNS */
+	int		port;
+	const char	*name;		/* the DNS name to ask for */
+};
 
-	while (!log_has(h, s)) {
-		if (drv_signalled)
-			return -1;
-		if (!helper_alive(h))
-			return helper_fail(h, "exited");
-		if (now_ms() > end)
-			return helper_fail(h, "did not start in time");
-		usleep(20000);
-	}
-	return 0;
+static int
+is_ready(const struct helper *h, const struct ready *r)
+{
+	return r->line != NULL ? log_has(h, r->line) :
+	    dns_ready(r->port, r->name);
 }
 
-/* wait_dns - wait until a DNS server answers on 127.0.0.1:port */
+/* wait_ready - wait until the helper is ready (or dies, or 15 s pass) */
 static int
-wait_dns(struct helper *h, int port, const char *name)
+wait_ready(struct helper *h, const struct ready *r)
 {
 	uint64_t end = now_ms() + DRV_WAIT_MS;
 
-	while (!dns_ready(port, name)) {
+	while (!is_ready(h, r)) {
 		if (drv_signalled)
 			return -1;
 		if (!helper_alive(h))
 			return helper_fail(h, "exited");
 		if (now_ms() > end)
-			return helper_fail(h, "does not answer");
+			return helper_fail(h, "did not get ready in time");
+		if (r->line != NULL)
+			usleep(20000);	/* a DNS query waits by itself */
 	}
 	return 0;
 }
@@ -644,6 +643,7 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 	char	dir[DRV_PATH], self[PATH_MAX], conf[PATH_MAX], zone[400];
 	char	bind[64], hosts[PATH_MAX + 16], srv[400], loc[400];
 	char	reject[32], seed[32], stats[PATH_MAX], probe[400];
+	struct ready rdy = { NULL, 0, NULL };
 	int	root = geteuid() == 0;
 
 	if (mapped_root()) {
@@ -672,7 +672,9 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 			return -1;
 	}
 	snprintf(probe, sizeof(probe), "2.0.0.127.bl.%s", sc->dns_domain);
-	if (wait_dns(&d->h[d->nh - 1], DRV_RBL_PORT, probe) == -1)
+	rdy.port = DRV_RBL_PORT;
+	rdy.name = probe;
+	if (wait_ready(&d->h[d->nh - 1], &rdy) == -1)
 		return -1;
 
 	/* dnsmasq: forward-confirmed names; the list's zone to rbldnsd */
@@ -692,7 +694,8 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 		if (spawn(d, "dnsmasq", argv) == -1)
 			return -1;
 	}
-	if (wait_dns(&d->h[d->nh - 1], DRV_DNS_PORT, probe) == -1)
+	rdy.port = DRV_DNS_PORT;
+	if (wait_ready(&d->h[d->nh - 1], &rdy) == -1)
 		return -1;
 
 	/* the counting backend */
@@ -705,8 +708,9 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 		    reject, "--seed", seed, "--stats", stats, "--xclient",
 		    "--pipelining", NULL };
 
+		rdy.line = "ready";
 		if (spawn(d, "backend", argv) == -1 ||
-		    wait_log(&d->h[d->nh - 1], "ready") == -1)
+		    wait_ready(&d->h[d->nh - 1], &rdy) == -1)
 			return -1;
 	}
 
@@ -716,8 +720,9 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 	{
 		char   *argv[] = { (char *)mailshaper, "-f", "-c", conf, NULL };
 
+		rdy.line = "probe";
 		if (spawn(d, "mailshaper", argv) == -1 ||
-		    wait_log(&d->h[d->nh - 1], "probe") == -1)
+		    wait_ready(&d->h[d->nh - 1], &rdy) == -1)
 			return -1;
 	}
 	return 0;
@@ -1689,11 +1694,7 @@ run_main(int argc, char **argv)
 		}
 		case 'v': log_set_verbose(1); break;
 		case 'N':
-			if (strcmp(optarg, "new") == 0)
-				nc.new_ns = 1;
-			else if (strcmp(optarg, "here") == 0)
-				nc.new_ns = 0;
-			else
+			if (netns_parse_mode(optarg, &nc.new_ns) == -1)
 				goto usage;
 			break;
 		case 'M': ms = optarg; break;

@@ -257,6 +257,19 @@ tun_open(const char *name, char *err, size_t errlen)
 	return fd;
 }
 
+/* netns_parse_mode - "new" (make a namespace) or "here" (use this one) */
+int
+netns_parse_mode(const char *s, int *new_ns)
+{
+	if (strcmp(s, "new") == 0)
+		*new_ns = 1;
+	else if (strcmp(s, "here") == 0)
+		*new_ns = 0;
+	else
+		return -1;
+	return 0;
+}
+
 /* write_proc - write a short string to a /proc file */
 static int
 write_proc(const char *path, const char *s, char *err, size_t errlen)

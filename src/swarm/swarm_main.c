@@ -415,11 +415,7 @@ probe_main(int argc, char **argv)
 		case 't': secs = strtol(optarg, NULL, 10); break;
 		case 'v': log_set_verbose(1); break;
 		case 'N':
-			if (strcmp(optarg, "new") == 0)
-				nc.new_ns = 1;
-			else if (strcmp(optarg, "here") == 0)
-				nc.new_ns = 0;
-			else
+			if (netns_parse_mode(optarg, &nc.new_ns) == -1)
 				return usage();
 			break;
 		case 'A': nc.daemon_addr = optarg; break;
