@@ -33,6 +33,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -384,6 +385,39 @@ sup_forward(int sig)
 		kill(sup_child, sig);
 }
 
+/* write_str - write a short string to a /proc file; -1 on failure */
+static int
+write_str(const char *path, const char *str)
+{
+	size_t	n = strlen(str);
+	int	fd = open(path, O_WRONLY | O_CLOEXEC), ok;
+
+	if (fd == -1)
+		return -1;
+	ok = write(fd, str, n) == (ssize_t)n;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * unroot - leave uid 0 of a user namespace that maps nobody else: a nested
+ * user namespace in which uid and gid 1 stand for our own ids.  The files
+ * and the network stay the same (same kernel uid, same network
+ * namespace); the helper just no longer sees itself as root.  For rbldnsd,
+ * which refuses root and cannot drop to a user that is not mapped.
+ */
+static int
+unroot(void)
+{
+	if (unshare(CLONE_NEWUSER) == -1 ||
+	    write_str("/proc/self/setgroups", "deny") == -1 ||
+	    write_str("/proc/self/uid_map", "1 0 1") == -1 ||
+	    write_str("/proc/self/gid_map", "1 0 1") == -1 ||
+	    setresgid(1, 1, 1) == -1 || setresuid(1, 1, 1) == -1)
+		return -1;
+	return 0;
+}
+
 /*
  * spawn - start a helper under a supervisor, stdout/stderr to a fresh log
  *
@@ -395,7 +429,7 @@ sup_forward(int sig)
  * supervisor a killed swarm would leave it running.
  */
 static int
-spawn(struct drv *d, const char *name, char *const argv[])
+spawn(struct drv *d, const char *name, char *const argv[], int drop_root)
 {
 	struct helper *h = &d->h[d->nh];
 	pid_t	pid, parent = getpid();
@@ -441,6 +475,11 @@ spawn(struct drv *d, const char *name, char *const argv[])
 			prctl(PR_SET_PDEATHSIG, SIGTERM);
 			if (getppid() != sup)
 				_exit(127);
+			if (drop_root && unroot() == -1) {
+				dprintf(2, "cannot leave uid 0: %s\n",
+				    strerror(errno));
+				_exit(127);
+			}
 			execv(argv[0], argv);
 			dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
 			_exit(127);
@@ -644,15 +683,8 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 	char	bind[64], hosts[PATH_MAX + 16], srv[400], loc[400];
 	char	reject[32], seed[32], stats[PATH_MAX], probe[400];
 	struct ready rdy = { NULL, 0, NULL };
-	int	root = geteuid() == 0;
-
-	if (mapped_root()) {
-		log_warnx("running as root of a user namespace: rbldnsd "
-		    "refuses to run as root and no other user is mapped; run "
-		    "mailshaper-swarm as a normal user instead (it makes its "
-		    "own user and network namespaces)");
-		return -1;
-	}
+	int	nsroot = mapped_root();
+	int	root = geteuid() == 0 && !nsroot;
 	self_dir(dir, sizeof(dir));
 	snprintf(self, sizeof(self), "%s/mailshaper-swarm", dir);
 
@@ -663,12 +695,14 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 		char   *argv[] = { "/usr/sbin/rbldnsd", "-n", "-b", bind, "-w",
 		    d->work, zone, NULL, NULL, NULL };
 
-		if (root) {	/* rbldnsd will not run as root itself */
+		/* rbldnsd will not run as root: as the host's root it drops
+		 * to its own user; as a user namespace's root, see unroot() */
+		if (root) {
 			memmove(argv + 3, argv + 1, 6 * sizeof(*argv));
 			argv[1] = "-u";
 			argv[2] = "rbldns";
 		}
-		if (spawn(d, "rbldnsd", argv) == -1)
+		if (spawn(d, "rbldnsd", argv, nsroot) == -1)
 			return -1;
 	}
 	snprintf(probe, sizeof(probe), "2.0.0.127.bl.%s", sc->dns_domain);
@@ -691,7 +725,7 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 		    "--cache-size=10000", "--dns-forward-max=1000", NULL };
 
 		snprintf(port, sizeof(port), "--port=%d", DRV_DNS_PORT);
-		if (spawn(d, "dnsmasq", argv) == -1)
+		if (spawn(d, "dnsmasq", argv, 0) == -1)
 			return -1;
 	}
 	rdy.port = DRV_DNS_PORT;
@@ -709,7 +743,7 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 		    "--pipelining", NULL };
 
 		rdy.line = "ready";
-		if (spawn(d, "backend", argv) == -1 ||
+		if (spawn(d, "backend", argv, 0) == -1 ||
 		    wait_ready(&d->h[d->nh - 1], &rdy) == -1)
 			return -1;
 	}
@@ -721,7 +755,7 @@ start_helpers(struct drv *d, const char *mailshaper, const char *extra)
 		char   *argv[] = { (char *)mailshaper, "-f", "-c", conf, NULL };
 
 		rdy.line = "probe";
-		if (spawn(d, "mailshaper", argv) == -1 ||
+		if (spawn(d, "mailshaper", argv, 0) == -1 ||
 		    wait_ready(&d->h[d->nh - 1], &rdy) == -1)
 			return -1;
 	}
@@ -1187,13 +1221,30 @@ proc_kb(pid_t pid, const char *name)
 	return v;
 }
 
+/* daemon_pid - the daemon itself: the child of its supervisor (-1 = gone) */
+static pid_t
+daemon_pid(const struct drv *d)
+{
+	char	path[64];
+	long	pid = -1;
+	pid_t	sup = d->h[d->nh - 1].pid;	/* started last */
+	FILE   *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children",
+	    (long)sup, (long)sup);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = -1;
+	fclose(f);
+	return (pid_t)pid;
+}
+
 /* sample - once a second: the most sessions open, the daemon's memory */
 static void
 sample(evutil_socket_t fd, short what, void *arg)
 {
 	struct drv *d = arg;
-	pid_t	dp = d->h[d->nh - 1].pid;	/* the daemon: started last */
-
 	size_t	i;
 
 	(void)fd;
@@ -1207,7 +1258,7 @@ sample(evutil_socket_t fd, short what, void *arg)
 		}
 	if (d->open > d->peak_open) {
 		d->peak_open = d->open;
-		d->rss_peak_kb = proc_kb(dp, "VmRSS");
+		d->rss_peak_kb = proc_kb(daemon_pid(d), "VmRSS");
 	}
 }
 
@@ -1817,7 +1868,7 @@ run_main(int argc, char **argv)
 	d->t0_ms = now_ms();
 	gettimeofday(&d->t0_wall, NULL);
 	evtimer_add(d->tick, &tv);
-	d->rss0_kb = proc_kb(d->h[d->nh - 1].pid, "VmRSS");
+	d->rss0_kb = proc_kb(daemon_pid(d), "VmRSS");
 	{
 		struct timeval one = { 1, 0 };
 
@@ -1829,7 +1880,7 @@ run_main(int argc, char **argv)
 	event_base_dispatch(d->base);
 	evsignal_del(d->sigint);	/* back to early_signal() */
 	evsignal_del(d->sigterm);
-	d->hwm_kb = proc_kb(d->h[d->nh - 1].pid, "VmHWM");
+	d->hwm_kb = proc_kb(daemon_pid(d), "VmHWM");
 	utcp_stats(d->st, &d->us);
 	finish_open(d);
 	stop_helpers(d);

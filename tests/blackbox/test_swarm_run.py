@@ -17,6 +17,8 @@ a short scenario over its own TCP.  Nothing leaves the namespace.
                   time is over: each message ends expired or queued
   unprivileged    as user nobody: its own user namespace, every helper
                   running as nobody, the same results
+  map-root-user   under unshare --user --map-root-user --net, --netns
+                  here: rbldnsd leaves uid 0 in a nested namespace
   reused -w       a second run in the same directory learns from the
                   first one's store but counts only its own sessions
   bad input       a broken scenario gives file:line: reason and exit 2;
@@ -161,6 +163,12 @@ def test_mixed_run():
     o = [r for r in recs if r["helo"] and r["helo"].startswith("o")
          and r["helo"].endswith(".outbound.swarm.example")]
     assert o and all(r["domain"] == "swarm.example" for r in o), o[:2]
+    # the memory figures are the daemon's (not its supervisor's), and the
+    # peak is what the swarm held
+    ld = res["load"]
+    assert ld["daemon_rss_start_kb"] > 6000, ld
+    assert ld["daemon_rss_at_peak_kb"] >= ld["daemon_rss_start_kb"], ld
+    assert 0 < ld["peak_open"] <= 300, ld
     # the table is there, one row per population
     for name in pops:
         assert "\n%s " % name in p.stdout
@@ -341,4 +349,31 @@ def test_daemon_dies_mid_run():
     assert p.returncode == 1, p.stdout
     assert "mailshaper exited during the run" in p.stderr
     assert not p.stdout.strip().endswith("}")     # no report
+    assert not helpers_alive(work)
+
+
+def test_map_root_user():
+    """under `unshare --user --map-root-user --net` with --netns here: uid 0
+    of a user namespace that maps nobody else.  rbldnsd, which refuses
+    root, runs in a nested namespace as uid 1 (the same kernel uid); the
+    run works as in a namespace of its own"""
+    need_run()
+    import shutil
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare (util-linux) is missing")
+    d = tempfile.mkdtemp(prefix="swarm-maproot.")
+    scn = os.path.join(d, "t.scn")
+    with open(scn, "w") as f:
+        f.write(SHORT)
+    work = os.path.join(d, "work")
+    p = subprocess.run([unshare, "--user", "--map-root-user", "--net", SWARM,
+                        "run", "--netns", "here", "-S", scn, "-w", work,
+                        "--json"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    m = json.loads(p.stdout.strip().splitlines()[-1])["populations"][0]
+    assert m["delivered"] == m["attempted"] > 0, m
+    assert "listening on 127.0.0.1/5353" in open(
+        os.path.join(work, "rbldnsd.log")).read()
     assert not helpers_alive(work)
