@@ -187,6 +187,7 @@ struct drv {
 
 /* ------------------------------------------------------------ utilities */
 
+/* now_ms - monotonic milliseconds */
 static uint64_t
 now_ms(void)
 {
@@ -196,6 +197,7 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* dvec_add - append x; -1 when out of memory */
 static int
 dvec_add(struct dvec *a, double x)
 {
@@ -212,6 +214,7 @@ dvec_add(struct dvec *a, double x)
 	return 0;
 }
 
+/* dcmp - qsort order of doubles */
 static int
 dcmp(const void *a, const void *b)
 {
@@ -233,6 +236,7 @@ dvec_q(struct dvec *a, double q)
 	return a->v[i > 0 ? i - 1 : 0];
 }
 
+/* is_legit - a kind whose mail is wanted */
 static int
 is_legit(const struct population *p)
 {
@@ -240,6 +244,7 @@ is_legit(const struct population *p)
 	    p->kind == SCN_BIG_SENDER;
 }
 
+/* class_index - a class name's column ("other" for the unknown) */
 static int
 class_index(const char *c)
 {
@@ -552,6 +557,7 @@ struct ready {
 	const char	*name;		/* the DNS name to ask for */
 };
 
+/* is_ready - 1 when the helper shows what r asks for */
 static int
 is_ready(const struct helper *h, const struct ready *r)
 {
@@ -768,6 +774,7 @@ static void	sess_start(struct drv *, struct dpop *, unsigned long,
 		    struct dmsg *, size_t);
 static void	check_end(struct drv *);
 
+/* sess_unlink_free - take a session off the list and free it */
 static void
 sess_unlink_free(struct dsess *s)
 {
@@ -786,7 +793,7 @@ sess_unlink_free(struct dsess *s)
 	free(s);
 }
 
-/* transport: the smtpc's view of its utcp connection */
+/* tr_send - the smtpc's bytes into its utcp connection; -1 once gone */
 static int
 tr_send(void *t, const void *data, size_t len)
 {
@@ -795,6 +802,7 @@ tr_send(void *t, const void *data, size_t len)
 	return s->c != NULL ? utcp_send(s->c, data, len) : -1;
 }
 
+/* tr_close - the smtpc closes: FIN after what is queued */
 static void
 tr_close(void *t)
 {
@@ -804,6 +812,7 @@ tr_close(void *t)
 		utcp_close(s->c);
 }
 
+/* tr_abort - the smtpc gives up: RST, the connection is gone at once */
 static void
 tr_abort(void *t)
 {
@@ -815,6 +824,7 @@ tr_abort(void *t)
 	}
 }
 
+/* u_connected - the handshake completed */
 static void
 u_connected(struct utcp_conn *c, void *arg)
 {
@@ -825,6 +835,7 @@ u_connected(struct utcp_conn *c, void *arg)
 		smtpc_on_connected(s->sc);
 }
 
+/* u_data - bytes from the daemon, or its FIN (len 0) */
 static void
 u_data(struct utcp_conn *c, const unsigned char *data, size_t len, void *arg)
 {
@@ -836,6 +847,7 @@ u_data(struct utcp_conn *c, const unsigned char *data, size_t len, void *arg)
 		utcp_close(c);		/* after QUIT: the daemon's FIN */
 }
 
+/* u_closed - the connection is gone; the last call for it */
 static void
 u_closed(struct utcp_conn *c, enum utcp_reason why, void *arg)
 {
@@ -1188,6 +1200,7 @@ check_end(struct drv *d)
 		event_base_loopbreak(d->base);
 }
 
+/* drain_over - the drain time is up: end the loop */
 static void
 drain_over(evutil_socket_t fd, short what, void *arg)
 {
@@ -1262,6 +1275,7 @@ sample(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* early_signal - SIGINT/SIGTERM while no event loop runs */
 static void
 early_signal(int sig)
 {
@@ -1269,6 +1283,7 @@ early_signal(int sig)
 	drv_signalled = 1;
 }
 
+/* on_signal - SIGINT/SIGTERM during the run: stop, report nothing */
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -1415,6 +1430,7 @@ parse_rfc3339(const char *s, struct timeval *tv)
 	return 0;
 }
 
+/* tv_before - 1 when a is earlier than b */
 static int
 tv_before(const struct timeval *a, const struct timeval *b)
 {
@@ -1682,6 +1698,7 @@ report(struct drv *d, int json)
 
 /* ------------------------------------------------------------ main */
 
+/* usage - the synopsis on stderr */
 static int
 usage(void)
 {
@@ -1692,6 +1709,7 @@ usage(void)
 	return 2;
 }
 
+/* run_main - mailshaper-swarm run */
 int
 run_main(int argc, char **argv)
 {
