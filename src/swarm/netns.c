@@ -1,12 +1,14 @@
 /*
  * netns.c - set up the swarm's private network inside a namespace
  *
- * Exports netns_setup(): optionally enter a new network namespace, bring
+ * Exports netns_setup(): optionally enter a new network namespace (as a
+ * normal user, inside a new user namespace that maps only that user), bring
  * lo up, put the daemon's addresses on lo (IPv4 /32, IPv6 /128 without
  * duplicate address detection), create a TUN device (IFF_TUN | IFF_NO_PI,
- * non-blocking) and route the simulated senders' prefixes into it.  Links go up with SIOCSIFFLAGS; addresses and routes
- * are added over rtnetlink; nothing is shelled out.  The caller owns the
- * returned TUN descriptor.
+ * non-blocking) and route the simulated senders' prefixes into it.  Links
+ * go up with SIOCSIFFLAGS; addresses and routes are added over rtnetlink;
+ * nothing is shelled out.  The caller owns the returned TUN descriptor.
+ * Also netns_parse_mode() for the --netns option.
  *
  * It is an error to call netns_setup() in the initial network namespace
  * without new_ns: the swarm must never route test addresses on the host.
