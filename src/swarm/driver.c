@@ -390,20 +390,6 @@ sup_forward(int sig)
 		kill(sup_child, sig);
 }
 
-/* write_str - write a short string to a /proc file; -1 on failure */
-static int
-write_str(const char *path, const char *str)
-{
-	size_t	n = strlen(str);
-	int	fd = open(path, O_WRONLY | O_CLOEXEC), ok;
-
-	if (fd == -1)
-		return -1;
-	ok = write(fd, str, n) == (ssize_t)n;
-	close(fd);
-	return ok ? 0 : -1;
-}
-
 /*
  * unroot - leave uid 0 of a user namespace that maps nobody else: a nested
  * user namespace in which uid and gid 1 stand for our own ids.  The files
@@ -414,10 +400,15 @@ write_str(const char *path, const char *str)
 static int
 unroot(void)
 {
+	char	err[256];
+
 	if (unshare(CLONE_NEWUSER) == -1 ||
-	    write_str("/proc/self/setgroups", "deny") == -1 ||
-	    write_str("/proc/self/uid_map", "1 0 1") == -1 ||
-	    write_str("/proc/self/gid_map", "1 0 1") == -1 ||
+	    netns_write_proc("/proc/self/setgroups", "deny", err,
+	    sizeof(err)) == -1 ||
+	    netns_write_proc("/proc/self/uid_map", "1 0 1", err,
+	    sizeof(err)) == -1 ||
+	    netns_write_proc("/proc/self/gid_map", "1 0 1", err,
+	    sizeof(err)) == -1 ||
 	    setresgid(1, 1, 1) == -1 || setresuid(1, 1, 1) == -1)
 		return -1;
 	return 0;

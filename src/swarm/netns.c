@@ -8,7 +8,7 @@
  * non-blocking) and route the simulated senders' prefixes into it.  Links
  * go up with SIOCSIFFLAGS; addresses and routes are added over rtnetlink;
  * nothing is shelled out.  The caller owns the returned TUN descriptor.
- * Also netns_parse_mode() for the --netns option.
+ * Also netns_parse_mode() for the --netns option and netns_write_proc().
  *
  * It is an error to call netns_setup() in the initial network namespace
  * without new_ns: the swarm must never route test addresses on the host.
@@ -272,9 +272,9 @@ netns_parse_mode(const char *s, int *new_ns)
 	return 0;
 }
 
-/* write_proc - write a short string to a /proc file */
-static int
-write_proc(const char *path, const char *s, char *err, size_t errlen)
+/* netns_write_proc - write a short string to a /proc file */
+int
+netns_write_proc(const char *path, const char *s, char *err, size_t errlen)
 {
 	size_t	n = strlen(s);
 	int	fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -310,17 +310,17 @@ userns_enter(char *err, size_t errlen)
 		    "as root)", strerror(errno));
 		return -1;
 	}
-	if (write_proc("/proc/self/setgroups", "deny", err, errlen) == -1)
+	if (netns_write_proc("/proc/self/setgroups", "deny", err, errlen) == -1)
 		return -1;
 	snprintf(map, sizeof(map), "%lu %lu 1", (unsigned long)uid,
 	    (unsigned long)uid);
-	if (write_proc("/proc/self/uid_map", map, err, errlen) == -1)
+	if (netns_write_proc("/proc/self/uid_map", map, err, errlen) == -1)
 		return -1;
 	snprintf(map, sizeof(map), "%lu %lu 1", (unsigned long)gid,
 	    (unsigned long)gid);
-	if (write_proc("/proc/self/gid_map", map, err, errlen) == -1)
+	if (netns_write_proc("/proc/self/gid_map", map, err, errlen) == -1)
 		return -1;
-	return write_proc("/proc/sys/net/ipv4/ip_unprivileged_port_start",
+	return netns_write_proc("/proc/sys/net/ipv4/ip_unprivileged_port_start",
 	    "0", err, errlen);
 }
 

@@ -20,5 +20,7 @@ int	netns_setup(const struct netns_conf *conf, int *tunfd, char *err,
 	    size_t errlen);
 int	netns_is_initial(const char *tun_name);
 int	netns_parse_mode(const char *, int *new_ns);	/* --netns new|here */
+int	netns_write_proc(const char *path, const char *s, char *err,
+	    size_t errlen);
 
 #endif

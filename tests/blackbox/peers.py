@@ -673,6 +673,7 @@ class PostfixSmtpd:
             "error     unix  - - n - - error\n"
             "retry     unix  - - n - - error\n"
             "discard   unix  - - n - - discard\n"
+            "tlsmgr    unix  - - n 1000? 1 tlsmgr\n"   # only when TLS is on
             "postlog   unix-dgram n - n - 1 postlogd\n")
 
     # -- life cycle

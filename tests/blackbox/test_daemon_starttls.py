@@ -253,14 +253,6 @@ def test_starttls_during_transaction_refused(tls_relay):
         c.cmd("QUIT", 221)
 
 
-class TlsPostfix(PostfixSmtpd):
-    """PostfixSmtpd plus the tlsmgr service smtpd needs for TLS."""
-
-    def _master_cf(self):
-        return (super()._master_cf() +
-                "tlsmgr    unix  - - n 1000? 1 tlsmgr\n")
-
-
 @pytest.mark.parametrize("backend_tls", ["yes", "no"])
 def test_backend_tls_to_postfix(cert, backend_tls):
     """Plain client; backend_tls=yes -> the backend hop used STARTTLS
@@ -271,7 +263,7 @@ def test_backend_tls_to_postfix(cert, backend_tls):
     crt, key = cert
     main = {"smtpd_tls_security_level": "may", "smtpd_tls_cert_file": crt,
             "smtpd_tls_key_file": key}
-    with TlsPostfix(mode="plain", main=main) as pf, \
+    with PostfixSmtpd(mode="plain", main=main) as pf, \
             Daemon(backend=pf.address, backend_identity="none",
                    backend_tls=backend_tls, grace_time="2s") as d:
         with RawSmtp("127.0.0.1", d.port) as c:

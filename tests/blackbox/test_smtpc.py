@@ -323,14 +323,6 @@ def test_mailshaper_starttls(bins, sink, cert, starttls):
     assert st["by_population"]["tls"]["ham"]["accepted"] == 6
 
 
-class TlsPostfix(PostfixSmtpd):
-    """PostfixSmtpd plus the tlsmgr service smtpd needs for TLS."""
-
-    def _master_cf(self):
-        return (super()._master_cf() +
-                "tlsmgr    unix  - - n 1000? 1 tlsmgr\n")
-
-
 @pytest.mark.parametrize("starttls", [True, False])
 def test_postfix_starttls(bins, cert, starttls):
     need(POSTFIX)
@@ -339,7 +331,7 @@ def test_postfix_starttls(bins, cert, starttls):
     crt, key = cert
     main = {"smtpd_tls_security_level": "may", "smtpd_tls_cert_file": crt,
             "smtpd_tls_key_file": key}
-    with TlsPostfix(mode="plain", main=main) as pf:
+    with PostfixSmtpd(mode="plain", main=main) as pf:
         sessions, summary = run(bins[0], pf.port, "--pipelining",
                                 "--truth", "ham",
                                 *(["--starttls"] if starttls else []))
@@ -422,14 +414,19 @@ class FakeServer:
 EHLO_TLS = b"250-fake.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
 
 
+def to_starttls(conn, f):
+    """a fake server's dialogue up to the client's STARTTLS"""
+    conn.sendall(b"220 fake.test ESMTP\r\n")
+    assert f.line(conn).startswith(b"EHLO ")
+    conn.sendall(EHLO_TLS)
+    assert f.line(conn) == b"STARTTLS"
+
+
 @pytest.mark.parametrize("refusal", [b"454 4.7.0 TLS not available",
                                      b"502 5.5.1 not now"])
 def test_starttls_refused_goes_on_in_plaintext(bins, refusal):
     def script(conn, f):
-        conn.sendall(b"220 fake.test ESMTP\r\n")
-        assert f.line(conn).startswith(b"EHLO ")
-        conn.sendall(EHLO_TLS)
-        assert f.line(conn) == b"STARTTLS"
+        to_starttls(conn, f)
         time.sleep(0.2)         # anything pipelined behind it is here now
         f.extra["STARTTLS"] = f.buf
         conn.sendall(refusal + b"\r\n")
@@ -466,10 +463,7 @@ GARBAGE = b"this is not a TLS record, just text\r\n" * 4
 @pytest.mark.parametrize("when", ["after_hello", "with_220"])
 def test_starttls_garbage_instead_of_handshake(bins, when):
     def script(conn, f):
-        conn.sendall(b"220 fake.test ESMTP\r\n")
-        assert f.line(conn).startswith(b"EHLO ")
-        conn.sendall(EHLO_TLS)
-        assert f.line(conn) == b"STARTTLS"
+        to_starttls(conn, f)
         if when == "with_220":
             conn.sendall(b"220 go ahead\r\n" + GARBAGE)
         else:
@@ -506,10 +500,7 @@ def test_starttls_garbage_instead_of_handshake(bins, when):
 def test_starttls_silent_handshake_patience(bins):
     """220 to STARTTLS, then nothing: the patience covers the handshake."""
     def script(conn, f):
-        conn.sendall(b"220 fake.test ESMTP\r\n")
-        f.line(conn)
-        conn.sendall(EHLO_TLS)
-        assert f.line(conn) == b"STARTTLS"
+        to_starttls(conn, f)
         conn.sendall(b"220 go ahead\r\n")
         try:
             while conn.recv(65536):
