@@ -94,6 +94,16 @@ const struct conf_param conf_params[] = {
 	    "longest command line (RFC 5321 4.5.3.1.4: 512 plus extensions)", OFF(smtp_line_limit)},
 	{"smtp_error_limit", CT_INT, "10", "", 1, 1000, 1,
 	    "errors before the session ends with 421", OFF(smtp_error_limit)},
+	{"smtp_recipient_limit", CT_INT, "1000", "", 1, 1000000, 1,
+	    "recipients per transaction; more get 452 (Postfix smtpd_recipient_limit)", OFF(smtp_recipient_limit)},
+	{"min_data_rate", CT_SIZE, "500", "bytes/s", 0, LMAX, 1,
+	    "slowest message content accepted after the first smtp_timeout; slower gets 421 (0 = any)", OFF(min_data_rate)},
+	{"tls_handshake_timeout", CT_TIME, "60s", "time", 1000, 3600000, 1,
+	    "time for a client's TLS handshake after STARTTLS", OFF(tls_handshake_timeout)},
+	{"spool_memory", CT_SIZE, "64m", "bytes", 0, LMAX, 1,
+	    "message content held in memory across all sessions; beyond it content goes to spool_dir", OFF(spool_memory)},
+	{"spool_dir", CT_STR, "/var/spool/mailshaper", "path", 0, 0, 0,
+	    "directory for unlinked spool files (O_TMPFILE), created at start-up", OFF(spool_dir)},
 	{"bare_policy", CT_ENUM, "normalize", "normalize|reject", 0, 0, 1,
 	    "bare LF, bare CR and NUL in DATA: normalize or reject with 5xx", OFF(bare_policy)},
 	{"message_size_limit", CT_SIZE, "0", "bytes", 0, LMAX, 1,
@@ -161,6 +171,10 @@ const struct conf_param conf_params[] = {
 	    "bearer token the admin API requires on a TCP address", OFF(admin_token)},
 	{NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0},
 };
+
+/* setline[] has a slot per row (the last row is the NULL end). */
+_Static_assert(sizeof(conf_params) / sizeof(conf_params[0]) <=
+    CONF_MAX_PARAMS + 1, "raise CONF_MAX_PARAMS");
 
 /* The keys of a class_<name> line. */
 const struct conf_param conf_class_keys[] = {
@@ -237,6 +251,7 @@ conf_str_size(size_t off)
 		    sizeof(((struct conf *)0)->feedback_listen)},
 		{OFF(admin_listen), sizeof(((struct conf *)0)->admin_listen)},
 		{OFF(admin_token), sizeof(((struct conf *)0)->admin_token)},
+		{OFF(spool_dir), sizeof(((struct conf *)0)->spool_dir)},
 	};
 	size_t	i;
 

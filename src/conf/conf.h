@@ -19,7 +19,7 @@
 #define CONF_MAX_MAP		256
 #define CONF_MAX_SIGFILES	8
 #define CONF_NAME_MAX		32
-#define CONF_MAX_PARAMS		64	/* rows of conf_params[] */
+#define CONF_MAX_PARAMS		96	/* rows of conf_params[] */
 
 enum conf_action {
 	ACTION_RELAY,		/* relay to the backend */
@@ -87,6 +87,12 @@ struct conf {
 	long	smtp_timeout;		/* ms of client silence */
 	long	smtp_line_limit;	/* bytes, command lines */
 	long	smtp_error_limit;
+	long	smtp_recipient_limit;	/* RCPTs per transaction */
+	long	min_data_rate;		/* bytes/s in DATA/BDAT (0 = off) */
+	long	tls_handshake_timeout;	/* ms for the client's handshake */
+	long	spool_memory;		/* bytes of content in memory, all
+					   sessions together */
+	char	spool_dir[256];		/* unlinked spool files */
 	int	bare_policy;		/* enum conf_bare */
 	long	message_size_limit;	/* bytes (0 = backend's SIZE) */
 	int	vrfy_command;
