@@ -51,6 +51,8 @@ const struct conf_param conf_params[] = {
 	    "time to connect to the backend and read its greeting", OFF(backend_connect_timeout)},
 	{"backend_timeout", CT_TIME, "300s", "time", 100, 3600000, 1,
 	    "time to wait for a backend reply (twice that after end of data)", OFF(backend_timeout)},
+	{"backend_keepalive", CT_TIME, "60s", "time", 1000, 3600000, 1,
+	    "idle time after which a held backend connection gets NOOP", OFF(backend_keepalive)},
 	{"backend_tls", CT_BOOL, "no", "yes|no", 0, 0, 1,
 	    "use STARTTLS on the backend connection", OFF(backend_tls)},
 	{"eventlog", CT_STR, "/var/log/mailshaper/events.jsonl", "path", 0, 0, 0,

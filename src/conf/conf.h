@@ -71,6 +71,7 @@ struct conf {
 	long	backend_max_connections;
 	long	backend_connect_timeout;	/* ms */
 	long	backend_timeout;	/* ms, per reply; 2x for end of data */
+	long	backend_keepalive;	/* ms idle before a NOOP */
 	int	backend_tls;		/* STARTTLS to the backend */
 	char	eventlog[256];
 	char	myhostname[256];

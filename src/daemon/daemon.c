@@ -46,6 +46,7 @@
 #include "rep/rep.h"
 #include "smtp/backend.h"
 #include "smtp/session.h"
+#include "smtp/spool.h"
 #include "util/log.h"
 
 struct ms *ms;
@@ -342,6 +343,8 @@ daemon_main(int argc, char **argv)
 	ms->sigdb = load_sigdb(ms->cf);
 	if (lst_open(ms->cf, err, sizeof(err)) < 0)
 		fatalx("%s", err);
+	if (spool_init(ms->cf->spool_dir, ms->cf->user, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	make_parent(ms->cf->eventlog);
 	if (evlog_open(ms->cf->eventlog, err, sizeof(err)) < 0)
 		fatalx("%s", err);
@@ -360,6 +363,8 @@ daemon_main(int argc, char **argv)
 		log_warnx("public suffix list: %s; organisational domains are "
 		    "the last two labels", err);
 	drop_privileges(ms->cf->user);
+	if (spool_check(err, sizeof(err)) < 0)
+		log_warnx("%s: messages beyond spool_memory will get 451", err);
 
 	ev_hup = evsignal_new(ms->base, SIGHUP, sig_hup, NULL);
 	ev_term = evsignal_new(ms->base, SIGTERM, sig_term, NULL);

@@ -13,7 +13,7 @@
  *
  * Opening goes: connect, [PROXY v2 header], greeting, EHLO, [STARTTLS, TLS,
  * EHLO], [XCLIENT with the attributes the backend offers, 220, EHLO], ready.
- * While idle for BK_KEEPALIVE_MS the connection sends NOOP, so a slow
+ * While idle for backend_keepalive the connection sends NOOP, so a slow
  * client never makes the backend time out.  bk_probe() runs the same dialogue
  * without a session to learn the EHLO keywords, at start and on reload.
  */
@@ -39,7 +39,6 @@
 #include "util/addr.h"
 #include "util/log.h"
 
-#define BK_KEEPALIVE_MS	60000
 #define BK_MAX_LINES	100
 #define BK_PROBE_RETRY	10
 
@@ -118,8 +117,10 @@ bk_fail(struct bk *b, const char *fmt, ...)
 {
 	char	text[256];
 	va_list	ap;
-	bk_cb  *cb = b->cb;
+	/* An operation queued behind a keepalive NOOP is owed its answer. */
+	bk_cb  *cb = b->cb != NULL ? b->cb : b->queued_cb;
 
+	b->queued_cb = NULL;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
@@ -482,6 +483,7 @@ bk_reply(struct bk *b, int code, const char *text)
 			/* A command arrived while the NOOP was out. */
 			b->step = b->queued_step;
 			b->cb = b->queued_cb;
+			b->queued_cb = NULL;
 			if (b->queued) {
 				bk_write(b, b->queued);
 				free(b->queued);
@@ -663,7 +665,8 @@ bk_idle_cb(evutil_socket_t fd, short what, void *arg)
 static void
 bk_arm_idle(struct bk *b)
 {
-	struct timeval tv = { BK_KEEPALIVE_MS / 1000, 0 };
+	struct timeval tv = { ms->cf->backend_keepalive / 1000,
+	    (ms->cf->backend_keepalive % 1000) * 1000 };
 
 	if (b->idle == NULL)
 		return;

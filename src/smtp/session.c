@@ -53,10 +53,16 @@
 #include "policy/policy.h"
 #include "smtp/backend.h"
 #include "smtp/session.h"
+#include "smtp/spool.h"
 #include "util/json.h"
 #include "util/log.h"
 
 #define SESS_INPUT_HIWAT	(256 * 1024)	/* stop reading beyond this */
+#define SESS_OUTPUT_HIWAT	(64 * 1024)	/* stop serving commands beyond */
+#define SESS_CLOSE_MS		10000		/* to flush the last reply */
+#define SESS_STAGE_CAP_MS	600000		/* longest RFC 5321 client
+						   timeout: our delays stay
+						   below it */
 #define SESS_HARD_SIZE		(64L * 1024 * 1024) /* no SIZE anywhere */
 #define SESS_PATH_MAX		512		/* RFC 5321 4.5.3.1.3: 256 */
 
@@ -98,6 +104,8 @@ static void sess_readcb(struct bufferevent *, void *);
 static void sess_eventcb(struct bufferevent *, short, void *);
 static void sess_process(struct sess *);
 static void sess_timer_cb(evutil_socket_t, short, void *);
+static void sess_wd_cb(evutil_socket_t, short, void *);
+static void sess_watch(struct sess *);
 static void sess_reclassed(struct sess *, int before);
 static void sess_rearm_banner(struct sess *, int only_later);
 static void sess_close(struct sess *, enum sess_outcome, const char *fmt, ...)
@@ -131,6 +139,7 @@ sess_enter_state(struct sess *s, enum sess_state st)
 	log_debug("%s: %s -> %s", s->id, sess_state_name(s->state),
 	    sess_state_name(st));
 	s->state = st;
+	sess_watch(s);
 }
 
 /* sess_add_reason - append a reason for the class decision */
@@ -372,6 +381,221 @@ sess_observe(void)
 }
 
 /*
+ * Deadlines.  Every state has one, kept on the session's `wd` timer, so no
+ * peer can hold a session longer than its state allows, whatever else
+ * went wrong:
+ *	waiting for a command	smtp_timeout from the last reply (a command
+ *				trickled in byte by byte does not extend it)
+ *	DATA, BDAT chunk	smtp_timeout, moved on by min_data_rate for each
+ *				byte received (Postfix's smtpd_min_data_rate)
+ *	busy (our delay, DNS,	the longest RFC 5321 stage plus the backend's
+ *	the backend)		connect and reply timeouts
+ *	TLS handshake		tls_handshake_timeout
+ *	closing			SESS_CLOSE_MS to flush the last reply
+ * and the class's session_time caps them all (not in observe mode).
+ */
+
+/* ms_add - tv plus ms milliseconds */
+static void
+ms_add(const struct timeval *tv, long ms_, struct timeval *out)
+{
+	struct timeval add = { ms_ / 1000, (ms_ % 1000) * 1000 };
+
+	timeradd(tv, &add, out);
+}
+
+/* sess_busy_budget - ms a delayed or backend-bound step may take */
+static long
+sess_busy_budget(void)
+{
+	return SESS_STAGE_CAP_MS + ms->cf->backend_connect_timeout +
+	    2 * ms->cf->backend_timeout + 10000;
+}
+
+/* sess_session_end - when the class's session_time runs out; 0: never */
+static int
+sess_session_end(const struct sess *s, struct timeval *end)
+{
+	if (sess_observe() || s->cls.session_time <= 0)
+		return 0;
+	ms_add(&s->start, s->cls.session_time, end);
+	return 1;
+}
+
+/* sess_watch - arm the deadline of the current state */
+static void
+sess_watch(struct sess *s)
+{
+	struct timeval due, now, end, d = { 0, 0 };
+
+	switch (s->state) {
+	case SESS_CLOSING:
+		return;		/* sess_close() set it once */
+	case SESS_TLS:
+		ms_add(&s->cmd_time, ms->cf->tls_handshake_timeout, &due);
+		break;
+	default:
+		if (s->busy)
+			ms_add(&s->cmd_time, sess_busy_budget(), &due);
+		else if (s->state == SESS_DATA || s->state == SESS_BDAT)
+			due = s->data_deadline;
+		else
+			ms_add(&s->last_reply, ms->cf->smtp_timeout, &due);
+		break;
+	}
+	if (sess_session_end(s, &end) && timercmp(&end, &due, <))
+		due = end;
+	gettimeofday(&now, NULL);
+	if (timercmp(&due, &now, >))
+		timersub(&due, &now, &d);
+	evtimer_add(&s->wd, &d);
+}
+
+/* sess_wd_cb - the current state's deadline passed */
+static void
+sess_wd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sess *s = arg;
+	struct timeval end, now;
+
+	(void)fd;
+	(void)what;
+	if (s->state == SESS_CLOSING) {
+		sess_free(s, "close timeout");
+		return;
+	}
+	if (!s->quit && s->outcome != SO_BACKEND_ERROR)
+		s->outcome = SO_ABANDONED;
+	if (s->state == SESS_TLS) {
+		/* Nothing can be said in plaintext any more. */
+		sess_free(s, "TLS handshake timeout");
+		return;
+	}
+	gettimeofday(&now, NULL);
+	if (sess_session_end(s, &end) && !timercmp(&now, &end, <)) {
+		sess_close(s, SO_ABANDONED, "421 4.4.2 %s Error: session time "
+		    "limit exceeded", ms->cf->myhostname);
+		return;
+	}
+	if (s->busy)
+		log_warnx("%s: deadline passed in state %s while waiting "
+		    "(step %s)", s->id, sess_state_name(s->state), s->verb);
+	else if (s->state == SESS_DATA || s->state == SESS_BDAT)
+		log_info("%s: content from [%s]:%d too slow (min_data_rate "
+		    "%ld bytes/s)", s->id, s->ip, s->port,
+		    ms->cf->min_data_rate);
+	sess_close(s, SO_ABANDONED, "421 4.4.2 %s Error: timeout exceeded",
+	    ms->cf->myhostname);
+}
+
+/* sess_data_clock - content starts: smtp_timeout for the first bytes */
+static void
+sess_data_clock(struct sess *s)
+{
+	struct timeval now;
+
+	gettimeofday(&now, NULL);
+	ms_add(&now, ms->cf->smtp_timeout, &s->data_deadline);
+}
+
+/*
+ * sess_data_progress - n bytes of content arrived: each byte earns
+ * 1/min_data_rate s, and the deadline is never more than smtp_timeout
+ * ahead.  A class that throttles its input below twice the minimum is held
+ * to half its own rate, so our own throttling never trips the check.
+ */
+static void
+sess_data_progress(struct sess *s, size_t n)
+{
+	long	rate = ms->cf->min_data_rate;
+	struct timeval now, cap, add;
+
+	if (s->rate_limited && s->cls.rate_in > 0 && s->cls.rate_in / 2 < rate)
+		rate = s->cls.rate_in / 2 > 0 ? s->cls.rate_in / 2 : 1;
+	gettimeofday(&now, NULL);
+	ms_add(&now, ms->cf->smtp_timeout, &cap);
+	if (rate > 0) {
+		double	us = (double)n * 1e6 / (double)rate;
+
+		if (us > 1e12)
+			us = 1e12;
+		add.tv_sec = (time_t)(us / 1e6);
+		add.tv_usec = (suseconds_t)(us - (double)add.tv_sec * 1e6);
+		timeradd(&s->data_deadline, &add, &s->data_deadline);
+		if (timercmp(&s->data_deadline, &cap, >))
+			s->data_deadline = cap;
+	} else
+		s->data_deadline = cap;
+	sess_watch(s);
+}
+
+/*
+ * Output back-pressure: a client that sends commands but does not read
+ * its replies stops being served once SESS_OUTPUT_HIWAT bytes wait for
+ * it; its input then fills to SESS_INPUT_HIWAT and reading stops.  It is
+ * served again when the output drains.
+ */
+
+/* sess_out_len - bytes queued for the client, TLS layer included */
+static size_t
+sess_out_len(struct sess *s)
+{
+	struct bufferevent *u = bufferevent_get_underlying(s->bev);
+	size_t	n = evbuffer_get_length(bufferevent_get_output(s->bev));
+
+	if (u != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(u));
+	return n;
+}
+
+/* sess_out_poll - a TLS session's output is watched by polling */
+static void
+sess_out_poll(struct sess *s)
+{
+	struct timeval tv = { 0, 100000 };
+
+	if (sess_out_len(s) > SESS_OUTPUT_HIWAT / 2) {
+		s->cont = sess_out_poll;
+		evtimer_add(&s->timer, &tv);
+		return;
+	}
+	s->out_blocked = 0;
+	sess_process(s);
+}
+
+/* sess_out_full - too much output waits: stop serving commands */
+static int
+sess_out_full(struct sess *s)
+{
+	if (sess_out_len(s) <= SESS_OUTPUT_HIWAT)
+		return 0;
+	if (!s->out_blocked) {
+		s->out_blocked = 1;
+		log_debug("%s: output over %d bytes: input paused", s->id,
+		    SESS_OUTPUT_HIWAT);
+		/* The filter's write callback does not see the socket. */
+		if (bufferevent_get_underlying(s->bev) != NULL)
+			sess_out_poll(s);
+	}
+	return 1;
+}
+
+/* sess_writecb - output drained: serve the client again */
+static void
+sess_writecb(struct bufferevent *bev, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)bev;
+	if (!s->out_blocked || bufferevent_get_underlying(s->bev) != NULL ||
+	    sess_out_len(s) > SESS_OUTPUT_HIWAT / 2)
+		return;
+	s->out_blocked = 0;
+	if (!s->busy)
+		sess_process(s);
+}
+
+/*
  * Replies.
  */
 
@@ -392,19 +616,31 @@ static void
 sess_reply_done(struct sess *s)
 {
 	void	(*after)(struct sess *) = s->after;
-	struct timeval tv;
 
 	s->after = NULL;
 	s->busy = 0;
 	gettimeofday(&s->last_reply, NULL);
-	tv.tv_sec = ms->cf->smtp_timeout / 1000;
-	tv.tv_usec = (ms->cf->smtp_timeout % 1000) * 1000;
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	sess_watch(s);
 	if (after != NULL) {
 		after(s);
 		return;
 	}
 	sess_process(s);
+}
+
+/*
+ * sess_write_timeout - a client that takes none of our output for
+ * smtp_timeout is gone.  Reading has no bufferevent timeout: the state
+ * deadlines (sess_watch) bound it.
+ */
+static void
+sess_write_timeout(struct sess *s)
+{
+	struct timeval tv;
+
+	tv.tv_sec = ms->cf->smtp_timeout / 1000;
+	tv.tv_usec = (ms->cf->smtp_timeout % 1000) * 1000;
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
 }
 
 /*
@@ -466,6 +702,7 @@ sess_reply_at(struct sess *s, const struct timeval *due)
 
 	s->busy = 1;
 	s->reply_due = *due;
+	sess_watch(s);
 	gettimeofday(&now, NULL);
 	budget = 0;
 	if (timercmp(due, &now, >)) {
@@ -494,7 +731,6 @@ sess_reply_at(struct sess *s, const struct timeval *due)
 		timersub(due, &d, &start);
 	}
 	/* The timer writes the first chunk (or all of it) at `start`. */
-	bufferevent_set_timeouts(s->bev, NULL, NULL);
 	sess_arm(s, &start);
 }
 
@@ -547,7 +783,7 @@ sess_later(struct sess *s, enum shp_stage stage, void (*fn)(struct sess *))
 	sess_due(s, stage, &s->reply_due);
 	timeradd(&s->cmd_time, &add, &at);
 	s->cont = fn;
-	bufferevent_set_timeouts(s->bev, NULL, NULL);
+	sess_watch(s);
 	sess_arm(s, &at);
 }
 
@@ -715,10 +951,10 @@ sess_msg_end(struct sess *s, enum msg_outcome oc, const char *reply)
 	s->mail_from = NULL;
 	free(s->mail_params);
 	s->mail_params = NULL;
-	if (s->spool != NULL) {
-		evbuffer_free(s->spool);
-		s->spool = NULL;
-	}
+	spool_free(s->spool);
+	s->spool = NULL;
+	s->spool_failed = 0;
+	s->bdat_txn = 0;
 	s->rcpt = s->rcpt_ok = 0;
 	s->data_too_big = 0;
 	memset(&s->canon, 0, sizeof(s->canon));
@@ -821,6 +1057,7 @@ sess_free(struct sess *s, const char *reason)
 	    reason ? reason : "");
 	sess_record(s);
 	evtimer_del(&s->timer);
+	evtimer_del(&s->wd);
 	if (s->bk != NULL) {
 		if (s->bk_txn)
 			bk_free(s->bk, 1);
@@ -846,8 +1083,8 @@ sess_free(struct sess *s, const char *reason)
 		s->next->prev = s->prev;
 	evbuffer_free(s->reply);
 	s->reply = NULL;
-	if (s->spool)
-		evbuffer_free(s->spool);
+	spool_free(s->spool);
+	s->spool = NULL;
 	fp_release(s->fp);
 	free(s->dnsbl);
 	free(s->ptr_name);
@@ -878,7 +1115,7 @@ sess_drain_check(struct sess *s)
 {
 	struct timeval tv = { 0, 20000 };
 
-	if (sess_flushed(s) || ms_since(&s->cmd_time) > 10000) {
+	if (sess_flushed(s)) {
 		sess_free(s, NULL);
 		return;
 	}
@@ -895,7 +1132,6 @@ sess_drained(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (s->cont == sess_drain_check)
 		return;
-	gettimeofday(&s->cmd_time, NULL);
 	sess_drain_check(s);
 }
 
@@ -903,7 +1139,7 @@ sess_drained(struct bufferevent *bev, void *arg)
 static void
 sess_close(struct sess *s, enum sess_outcome oc, const char *fmt, ...)
 {
-	struct timeval tv = { 10, 0 };
+	struct timeval tv = { SESS_CLOSE_MS / 1000, 0 };
 	va_list	ap;
 
 	evtimer_del(&s->timer);
@@ -911,6 +1147,7 @@ sess_close(struct sess *s, enum sess_outcome oc, const char *fmt, ...)
 	s->busy = 1;
 	s->outcome = oc;
 	sess_enter_state(s, SESS_CLOSING);
+	evtimer_add(&s->wd, &tv);	/* then it is freed, sent or not */
 	if (s->bk != NULL) {
 		if (s->bk_txn)
 			bk_free(s->bk, 1);
@@ -922,7 +1159,6 @@ sess_close(struct sess *s, enum sess_outcome oc, const char *fmt, ...)
 	/* Callbacks first: a TLS filter may drain the output at once. */
 	bufferevent_setcb(s->bev, NULL, sess_drained, sess_eventcb, s);
 	bufferevent_disable(s->bev, EV_READ);
-	bufferevent_set_timeouts(s->bev, NULL, &tv);
 	va_start(ap, fmt);
 	evbuffer_add_vprintf(bufferevent_get_output(s->bev), fmt, ap);
 	va_end(ap);
@@ -1102,7 +1338,8 @@ sess_dot_reply(struct sess *s, int code, const char *text)
 static void
 sess_dot_go(struct sess *s)
 {
-	struct evbuffer *content = s->spool;
+	struct evbuffer *content;
+	char	err[160] = "";
 
 	s->stage = MST_DOT;
 	if (s->data_too_big) {
@@ -1119,9 +1356,24 @@ sess_dot_go(struct sess *s)
 		sess_msg_end(s, MO_PROTOCOL_ERROR, NULL);
 		return sess_reply_at(s, &s->reply_due);
 	}
+	if (s->spool_failed || s->spool == NULL) {
+		/* Our own failure: the client tries again, nothing is lost. */
+		evbuffer_add_printf(s->reply, "451 4.3.0 Error: queue file "
+		    "write error\r\n");
+		sess_msg_end(s, MO_BACKEND_ERROR, NULL);
+		return sess_reply_at(s, &s->reply_due);
+	}
 	if (s->bk == NULL)
 		return sess_tempfail_txn(s, "connection lost before the message");
+	content = spool_take(s->spool, err, sizeof(err));
 	s->spool = NULL;
+	if (content == NULL) {
+		log_warnx("%s: %s", s->id, err);
+		evbuffer_add_printf(s->reply, "451 4.3.0 Error: queue file "
+		    "read error\r\n");
+		sess_msg_end(s, MO_BACKEND_ERROR, NULL);
+		return sess_reply_at(s, &s->reply_due);
+	}
 	bk_data(s->bk, content, sess_dot_reply);
 }
 
@@ -1403,8 +1655,9 @@ check_rcpt(struct sess *s, char *args)
 		    "%.60s", params);
 		return reply;
 	}
-	if (!sess_observe() && s->cls.max_rcpt > 0 &&
-	    s->rcpt_total >= s->cls.max_rcpt)
+	if (s->rcpt >= ms->cf->smtp_recipient_limit ||
+	    (!sess_observe() && s->cls.max_rcpt > 0 &&
+	    s->rcpt_total >= s->cls.max_rcpt))
 		return "452 4.5.3 Error: too many recipients";
 	free(s->pending);
 	if (asprintf(&s->pending, "RCPT TO:<%s>", path) < 0)
@@ -1427,6 +1680,8 @@ check_data(struct sess *s, char *args)
 {
 	if (*args)
 		return "501 5.5.4 Syntax: DATA";
+	if (s->bdat_txn)
+		return "503 5.5.1 Error: DATA after BDAT (RFC 3030)";
 	if (s->state == SESS_MAIL)
 		return "554 5.5.1 Error: no valid recipients";
 	if (s->state != SESS_RCPT)
@@ -1462,14 +1717,57 @@ sess_trace_header(struct sess *s, struct evbuffer *b)
 		evbuffer_add_printf(b, " rawsig=none\r\n");
 }
 
+/* sess_spool_start - a new message's spool, with our trace header */
+static void
+sess_spool_start(struct sess *s)
+{
+	spool_free(s->spool);
+	s->spool_failed = 0;
+	if ((s->spool = spool_new()) == NULL) {
+		log_warnx("%s: out of memory for a message", s->id);
+		s->spool_failed = 1;
+		return;
+	}
+	sess_trace_header(s, spool_buf(s->spool));
+}
+
+/* sess_content_out - where content goes: the spool, or nowhere */
+static struct evbuffer *
+sess_content_out(struct sess *s)
+{
+	if (s->data_too_big || s->spool_failed || s->spool == NULL)
+		return NULL;
+	return spool_buf(s->spool);
+}
+
+/* sess_spool_settle - account what was appended; a failure refuses it */
+static void
+sess_spool_settle(struct sess *s)
+{
+	char	err[160];
+
+	if (s->spool == NULL || s->spool_failed)
+		return;
+	if (!s->data_too_big && (long)s->canon.size > sess_size_limit()) {
+		s->data_too_big = 1;
+		spool_discard(s->spool);
+		return;
+	}
+	if (spool_settle(s->spool, err, sizeof(err)) < 0) {
+		log_warnx("%s: %s; the message will get 451", s->id, err);
+		s->spool_failed = 1;
+		spool_discard(s->spool);
+	}
+}
+
 /* sess_data_begin - after 354: read content into the spool */
 static void
 sess_data_begin(struct sess *s)
 {
 	canon_init(&s->canon, 0, s->crlf_data);
 	s->stage = MST_DATA;
-	s->spool = evbuffer_new();
-	sess_trace_header(s, s->spool);
+	sess_spool_start(s);
+	sess_data_clock(s);
 	sess_enter_state(s, SESS_DATA);
 	sess_process(s);
 }
@@ -1483,7 +1781,12 @@ do_data(struct sess *s, char *args)
 	sess_reply(s, SHP_DATA_INIT, "354 End data with <CR><LF>.<CR><LF>");
 }
 
-/* check_bdat - "BDAT size [LAST]"; errors are replied after the chunk */
+/*
+ * check_bdat - "BDAT size [LAST]".  A chunk whose size we know is always
+ * read (RFC 3030 2): a refused one is discarded and its error replied after
+ * it, so nothing inside a chunk is ever taken for a command.  A chunk whose
+ * size we cannot read cannot be skipped: do_bdat() ends the session.
+ */
 static const char *
 check_bdat(struct sess *s, char *args)
 {
@@ -1492,14 +1795,18 @@ check_bdat(struct sess *s, char *args)
 
 	errno = 0;
 	n = strtol(args, &end, 10);
-	if (!isdigit((unsigned char)*args) || errno || n < 0 ||
-	    (*end && strcasecmp(end, " LAST") != 0))
-		return "501 5.5.4 Syntax: BDAT count [LAST]";
+	s->bdat_left = -1;
+	if (!isdigit((unsigned char)*args) || errno || n < 0)
+		return NULL;
 	s->bdat_left = n;
-	s->bdat_last = *end != 0;
+	s->bdat_last = *end != 0 && strcasecmp(end, " LAST") == 0;
 	s->bdat_error = NULL;
-	if (!ms->caps.chunking)
+	if (*end && strcasecmp(end, " LAST") != 0)
+		s->bdat_error = "501 5.5.4 Syntax: BDAT count [LAST]";
+	else if (!ms->caps.chunking)
 		s->bdat_error = "502 5.5.1 Error: command not available";
+	else if (s->state == SESS_HELO)
+		s->bdat_error = "503 5.5.1 Error: send HELO/EHLO first";
 	else if (s->state == SESS_MAIL)
 		s->bdat_error = "554 5.5.1 Error: no valid recipients";
 	else if (s->state != SESS_RCPT)
@@ -1512,13 +1819,29 @@ static void
 do_bdat(struct sess *s, char *args)
 {
 	(void)args;
-	if (s->bdat_error == NULL && s->spool == NULL) {
+	if (s->bdat_left < 0) {
+		sess_close(s, SO_PROTOCOL_ERROR, "421 4.5.4 %s Error: BDAT "
+		    "without a valid chunk size cannot be skipped",
+		    ms->cf->myhostname);
+		return;
+	}
+	s->bdat_prev = s->state;
+	if (s->bdat_error == NULL && !s->bdat_txn) {
 		canon_init(&s->canon, 1, 1);
 		s->stage = MST_DATA;
-		s->spool = evbuffer_new();
-		sess_trace_header(s, s->spool);
+		s->bdat_txn = 1;
+		sess_spool_start(s);
+	}
+	if (s->bdat_error == NULL &&
+	    s->bdat_left > sess_size_limit() - (long)s->canon.size &&
+	    !s->data_too_big) {
+		/* Announced past the limit: read on, keep nothing. */
+		s->data_too_big = 1;
+		if (s->spool != NULL)
+			spool_discard(s->spool);
 	}
 	s->busy = 0;
+	sess_data_clock(s);
 	sess_enter_state(s, SESS_BDAT);
 }
 
@@ -1647,9 +1970,11 @@ sess_tls_go(struct sess *s)
 	}
 	s->bev = tb;
 	s->busy = 1;
-	sess_enter_state(s, SESS_TLS);
-	bufferevent_setcb(tb, sess_readcb, NULL, sess_eventcb, s);
+	gettimeofday(&s->cmd_time, NULL);
+	sess_enter_state(s, SESS_TLS);	/* tls_handshake_timeout from now */
+	bufferevent_setcb(tb, sess_readcb, sess_writecb, sess_eventcb, s);
 	bufferevent_setwatermark(tb, EV_READ, 0, SESS_INPUT_HIWAT);
+	sess_write_timeout(s);
 	bufferevent_enable(tb, EV_READ | EV_WRITE);
 }
 
@@ -1668,7 +1993,8 @@ static const struct sess_cmd sess_cmds[] = {
 	{"MAIL", CMD_NEED_HELO, SHP_MAIL, check_mail, do_mail},
 	{"RCPT", CMD_NEED_HELO, SHP_RCPT, check_rcpt, do_rcpt},
 	{"DATA", CMD_NEED_HELO | CMD_LAST, SHP_DATA_INIT, check_data, do_data},
-	{"BDAT", CMD_NEED_HELO, SHP_DATA_END, check_bdat, do_bdat},
+	/* BDAT checks its own sequence: a refused chunk is still read. */
+	{"BDAT", CMD_DESTROYS, SHP_DATA_END, check_bdat, do_bdat},
 	{"RSET", 0, SHP_MAIL, check_noargs, do_rset},
 	{"NOOP", CMD_LAST, SHP_MAIL, NULL, do_noop},
 	{"QUIT", CMD_LAST | CMD_DESTROYS, SHP_MAIL, check_noargs, do_quit},
@@ -1704,12 +2030,7 @@ sess_command(struct sess *s, char *line, int more)
 
 	gettimeofday(&s->cmd_time, NULL);
 	s->busy = 1;
-	if (!sess_observe() && s->cls.session_time > 0 &&
-	    ms_since(&s->start) > s->cls.session_time) {
-		sess_close(s, SO_ABANDONED, "421 4.4.2 %s Error: session time "
-		    "limit exceeded", ms->cf->myhostname);
-		return;
-	}
+	sess_watch(s);
 	vlen = strcspn(line, " ");
 	args = line + vlen;
 	while (*args == ' ')
@@ -1770,7 +2091,7 @@ sess_line_ok(const char *p, size_t n)
 	return 1;
 }
 
-/* sess_data_input - feed the message content; 1 when the input is used up */
+/* sess_data_input - feed DATA content; 1 when the input is used up */
 static int
 sess_data_input(struct sess *s)
 {
@@ -1780,19 +2101,11 @@ sess_data_input(struct sess *s)
 	int	end;
 
 	while (evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
-		size_t	want = v.iov_len;
-
-		if (s->state == SESS_BDAT && (long)want > s->bdat_left)
-			want = (size_t)s->bdat_left;
-		end = canon_feed(&s->canon, v.iov_base, want,
-		    s->data_too_big || s->bdat_error ? NULL : s->spool, &used);
+		end = canon_feed(&s->canon, v.iov_base, v.iov_len,
+		    sess_content_out(s), &used);
 		evbuffer_drain(in, used);
-		if (s->state == SESS_BDAT)
-			s->bdat_left -= (long)used;
-		if (!s->data_too_big && (long)s->canon.size > sess_size_limit()) {
-			s->data_too_big = 1;
-			evbuffer_drain(s->spool, evbuffer_get_length(s->spool));
-		}
+		sess_spool_settle(s);
+		sess_data_progress(s, used);
 		if (end) {
 			/* The final dot: delay, then hand over. */
 			gettimeofday(&s->cmd_time, NULL);
@@ -1801,25 +2114,51 @@ sess_data_input(struct sess *s)
 			sess_later(s, SHP_DATA_END, sess_dot_go);
 			return 0;
 		}
-		if (s->state == SESS_BDAT && s->bdat_left == 0)
-			break;
-	}
-	if (s->state == SESS_BDAT && s->bdat_left == 0) {
-		gettimeofday(&s->cmd_time, NULL);
-		s->busy = 1;
-		sess_enter_state(s, s->mail_from ? SESS_RCPT : SESS_READY);
-		if (s->bdat_error != NULL) {
-			sess_error(s, SHP_DATA_BLOCK, s->bdat_error);
-		} else if (s->bdat_last) {
-			canon_finish(&s->canon, s->data_too_big ? NULL :
-			    s->spool);
-			sess_later(s, SHP_DATA_END, sess_dot_go);
-		} else
-			sess_reply(s, SHP_DATA_BLOCK, "250 2.0.0 Ok: %zu octets "
-			    "received", s->canon.size);
-		return 0;
 	}
 	return 1;
+}
+
+/*
+ * sess_bdat_input - read exactly the announced chunk: into the spool, or
+ * discarded when the chunk is refused; 1 when the input is used up
+ */
+static int
+sess_bdat_input(struct sess *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_iovec v;
+	size_t	used;
+
+	while (s->bdat_left > 0 && evbuffer_peek(in, -1, NULL, &v, 1) > 0 &&
+	    v.iov_len > 0) {
+		used = v.iov_len;
+		if ((long)used > s->bdat_left)
+			used = (size_t)s->bdat_left;
+		if (s->bdat_error == NULL) {
+			/* Raw mode: no end marker inside a chunk. */
+			(void)canon_feed(&s->canon, v.iov_base, used,
+			    sess_content_out(s), &used);
+			sess_spool_settle(s);
+		}
+		evbuffer_drain(in, used);
+		s->bdat_left -= (long)used;
+		sess_data_progress(s, used);
+	}
+	if (s->bdat_left > 0)
+		return 1;
+	gettimeofday(&s->cmd_time, NULL);
+	s->busy = 1;
+	sess_enter_state(s, s->bdat_prev);
+	if (s->bdat_error != NULL)
+		sess_error(s, SHP_DATA_BLOCK, s->bdat_error);
+	else if (s->bdat_last) {
+		canon_finish(&s->canon, sess_content_out(s));
+		sess_spool_settle(s);
+		sess_later(s, SHP_DATA_END, sess_dot_go);
+	} else
+		sess_reply(s, SHP_DATA_BLOCK, "250 2.0.0 Ok: %zu octets "
+		    "received", s->canon.size);
+	return 0;
 }
 
 /* sess_has_line - a complete command line waits in the input */
@@ -1851,21 +2190,28 @@ sess_input(struct sess *s)
 
 	while (!s->busy) {
 		if (s->state == SESS_DATA || s->state == SESS_BDAT) {
-			if (sess_data_input(s) && s->eof) {
+			if (s->state == SESS_DATA ? sess_data_input(s) :
+			    sess_bdat_input(s)) {
+				/* All input used: wait for more. */
+				if (!s->eof)
+					return 0;
 				sess_end_eof(s);
 				return 1;
 			}
-			if (!s->busy)
-				return 0;
-			continue;
+			continue;	/* the content ended */
 		}
+		if (sess_out_full(s))
+			return 0;
 		if (s->state != SESS_HELO && s->state != SESS_READY &&
 		    s->state != SESS_MAIL && s->state != SESS_RCPT)
 			return 0;
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		if (eol.pos < 0) {
 			n = evbuffer_get_length(in);
-			if (n > (size_t)ms->cf->smtp_line_limit) {
+			if (s->skip_line) {
+				/* More of a line already answered. */
+				evbuffer_drain(in, n);
+			} else if (n > (size_t)ms->cf->smtp_line_limit) {
 				evbuffer_drain(in, n);
 				s->skip_line = 1;
 				gettimeofday(&s->cmd_time, NULL);
@@ -1960,6 +2306,7 @@ sess_eventcb(struct bufferevent *bev, short what, void *arg)
 		free(s->helo);
 		s->helo = NULL;
 		s->esmtp = 0;
+		gettimeofday(&s->last_reply, NULL);
 		sess_enter_state(s, SESS_HELO);
 		log_info("%s: TLS established with [%s]:%d", s->id, s->ip,
 		    s->port);
@@ -2054,6 +2401,7 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	}
 	gettimeofday(&s->start, NULL);
 	s->cmd_time = s->start;
+	s->last_reply = s->start;
 	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)
 	    (s->start.tv_sec & 0xffffffff), sess_counter++ & 0xffff);
 	memset(&ss, 0, sizeof(ss));
@@ -2071,6 +2419,7 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	s->class_idx = -1;
 	s->outcome = SO_COMPLETED;
 	evtimer_assign(&s->timer, ms->base, sess_timer_cb, s);
+	evtimer_assign(&s->wd, ms->base, sess_wd_cb, s);
 	s->next = sess_list;
 	if (sess_list)
 		sess_list->prev = s;
@@ -2143,10 +2492,11 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	}
 
 	sess_apply_rate(s);
-	bufferevent_setcb(s->bev, sess_readcb, NULL, sess_eventcb, s);
+	bufferevent_setcb(s->bev, sess_readcb, sess_writecb, sess_eventcb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESS_INPUT_HIWAT);
+	sess_write_timeout(s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	s->state = SESS_BANNER;
+	sess_enter_state(s, SESS_BANNER);
 	s->after = sess_banner_done;
 	banner_add(s->reply);
 	sess_due(s, SHP_GREETING, &due);

@@ -20,6 +20,7 @@ struct fp_result;
 struct dnsbl_req;
 struct fcrdns_req;
 struct dnsbl_result;
+struct spool;
 
 #define SESS_MAX_REASONS	16
 
@@ -52,6 +53,7 @@ struct sess {
 	struct bufferevent *bev;	/* client side (TLS filter after STARTTLS) */
 	struct bk *bk;			/* backend connection, or NULL */
 	struct event timer;		/* delays and stutter */
+	struct event wd;		/* the deadline of the current state */
 	enum sess_state state;
 	union ipaddr peer;		/* client, IPv4-mapped folded */
 	union ipaddr local;		/* the address it connected to */
@@ -114,10 +116,16 @@ struct sess {
 	int	rcpt_ok;		/* accepted by the backend */
 	enum msg_stage stage;
 	struct canon canon;
-	struct evbuffer *spool;		/* canonical message content */
+	struct spool *spool;		/* canonical message content */
+	int	spool_failed;		/* the spool could not be written */
+	struct timeval data_deadline;	/* DATA/BDAT: smtp_timeout, moved on
+					   by min_data_rate per byte */
 	long	bdat_left;		/* bytes left in the BDAT chunk */
 	int	bdat_last;
+	int	bdat_txn;		/* this transaction sends BDAT chunks */
+	enum sess_state bdat_prev;	/* state to return to after a chunk */
 	const char *bdat_error;		/* reply after the chunk, or NULL */
+	int	out_blocked;		/* input paused: output over its mark */
 	int	pregreet;		/* talked before the banner */
 	int	pipe_warned;		/* improper pipelining logged */
 	int	barelf_warned;		/* bare LF in a command logged */

@@ -640,6 +640,7 @@ daemon_conf(struct drv *d, const char *extra, char *path, size_t len)
 	fprintf(f, "backend = 127.0.0.1:%d\n", DRV_SINK_PORT);
 	fprintf(f, "eventlog = %s/events.jsonl\n", d->work);
 	fprintf(f, "rep_store = sqlite:%s/reputation.db\n", d->work);
+	fprintf(f, "spool_dir = %s/spool\n", d->work);
 	fprintf(f, "dnsbl_sites = bl.%s*%s\n", sc->dns_domain, DRV_RBL_WEIGHT);
 	fprintf(f, "dns_servers = 127.0.0.1:%d\n", DRV_DNS_PORT);
 	if (d->tls)
