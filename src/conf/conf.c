@@ -96,6 +96,8 @@ const struct conf_param conf_params[] = {
 	    "longest command line (RFC 5321 4.5.3.1.4: 512 plus extensions)", OFF(smtp_line_limit)},
 	{"smtp_error_limit", CT_INT, "10", "", 1, 1000, 1,
 	    "errors before the session ends with 421", OFF(smtp_error_limit)},
+	{"smtp_junk_command_limit", CT_INT, "100", "", 1, 1000000, 1,
+	    "NOOP, RSET, VRFY, EXPN and HELP commands before each more counts as an error", OFF(smtp_junk_command_limit)},
 	{"smtp_recipient_limit", CT_INT, "1000", "", 1, 1000000, 1,
 	    "recipients per transaction; more get 452 (Postfix smtpd_recipient_limit)", OFF(smtp_recipient_limit)},
 	{"min_data_rate", CT_SIZE, "500", "bytes/s", 0, LMAX, 1,

@@ -88,6 +88,7 @@ struct conf {
 	long	smtp_timeout;		/* ms of client silence */
 	long	smtp_line_limit;	/* bytes, command lines */
 	long	smtp_error_limit;
+	long	smtp_junk_command_limit; /* NOOP etc. before they are errors */
 	long	smtp_recipient_limit;	/* RCPTs per transaction */
 	long	min_data_rate;		/* bytes/s in DATA/BDAT (0 = off) */
 	long	tls_handshake_timeout;	/* ms for the client's handshake */

@@ -116,6 +116,7 @@ static void sess_close(struct sess *, enum sess_outcome, const char *fmt, ...)
 #define CMD_LAST	0x02	/* must end a pipelined group (RFC 2920) */
 #define CMD_REFUSED	0x04	/* never offered to clients */
 #define CMD_DESTROYS	0x08	/* may end the session */
+#define CMD_JUNK	0x10	/* counts towards smtp_junk_command_limit */
 
 struct sess_cmd {
 	const char *name;
@@ -1995,14 +1996,14 @@ static const struct sess_cmd sess_cmds[] = {
 	{"DATA", CMD_NEED_HELO | CMD_LAST, SHP_DATA_INIT, check_data, do_data},
 	/* BDAT checks its own sequence: a refused chunk is still read. */
 	{"BDAT", CMD_DESTROYS, SHP_DATA_END, check_bdat, do_bdat},
-	{"RSET", 0, SHP_MAIL, check_noargs, do_rset},
-	{"NOOP", CMD_LAST, SHP_MAIL, NULL, do_noop},
+	{"RSET", CMD_JUNK | CMD_DESTROYS, SHP_MAIL, check_noargs, do_rset},
+	{"NOOP", CMD_LAST | CMD_JUNK | CMD_DESTROYS, SHP_MAIL, NULL, do_noop},
 	{"QUIT", CMD_LAST | CMD_DESTROYS, SHP_MAIL, check_noargs, do_quit},
 	{"STARTTLS", CMD_NEED_HELO | CMD_LAST, SHP_MAIL, check_starttls,
 	    do_starttls},
-	{"VRFY", CMD_LAST, SHP_MAIL, NULL, do_vrfy},
-	{"EXPN", CMD_LAST, SHP_MAIL, NULL, do_vrfy},
-	{"HELP", 0, SHP_MAIL, NULL, do_help},
+	{"VRFY", CMD_LAST | CMD_JUNK | CMD_DESTROYS, SHP_MAIL, NULL, do_vrfy},
+	{"EXPN", CMD_LAST | CMD_JUNK | CMD_DESTROYS, SHP_MAIL, NULL, do_vrfy},
+	{"HELP", CMD_JUNK | CMD_DESTROYS, SHP_MAIL, NULL, do_help},
 	{"XCLIENT", CMD_REFUSED, SHP_MAIL, NULL, do_refused},
 	{"XFORWARD", CMD_REFUSED, SHP_MAIL, NULL, do_refused},
 	{"AUTH", CMD_REFUSED, SHP_MAIL, NULL, do_refused},
@@ -2060,6 +2061,16 @@ sess_command(struct sess *s, char *line, int more)
 	}
 	if (cmd->flags & CMD_REFUSED) {
 		cmd->proceed(s, args);
+		return;
+	}
+	/* Past the junk limit each one is also an error (Postfix). */
+	if ((cmd->flags & CMD_JUNK) &&
+	    ++s->junk > ms->cf->smtp_junk_command_limit &&
+	    ++s->errors >= ms->cf->smtp_error_limit) {
+		log_info("%s: too many %s commands from [%s]:%d", s->id,
+		    cmd->name, s->ip, s->port);
+		sess_close(s, SO_PROTOCOL_ERROR, "421 4.7.0 %s Error: too many "
+		    "errors", ms->cf->myhostname);
 		return;
 	}
 	if ((cmd->flags & CMD_NEED_HELO) && s->state == SESS_HELO) {

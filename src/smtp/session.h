@@ -84,6 +84,7 @@ struct sess {
 	int	esmtp;
 	int	tls;			/* STARTTLS done */
 	int	errors;			/* syntax and sequence errors */
+	int	junk;			/* NOOP, RSET, VRFY, EXPN, HELP */
 	int	violations;
 	int	messages;		/* transactions that reached the dot */
 	int	rcpt_total;		/* accepted, whole session */

@@ -12,6 +12,7 @@ skipped under ASan (its quarantine holds freed memory), with the reason.
   3  a refused chunk's "MAIL FROM" was run as a command
   4  DATA after BDAT was accepted and leaked the chunk
   5  pipelined HELP from a client that never reads: unbounded output
+     (now: output back-pressure, and smtp_junk_command_limit)
   6  STARTTLS then half a ClientHello or nothing: never freed
   7  keepalive NOOP failing: the queued command was never answered
   8  20 MB of DATA held in memory (spool_memory, spool_dir)
@@ -257,11 +258,12 @@ def test_4_data_after_bdat(postfix):
 
 
 def test_5_output_backpressure(sink):
-    """2 MB of pipelined HELP from a client that never reads: RSS grows by
-    less than 16 MB (the output stops at its high-water mark and the input
-    at its own); another client is served meanwhile; once the client
-    closes, its session and descriptor are gone.
-    Before: +290 MB, held until the write timeout."""
+    """2 MB of pipelined EHLO (each answered with ~150 bytes) from a client
+    that never reads: RSS grows by less than 16 MB (the output stops at its
+    high-water mark and the input at its own); another client is served
+    meanwhile; once the client closes, its session and descriptor are gone.
+    Before (with HELP, see the next test): +290 MB, held until the write
+    timeout."""
     need_rss()
     with mkdaemon(sink.address, smtp_timeout="5s") as d:
         alive(d)
@@ -271,7 +273,7 @@ def test_5_output_backpressure(sink):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.settimeout(2)
         assert s.recv(100).startswith(b"220")
-        burst = b"HELP\r\n" * (2 * 1024 * 1024 // 6)
+        burst = b"EHLO x\r\n" * (2 * 1024 * 1024 // 8)
         s.settimeout(0.2)
         sent = 0
         t0 = time.time()
@@ -288,6 +290,30 @@ def test_5_output_backpressure(sink):
         assert grown < 16384, "RSS grew %d kB" % grown
         assert wait_fds(d, f0) <= f0
         stop_ok(d)
+
+
+def test_5_junk_command_flood(sink):
+    """2 MB of pipelined HELP: after smtp_junk_command_limit (100) HELPs
+    each one also counts as an error, so the 110th ends the session with
+    421 "too many errors" (Postfix's smtpd_junk_command_limit)."""
+    with mkdaemon(sink.address) as d:
+        with greeted(d) as c:
+            c.send(b"HELP\r\n" * (2 * 1024 * 1024 // 6))
+            codes = []
+            t0 = time.time()
+            try:
+                while time.time() - t0 < 10:
+                    codes.append(c.reply(timeout=5)[0])
+                    if codes[-1] == 421:
+                        break
+            except Exception:
+                pass     # the close may reset what was still in flight
+            # the daemon closed with unread input: an RST may eat the tail
+            assert time.time() - t0 < 6
+            assert codes.count(214) <= 109 and 421 not in codes[:-1], codes
+        alive(d)
+        stop_ok(d)
+        assert "too many HELP commands" in d.log()
 
 
 @pytest.fixture(scope="module")
