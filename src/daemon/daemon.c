@@ -343,7 +343,8 @@ daemon_main(int argc, char **argv)
 	ms->sigdb = load_sigdb(ms->cf);
 	if (lst_open(ms->cf, err, sizeof(err)) < 0)
 		fatalx("%s", err);
-	if (spool_init(ms->cf->spool_dir, ms->cf->user, err, sizeof(err)) < 0)
+	if (spool_init(ms->base, ms->cf->spool_dir, ms->cf->user, err,
+	    sizeof(err)) < 0)
 		fatalx("%s", err);
 	make_parent(ms->cf->eventlog);
 	if (evlog_open(ms->cf->eventlog, err, sizeof(err)) < 0)
@@ -384,6 +385,7 @@ daemon_main(int argc, char **argv)
 
 	sess_shutdown_all("service shutting down");
 	sess_deinit();
+	spool_deinit();
 	bk_pool_flush();
 	lst_close();
 	bk_probe_cancel();

@@ -2,7 +2,7 @@
  * spool.c - message content of one transaction, in memory or in an
  *	     unlinked file, under one memory budget for all sessions
  *
- * Exports spool_init(), spool_check(), spool_new(), spool_buf(),
+ * Exports spool_init(), spool_deinit(), spool_check(), spool_new(), spool_buf(),
  * spool_settle(), spool_discard(), spool_take(), spool_free(),
  * spool_mem_used(), spool_files_total() and spool_in_file().
  *
@@ -15,7 +15,9 @@
  * only a staging area, written out whenever it holds SPOOL_STAGE bytes.
  * So memory stays flat however many clients send large messages, and the
  * file has no name: it vanishes when the message is handed over or
- * dropped, even after a crash.
+ * dropped, even after a crash.  Content freed adds up; past SPOOL_TRIM
+ * bytes a timer gives the free heap back to the system (malloc_trim), so
+ * the resident size returns to its level before the messages came.
  *
  * spool_take() gives the whole content to the backend as one evbuffer (a
  * file segment for a file spool, read through mmap by libevent) and frees
@@ -28,6 +30,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,12 +39,15 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "daemon/daemon.h"
 #include "smtp/spool.h"
 #include "util/log.h"
 
 #define SPOOL_STAGE	(64 * 1024)	/* staging bytes before a file write */
+#define SPOOL_TRIM	(1024 * 1024)	/* freed bytes that call for a trim */
+#define SPOOL_TRIM_MS	1000		/* at most one trim this often */
 
 struct spool {
 	struct evbuffer *buf;	/* content, or staging for the file */
@@ -53,12 +59,32 @@ struct spool {
 static size_t spool_mem;		/* bytes counted, all spools */
 static unsigned long spool_files;	/* spools that went to a file */
 static char spool_dir[256];
+static size_t spool_freed;		/* counted bytes freed since a trim */
+static struct event *spool_trim_ev;
+
+/* spool_trim_cb - give freed heap back to the system */
+static void
+spool_trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	spool_freed = 0;
+	(void)malloc_trim(0);
+}
 
 /* spool_init - create the directory (owned by user) at start-up */
 int
-spool_init(const char *dir, const char *user, char *err, size_t errlen)
+spool_init(struct event_base *base, const char *dir, const char *user,
+    char *err, size_t errlen)
 {
 	struct passwd *pw;
+
+	if (spool_trim_ev == NULL &&
+	    (spool_trim_ev = evtimer_new(base, spool_trim_cb, NULL)) == NULL) {
+		snprintf(err, errlen, "spool: out of memory");
+		return -1;
+	}
 
 	if (strlen(dir) >= sizeof(spool_dir) || *dir == 0) {
 		snprintf(err, errlen, "spool_dir: bad path '%s'", dir);
@@ -161,8 +187,15 @@ spool_in_file(const struct spool *sp)
 static void
 spool_uncount(struct spool *sp)
 {
+	static const struct timeval tv = { SPOOL_TRIM_MS / 1000,
+	    (SPOOL_TRIM_MS % 1000) * 1000 };
+
 	spool_mem -= sp->counted;
+	spool_freed += sp->counted;
 	sp->counted = 0;
+	if (spool_freed >= SPOOL_TRIM && spool_trim_ev != NULL &&
+	    !evtimer_pending(spool_trim_ev, NULL))
+		evtimer_add(spool_trim_ev, &tv);
 }
 
 /* spool_flush - write the staging buffer to the file */
@@ -265,6 +298,16 @@ spool_free(struct spool *sp)
 		close(sp->fd);
 	evbuffer_free(sp->buf);
 	free(sp);
+}
+
+/* spool_deinit - free the trim timer (at exit) */
+void
+spool_deinit(void)
+{
+	if (spool_trim_ev != NULL) {
+		event_free(spool_trim_ev);
+		spool_trim_ev = NULL;
+	}
 }
 
 /* spool_mem_used - bytes of content in memory, all sessions */

@@ -8,9 +8,12 @@
 #include <stddef.h>
 
 struct evbuffer;
+struct event_base;
 struct spool;
 
-int	spool_init(const char *dir, const char *user, char *err, size_t errlen);
+int	spool_init(struct event_base *, const char *dir, const char *user,
+	    char *err, size_t errlen);
+void	spool_deinit(void);
 int	spool_check(char *err, size_t errlen);
 struct spool *spool_new(void);
 struct evbuffer *spool_buf(struct spool *);
