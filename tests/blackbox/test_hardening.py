@@ -21,7 +21,6 @@ Files (items 12, 13):
   - admin_token_file: the token from a file, re-read on SIGHUP; a token file
     the dropped user cannot read keeps the old token, with a warning;
     admin_token and admin_token_file together are a configuration error.
-Process (issue 10): no_new_privs is set after start-up.
 """
 
 import http.client
@@ -314,3 +313,138 @@ def test_admin_socket_mode_without_chmod(tmp_path):
             proc.wait()
         log.close()
         d.cleanup()
+
+
+# ------------------------------------------------------------ item 12
+
+def _smtp_quit(port):
+    c = RawSmtp("127.0.0.1", port)
+    c.expect(220)
+    c.cmd("EHLO client.test", 250)
+    c.cmd("QUIT", 221)
+    c.close()
+
+
+def _sessions(path):
+    try:
+        with open(path) as f:
+            return f.read().replace(" ", "").count('"type":"session"')
+    except FileNotFoundError:
+        return 0
+
+
+def _wait(pred, timeout=5.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def test_user_nobody_reopens_eventlog():
+    """user = nobody: the event log's directory (made by the daemon) and
+    file are nobody's, so a rename and SIGUSR1 give a new file that the
+    next session is written to."""
+    if not is_root():
+        pytest.skip("needs root to drop privileges")
+    need(SMTP_SINK)
+    nobody = pwd.getpwnam("nobody")
+    with SmtpSink() as sink:
+        d = Daemon(backend=sink.address, user="nobody")
+        # In a directory that does not exist yet: the daemon makes it.
+        d.eventlog = os.path.join(d.dir, "log", "events.jsonl")
+        d.params["eventlog"] = d.eventlog
+        with open(d.config, "w") as f:
+            for k, v in d.params.items():
+                f.write("%s = %s\n" % (k, v))
+        with d:
+            assert wait_log(d, "running as nobody"), d.log()
+            st = os.stat(os.path.dirname(d.eventlog))
+            assert st.st_uid == nobody.pw_uid, st
+            assert os.stat(d.eventlog).st_uid == nobody.pw_uid
+            _smtp_quit(d.port)
+            assert _wait(lambda: _sessions(d.eventlog) == 1), d.log()
+            os.rename(d.eventlog, d.eventlog + ".1")
+            d.signal(signal.SIGUSR1)
+            assert wait_log(d, "reopening the event log")
+            assert _wait(lambda: os.path.exists(d.eventlog)), d.log()
+            _smtp_quit(d.port)
+            d.stop()
+            assert "writing on to the old file" not in d.log(), d.log()
+            assert _sessions(d.eventlog) == 1, d.log()
+            assert _sessions(d.eventlog + ".1") == 1
+            assert os.stat(d.eventlog).st_uid == nobody.pw_uid
+
+
+TOKEN2 = "second-token-abcdefghijklmnop"
+
+
+def _token_file(dirpath, token, mode=0o600):
+    path = os.path.join(dirpath, "admin.token")
+    with open(path, "w") as f:
+        f.write("  %s  \n# the rest is ignored\n" % token)
+    os.chmod(path, mode)
+    return path
+
+
+def _status(port, token):
+    return http_get(port, "/api/stats", token=token)[0]
+
+
+def test_admin_token_file_reread_on_hup(tmp_path):
+    """admin_token_file: the token is the file's first line; SIGHUP reads
+    the file again."""
+    port = free_port()
+    path = _token_file(str(tmp_path), TOKEN)
+    with Daemon(admin_listen="127.0.0.1:%d" % port,
+                admin_token_file=path) as d:
+        assert _status(port, TOKEN) == 200
+        assert _status(port, TOKEN2) == 401
+        _token_file(str(tmp_path), TOKEN2)
+        d.signal(signal.SIGHUP)
+        assert wait_log(d, "configuration reloaded"), d.log()
+        assert _status(port, TOKEN2) == 200
+        assert _status(port, TOKEN) == 401
+        assert "readable by others" not in d.log()
+
+
+def test_admin_token_file_root_only_after_drop(tmp_path):
+    """A 0600 root token file with user = nobody: read at start as root;
+    on SIGHUP nobody cannot read it, so the running token stays, with a
+    warning, and the configuration itself (0644) still reloads."""
+    if not is_root():
+        pytest.skip("needs root to drop privileges")
+    port = free_port()
+    os.chmod(tmp_path, 0o755)
+    path = _token_file(str(tmp_path), TOKEN)
+    with Daemon(admin_listen="127.0.0.1:%d" % port, user="nobody",
+                rep_store="", admin_token_file=path) as d:
+        assert wait_log(d, "running as nobody"), d.log()
+        assert _status(port, TOKEN) == 200
+        _token_file(str(tmp_path), TOKEN2)
+        d.signal(signal.SIGHUP)
+        assert wait_log(d, "keeping the running admin token"), d.log()
+        assert wait_log(d, "configuration reloaded"), d.log()
+        assert _status(port, TOKEN) == 200
+        assert _status(port, TOKEN2) == 401
+
+
+def test_admin_token_file_config_errors(tmp_path):
+    """Both forms set, a missing or malformed file: configuration errors;
+    a TCP admin address with only the file is fine."""
+    good = _token_file(str(tmp_path), TOKEN)
+    rc, out, _ = check_config("admin_listen = 127.0.0.1:8025\n"
+                              "admin_token_file = %s\n" % good)
+    assert rc == 0, out
+    rc, out, _ = check_config("admin_listen = 127.0.0.1:8025\n"
+                              "admin_token = %s\n"
+                              "admin_token_file = %s\n" % (TOKEN, good))
+    assert rc == 1 and re.search(
+        r":3: admin_token_file: admin_token is set too", out), out
+    rc, out, _ = check_config("admin_token_file = %s/nope\n" % tmp_path)
+    assert rc == 1 and "No such file" in out, out
+    bad = tmp_path / "bad.token"
+    bad.write_text("short\n")
+    rc, out, _ = check_config("admin_token_file = %s\n" % bad)
+    assert rc == 1 and "first line must be a token" in out, out
