@@ -18,6 +18,8 @@
  * the admin token belongs in admin_token_file, which may be root-owned
  * 0600: it is read as root at start-up, and on SIGHUP again only if the
  * dropped user can read it, else the running token stays, with a warning.
+ * After the drop the process sets no_new_privs, so nothing it could exec
+ * gains privileges (the seccomp filter needs it too).
  *
  * SIGHUP loads the file again and keeps the values of non-reloadable
  * parameters; a broken file is logged and the running configuration stays.
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -221,6 +224,14 @@ drop_privileges(const char *user)
 	if (setuid(0) == 0)
 		fatalx("could still regain root after dropping to %s", user);
 	log_info("running as %s", user);
+}
+
+/* no_new_privs - nothing this process execs can gain privileges */
+static void
+no_new_privs(void)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		log_warn("prctl(PR_SET_NO_NEW_PRIVS)");
 }
 
 /* run_user - look up `user` before anything is opened for it */
@@ -464,6 +475,7 @@ daemon_main(int argc, char **argv)
 	drop_privileges(ms->cf->user);
 	if (spool_check(err, sizeof(err)) < 0)
 		log_warnx("%s: messages beyond spool_memory will get 451", err);
+	no_new_privs();
 
 	ev_hup = evsignal_new(ms->base, SIGHUP, sig_hup, NULL);
 	ev_term = evsignal_new(ms->base, SIGTERM, sig_term, NULL);

@@ -21,6 +21,7 @@ Files (items 12, 13):
   - admin_token_file: the token from a file, re-read on SIGHUP; a token file
     the dropped user cannot read keeps the old token, with a warning;
     admin_token and admin_token_file together are a configuration error.
+Process (issue 10): no_new_privs is set after start-up.
 """
 
 import http.client
@@ -448,3 +449,12 @@ def test_admin_token_file_config_errors(tmp_path):
     bad.write_text("short\n")
     rc, out, _ = check_config("admin_token_file = %s\n" % bad)
     assert rc == 1 and "first line must be a token" in out, out
+
+
+# ------------------------------------------------------------ issue 10
+
+def test_no_new_privs(admin):
+    """After start-up the process has no_new_privs set."""
+    with open("/proc/%d/status" % admin.proc.pid) as f:
+        st = f.read()
+    assert re.search(r"^NoNewPrivs:\s+1$", st, re.M), st
