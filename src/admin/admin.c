@@ -1378,12 +1378,14 @@ static struct adm_conn *
 adm_conn_of(struct evhttp_request *req)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev;
 	struct adm_conn *c;
 
-	if (evcon == NULL)
+	if (evcon == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL)
 		return NULL;
 	TAILQ_FOREACH(c, &adm.conns, entry)
-		if (c->evcon == evcon)
+		if (c->bev == bev)
 			return c;
 	return NULL;
 }
@@ -1490,8 +1492,12 @@ adm_conn_timer(evutil_socket_t fd, short what, void *arg)
 		    "Content-Length: 0\r\n\r\n");
 		return;
 	}
-	if (c->busy || c->refused)
+	if (c->busy)
 		return;
+	if (c->refused) {
+		adm_conn_shut(c, NULL);	/* answered 503 already */
+		return;
+	}
 	adm.conn_expired++;
 	log_info("admin: closing a connection: no complete request within "
 	    "%d s", ADM_REQ_DEADLINE);
@@ -1509,17 +1515,27 @@ adm_req_done(struct evhttp_request *req, void *arg)
 	adm_conn_arm(c);
 }
 
-/* adm_req_arrived - a whole request is in: stop its connection's clock */
-static void
+/*
+ * adm_req_arrived - a whole request is in: stop its connection's clock.
+ * A request can arrive in the loop turn of its accept, before the
+ * connection's first turn: that turn is taken here.  0, or -1 when the
+ * connection is beyond the cap (the caller answers 503).
+ */
+static int
 adm_req_arrived(struct evhttp_request *req)
 {
 	struct adm_conn *c = adm_conn_of(req);
 
 	if (c == NULL)
-		return;
+		return 0;
+	if (c->evcon == NULL && adm_conn_start(c) < 0)
+		return 0;
+	if (c->refused)
+		return -1;
 	c->busy = 1;
 	evtimer_del(c->timer);
 	evhttp_request_set_on_complete_cb(req, adm_req_done, c);
+	return 0;
 }
 
 /*
@@ -1617,7 +1633,14 @@ adm_drain(evutil_socket_t fd, short what, void *arg)
 static void
 adm_request(struct evhttp_request *req, void *arg)
 {
-	adm_req_arrived(req);
+	if (adm_req_arrived(req) < 0) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+		evhttp_add_header(h, "Connection", "close");
+		evhttp_add_header(h, "Retry-After", "1");
+		return adm_error(req, 503, "Service Unavailable",
+		    "too many admin connections");
+	}
 	if (adm.nwait == 0 && adm_take())
 		return adm_serve(req, arg);
 	if (adm.nwait == ADM_QUEUE_MAX) {
