@@ -22,6 +22,29 @@
  * not take, a missing or wrong token get a 4xx JSON reply; headers beyond
  * 8 KiB and bodies beyond 4 KiB are refused by evhttp itself.
  *
+ * Connections are bounded in number and in time.  evhttp_set_timeout() is
+ * an idle timeout only (a client sending a header byte every few seconds
+ * would hold a connection for ever), and evhttp has no connection cap, so
+ * the module keeps a record of every connection: evhttp_set_bevcb() makes
+ * each connection's bufferevent here, with the record and a zero-delay
+ * timer; on that first turn evhttp has built its connection around the
+ * bufferevent, the record learns it (the bufferevent's callback argument)
+ * and registers a close callback, which evhttp calls whenever it frees an
+ * incoming connection, so the record ends exactly with its connection.
+ * At most ADM_CONNS_MAX connections are open; one beyond that gets "503
+ * Service Unavailable" on its first turn and its socket is shut down, with
+ * a log line (at most one a second).  Each connection has ADM_REQ_DEADLINE
+ * seconds to deliver a whole request, headers and body, counted from the
+ * accept and, on a keep-alive connection, from the end of the previous
+ * reply; a request that has arrived stops the clock while it waits and is
+ * answered.  When the deadline passes the client gets "408 Request
+ * Timeout" and the socket is shut down, which evhttp reads as the end of
+ * the connection and frees it the usual way (the descriptor is never
+ * closed here).  evhttp's own idle timeout stays, a little longer, for
+ * replies a client does not read.  So an SMTP client that connects to the
+ * admin port and waits for a banner gets 408 at the deadline, and one that
+ * sends a command gets 400 from evhttp at once.
+ *
  * Memory: the module owns a table of at most ADM_HOSTS_MAX hosts (hash +
  * LRU list; the least recently seen host is dropped when it is full) and
  * the group tables (at most ADM_GROUPS_MAX OS labels; the rest go to
@@ -82,6 +105,8 @@
 #define ADM_RATE	200	/* requests served per second ... */
 #define ADM_BURST	200	/* ... after a burst of this many */
 #define ADM_QUEUE_MAX	256	/* requests waiting for their turn */
+#define ADM_CONNS_MAX	64	/* concurrent admin connections */
+#define ADM_REQ_DEADLINE 10	/* s to receive one whole request */
 #define ADM_NPRI	3	/* event priorities the base gets */
 #define ADM_PRI		(ADM_NPRI - 1)	/* ours: the lowest */
 
@@ -142,6 +167,17 @@ struct adm_group {
 	unsigned long waited;
 };
 
+/* One admin connection, from its accept until evhttp frees it. */
+struct adm_conn {
+	TAILQ_ENTRY(adm_conn) entry;	/* adm.conns */
+	struct bufferevent *bev;	/* the one evhttp reads through */
+	struct evhttp_connection *evcon; /* NULL until the first turn */
+	struct event *timer;		/* first turn, then the deadline */
+	int	refused;		/* beyond ADM_CONNS_MAX: shut at once */
+	int	busy;			/* a request is in: no deadline runs */
+};
+TAILQ_HEAD(adm_conn_list, adm_conn);
+
 static const char *const adm_msg_names[] = {
 	"none", "delivered", "rejected", "deferred", "abandoned",
 	"protocol_error", "backend_error",
@@ -196,6 +232,13 @@ static struct {
 	struct evhttp_request *waiting[ADM_QUEUE_MAX];
 	size_t	whead, nwait;
 	unsigned long delayed, overflow;
+	/* Connections. */
+	struct event_base *base;
+	struct adm_conn_list conns;
+	unsigned long nconns;		/* linked and not refused */
+	unsigned long conn_refused, conn_expired;
+	unsigned long refused_unlogged;
+	time_t	refused_logged;		/* last refusal log line, or 0 */
 } adm;
 
 /*
@@ -1233,6 +1276,14 @@ adm_metrics(struct evhttp_request *req)
 
 	pm_one(b, "mailshaper_admin_requests_delayed_total", "counter",
 	    "Admin requests held back by the rate limit.", (double)adm.delayed);
+	pm_one(b, "mailshaper_admin_connections", "gauge",
+	    "Admin connections open.", (double)adm.nconns);
+	pm_one(b, "mailshaper_admin_connections_refused_total", "counter",
+	    "Admin connections closed at once: too many open.",
+	    (double)adm.conn_refused);
+	pm_one(b, "mailshaper_admin_requests_timed_out_total", "counter",
+	    "Admin connections closed: no complete request in time.",
+	    (double)adm.conn_expired);
 	pm_one(b, "mailshaper_admin_hosts", "gauge",
 	    "Hosts in the admin API's table.", (double)adm.nhosts);
 	pm_one(b, "mailshaper_admin_hosts_evicted_total", "counter",
@@ -1322,6 +1373,210 @@ adm_serve(struct evhttp_request *req, void *arg)
 	adm_error(req, 404, "Not Found", "no such endpoint");
 }
 
+/* adm_conn_of - the connection record a request came in on, or NULL */
+static struct adm_conn *
+adm_conn_of(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev;
+	struct adm_conn *c;
+
+	if (evcon == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL)
+		return NULL;
+	TAILQ_FOREACH(c, &adm.conns, entry)
+		if (c->bev == bev)
+			return c;
+	return NULL;
+}
+
+/* adm_conn_shut - end a connection: evhttp reads EOF and frees it */
+static void
+adm_conn_shut(struct adm_conn *c, const char *reply)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+	if (fd < 0)
+		return;
+	if (reply != NULL)
+		(void)send(fd, reply, strlen(reply), MSG_DONTWAIT |
+		    MSG_NOSIGNAL);
+	(void)shutdown(fd, SHUT_RDWR);
+}
+
+/* adm_conn_drop - unlink and free a record (its connection is gone) */
+static void
+adm_conn_drop(struct adm_conn *c)
+{
+	TAILQ_REMOVE(&adm.conns, c, entry);
+	if (!c->refused)
+		adm.nconns--;
+	event_free(c->timer);
+	free(c);
+}
+
+/* adm_conn_closed - evhttp frees the connection: the record goes too */
+static void
+adm_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct adm_conn *c = arg;
+
+	(void)evcon;
+	adm_conn_drop(c);
+}
+
+/* adm_conn_arm - (re)start a connection's request deadline */
+static void
+adm_conn_arm(struct adm_conn *c)
+{
+	struct timeval tv = { ADM_REQ_DEADLINE, 0 };
+
+	c->busy = 0;
+	evtimer_add(c->timer, &tv);
+}
+
+/*
+ * adm_conn_start - the loop turn after the accept: evhttp has made the
+ * connection around our bufferevent; learn it from the bufferevent's
+ * callback argument and ask to be told when it is freed.  If evhttp
+ * already gave up on it (its callbacks are gone), only the record goes.
+ */
+static int
+adm_conn_start(struct adm_conn *c)
+{
+	bufferevent_data_cb rcb, wcb;
+	bufferevent_event_cb ecb;
+	void   *evcon = NULL;
+
+	bufferevent_getcb(c->bev, &rcb, &wcb, &ecb, &evcon);
+	bufferevent_decref(c->bev);	/* ours, from adm_bev() */
+	if (ecb == NULL || evcon == NULL) {
+		adm_conn_drop(c);
+		return -1;
+	}
+	c->evcon = evcon;
+	evhttp_connection_set_closecb(c->evcon, adm_conn_closed, c);
+	return 0;
+}
+
+/*
+ * adm_conn_timer - a new connection's first turn (refused or not), or a
+ * connection's request deadline
+ */
+static void
+adm_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct adm_conn *c = arg;
+	time_t	now = time(NULL);
+
+	(void)fd;
+	(void)what;
+	if (c->evcon == NULL) {
+		if (adm_conn_start(c) < 0)
+			return;
+		if (!c->refused) {
+			adm_conn_arm(c);
+			return;
+		}
+		adm.refused_unlogged++;
+		if (now != adm.refused_logged) {
+			log_warnx("admin: %lu connections open, the limit; "
+			    "closed %lu new one%s", adm.nconns,
+			    adm.refused_unlogged,
+			    adm.refused_unlogged == 1 ? "" : "s");
+			adm.refused_logged = now;
+			adm.refused_unlogged = 0;
+		}
+		adm_conn_shut(c, "HTTP/1.1 503 Service Unavailable\r\n"
+		    "Retry-After: 1\r\nConnection: close\r\n"
+		    "Content-Length: 0\r\n\r\n");
+		return;
+	}
+	if (c->busy)
+		return;
+	if (c->refused) {
+		adm_conn_shut(c, NULL);	/* answered 503 already */
+		return;
+	}
+	adm.conn_expired++;
+	log_info("admin: closing a connection: no complete request within "
+	    "%d s", ADM_REQ_DEADLINE);
+	adm_conn_shut(c, "HTTP/1.1 408 Request Timeout\r\n"
+	    "Connection: close\r\nContent-Length: 0\r\n\r\n");
+}
+
+/* adm_req_done - a reply was written: the next request's clock starts */
+static void
+adm_req_done(struct evhttp_request *req, void *arg)
+{
+	struct adm_conn *c = arg;
+
+	(void)req;
+	adm_conn_arm(c);
+}
+
+/*
+ * adm_req_arrived - a whole request is in: stop its connection's clock.
+ * A request can arrive in the loop turn of its accept, before the
+ * connection's first turn: that turn is taken here.  0, or -1 when the
+ * connection is beyond the cap (the caller answers 503).
+ */
+static int
+adm_req_arrived(struct evhttp_request *req)
+{
+	struct adm_conn *c = adm_conn_of(req);
+
+	if (c == NULL)
+		return 0;
+	if (c->evcon == NULL && adm_conn_start(c) < 0)
+		return 0;
+	if (c->refused)
+		return -1;
+	c->busy = 1;
+	evtimer_del(c->timer);
+	evhttp_request_set_on_complete_cb(req, adm_req_done, c);
+	return 0;
+}
+
+/*
+ * adm_bev - every admin connection's bufferevent, at the lowest priority
+ * (the loop runs admin callbacks only when no SMTP callback is ready),
+ * and its record; evhttp sets the descriptor and callbacks afterwards.
+ * The reference taken here keeps the bufferevent readable until
+ * adm_conn_start() has looked at it.
+ */
+static struct bufferevent *
+adm_bev(struct event_base *base, void *arg)
+{
+	struct bufferevent *bev;
+	struct adm_conn *c;
+	struct timeval now = { 0, 0 };
+
+	(void)arg;
+	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE))
+	    == NULL)
+		return NULL;	/* evhttp makes its own; it is not counted */
+	if (bufferevent_priority_set(bev, ADM_PRI) < 0)
+		log_debug("admin: cannot lower a connection's priority");
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->timer = evtimer_new(base, adm_conn_timer, c)) == NULL) {
+		free(c);
+		log_warnx("admin: no memory for a connection record");
+		return bev;
+	}
+	(void)event_priority_set(c->timer, ADM_PRI);
+	c->bev = bev;
+	bufferevent_incref(bev);
+	TAILQ_INSERT_TAIL(&adm.conns, c, entry);
+	if (adm.nconns >= ADM_CONNS_MAX) {
+		c->refused = 1;
+		adm.conn_refused++;
+	} else
+		adm.nconns++;
+	evtimer_add(c->timer, &now);
+	return bev;
+}
+
 /* adm_take - a token from the bucket, refilled at ADM_RATE per second */
 static int
 adm_take(void)
@@ -1378,6 +1633,14 @@ adm_drain(evutil_socket_t fd, short what, void *arg)
 static void
 adm_request(struct evhttp_request *req, void *arg)
 {
+	if (adm_req_arrived(req) < 0) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+		evhttp_add_header(h, "Connection", "close");
+		evhttp_add_header(h, "Retry-After", "1");
+		return adm_error(req, 503, "Service Unavailable",
+		    "too many admin connections");
+	}
 	if (adm.nwait == 0 && adm_take())
 		return adm_serve(req, arg);
 	if (adm.nwait == ADM_QUEUE_MAX) {
@@ -1394,28 +1657,21 @@ adm_request(struct evhttp_request *req, void *arg)
 }
 
 /*
- * adm_bev - every admin connection's bufferevent, at the lowest priority:
- * the loop runs admin callbacks only when no SMTP callback is ready
+ * adm_unix_listen - a listening unix socket at path, mode 0660; -1 + err
+ *
+ * The mode is given to the socket before bind() creates the file (fchmod
+ * on the socket, and a umask that keeps the group bits for the moment of
+ * the bind), never by a chmod() of the path afterwards: between bind() and
+ * chmod() the path could be swapped for a symbolic link, and chmod() would
+ * change the mode of whatever file it points to.
  */
-static struct bufferevent *
-adm_bev(struct event_base *base, void *arg)
-{
-	struct bufferevent *bev = bufferevent_socket_new(base, -1,
-	    BEV_OPT_CLOSE_ON_FREE);
-
-	(void)arg;
-	if (bev != NULL && bufferevent_priority_set(bev, ADM_PRI) < 0)
-		log_debug("admin: cannot lower a connection's priority");
-	return bev;
-}
-
-/* adm_unix_listen - a listening unix socket at path; -1 + err */
 static int
 adm_unix_listen(const struct sockaddr_un *sun, socklen_t len, char *err,
     size_t errlen)
 {
 	struct stat st;
-	int	fd;
+	mode_t	old;
+	int	fd, rc, saved;
 
 	if (lstat(sun->sun_path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
@@ -1425,18 +1681,25 @@ adm_unix_listen(const struct sockaddr_un *sun, socklen_t len, char *err,
 		}
 		(void)unlink(sun->sun_path);	/* stale, from a last run */
 	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
-	    bind(fd, (const struct sockaddr *)sun, len) < 0 ||
-	    chmod(sun->sun_path, 0660) < 0 || listen(fd, 128) < 0 ||
-	    evutil_make_socket_nonblocking(fd) < 0 ||
-	    evutil_make_socket_closeonexec(fd) < 0) {
-		snprintf(err, errlen, "admin_listen unix:%s: %s",
-		    sun->sun_path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		goto bad;
+	if (fchmod(fd, 0660) < 0)
+		goto bad;
+	old = umask(0117);
+	rc = bind(fd, (const struct sockaddr *)sun, len);
+	saved = errno;
+	umask(old);
+	errno = saved;
+	if (rc < 0 || listen(fd, 128) < 0 ||
+	    evutil_make_socket_nonblocking(fd) < 0)
+		goto bad;
 	return fd;
+bad:
+	snprintf(err, errlen, "admin_listen unix:%s: %s", sun->sun_path,
+	    strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
 }
 
 /* adm_open - listen on admin_listen (nothing when it is empty) */
@@ -1449,6 +1712,8 @@ adm_open(struct event_base *base, const struct conf *cf, char *err,
 	int	port;
 
 	gettimeofday(&adm.started, NULL);
+	TAILQ_INIT(&adm.conns);
+	adm.base = base;
 	if (*cf->admin_listen == 0)
 		return 0;
 	/*
@@ -1495,7 +1760,9 @@ adm_open(struct event_base *base, const struct conf *cf, char *err,
 	}
 	evhttp_set_max_headers_size(adm.http, ADM_MAX_HEADERS);
 	evhttp_set_max_body_size(adm.http, ADM_MAX_BODY);
-	evhttp_set_timeout(adm.http, 10);
+	/* Idle timeout, for replies a client does not read; the request
+	 * deadline (shorter) is ours, with its 408. */
+	evhttp_set_timeout(adm.http, ADM_REQ_DEADLINE + 5);
 	/* Every method reaches adm_request, which answers 405 itself. */
 	evhttp_set_allowed_methods(adm.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
@@ -1517,7 +1784,24 @@ void
 adm_close(void)
 {
 	struct adm_host *h, *next;
+	struct adm_conn *c;
 
+	/*
+	 * evhttp_free() frees the connections, each calling
+	 * adm_conn_closed(); records still waiting for their first turn go
+	 * here, with the reference they hold.
+	 */
+	if (adm.http != NULL) {
+		struct adm_conn *next_c;
+
+		for (c = TAILQ_FIRST(&adm.conns); c != NULL; c = next_c) {
+			next_c = TAILQ_NEXT(c, entry);
+			if (c->evcon == NULL) {
+				bufferevent_decref(c->bev);
+				adm_conn_drop(c);
+			}
+		}
+	}
 	if (adm.wait_timer != NULL) {
 		event_free(adm.wait_timer);
 		adm.wait_timer = NULL;
@@ -1527,6 +1811,8 @@ adm_close(void)
 		evhttp_free(adm.http);
 		adm.http = NULL;
 	}
+	while ((c = TAILQ_FIRST(&adm.conns)) != NULL)
+		adm_conn_drop(c);	/* none, unless evhttp skipped one */
 	if (adm.unix_sock && adm.path[0])
 		(void)unlink(adm.path);
 	for (h = adm.lru_head; h != NULL; h = next) {

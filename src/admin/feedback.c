@@ -359,6 +359,11 @@ fb_cli_main(int argc, char **argv)
 		fprintf(stderr, "mailshaper feedback: %s\n", err);
 		return 1;
 	}
+	if (conf_token_load(cf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mailshaper feedback: %s\n", err);
+		conf_free(cf);
+		return 1;
+	}
 	/* -s, else the old feedback_listen, else the admin API. */
 	if (server == NULL)
 		server = *cf->feedback_listen ? cf->feedback_listen :

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -173,6 +174,9 @@ const struct conf_param conf_params[] = {
 	    "loopback host:port or unix:/path of the admin HTTP API (empty = none)", OFF(admin_listen)},
 	{"admin_token", CT_STR, "", "token", 0, 0, 1,
 	    "bearer token the admin API requires on a TCP address", OFF(admin_token)},
+	{"admin_token_file", CT_STR, "", "path", 0, 0, 1,
+	    "file whose first line is admin_token (read as root at start, again on SIGHUP)",
+	    OFF(admin_token_file)},
 	{NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -256,6 +260,8 @@ conf_str_size(size_t off)
 		{OFF(admin_listen), sizeof(((struct conf *)0)->admin_listen)},
 		{OFF(admin_token), sizeof(((struct conf *)0)->admin_token)},
 		{OFF(spool_dir), sizeof(((struct conf *)0)->spool_dir)},
+		{OFF(admin_token_file),
+		    sizeof(((struct conf *)0)->admin_token_file)},
 	};
 	size_t	i;
 
@@ -536,7 +542,7 @@ conf_set(struct conf *cf, const char *name, const char *value, int line,
 		snprintf(err, errlen, "unknown parameter '%s'", name);
 		return -1;
 	}
-	if (p->name != NULL)
+	if (p->name != NULL && p - conf_params < CONF_MAX_PARAMS)
 		cf->setline[p - conf_params] = line;
 	if (p->name != NULL && p->type != CT_CLASS)
 		return conf_set_value(p, cf, value, err, errlen);
@@ -682,7 +688,8 @@ conf_where(const struct conf *cf, const char *name, char *buf, size_t len)
 	int	line = 0;
 
 	for (p = conf_params; p->name; p++)
-		if (strcmp(p->name, name) == 0)
+		if (strcmp(p->name, name) == 0 &&
+		    p - conf_params < CONF_MAX_PARAMS)
 			line = cf->setline[p - conf_params];
 	if (line > 0)
 		snprintf(buf, len, "%s:%d", cf->path, line);
@@ -780,6 +787,61 @@ conf_is_loopback(const struct sockaddr_storage *ss)
 	return 0;
 }
 
+/* conf_token_ok - 16 or more characters of the bearer token alphabet */
+static int
+conf_token_ok(const char *t)
+{
+	size_t	tl = strlen(t);
+
+	return tl >= 16 && strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789-._~+/=") == tl;
+}
+
+/*
+ * conf_token_load - read admin_token_file into admin_token: the file's
+ * first line, white space trimmed, held to the admin_token rules; nothing
+ * to do without admin_token_file.  -1 + err when the file cannot be read
+ * or its token is malformed (admin_token is then left as it was).  The
+ * daemon calls it as root at start-up and again on SIGHUP, where the
+ * caller decides what an unreadable file means.
+ */
+int
+conf_token_load(struct conf *cf, char *err, size_t errlen)
+{
+	char	buf[512], *nl, *t;
+	ssize_t	n;
+	int	fd;
+
+	if (*cf->admin_token_file == 0)
+		return 0;
+	if ((fd = open(cf->admin_token_file, O_RDONLY | O_CLOEXEC |
+	    O_NOCTTY | O_NONBLOCK)) < 0) {
+		snprintf(err, errlen, "admin_token_file %s: %s",
+		    cf->admin_token_file, strerror(errno));
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "admin_token_file %s: %s",
+		    cf->admin_token_file, strerror(errno));
+		return -1;
+	}
+	buf[n] = 0;
+	if ((nl = strchr(buf, '\n')) != NULL)
+		*nl = 0;
+	t = str_trim(buf);
+	if (strlen(t) >= sizeof(cf->admin_token) || !conf_token_ok(t)) {
+		snprintf(err, errlen, "admin_token_file %s: the first line must "
+		    "be a token of 16 to %zu characters of A-Z a-z 0-9 "
+		    "- . _ ~ + / =", cf->admin_token_file,
+		    sizeof(cf->admin_token) - 1);
+		return -1;
+	}
+	strcpy(cf->admin_token, t);
+	return 0;
+}
+
 /*
  * conf_check_admin - admin_listen is loopback or unix:, never an SMTP
  * address; a TCP address needs an admin_token of 16+ token characters
@@ -789,15 +851,18 @@ conf_check_admin(struct conf *cf, char *err, size_t errlen)
 {
 	struct endpoint ep;
 	char	w[300], sub[256];
-	size_t	tl = strlen(cf->admin_token);
 	int	i;
 
-	if (*cf->admin_token && (tl < 16 || strspn(cf->admin_token,
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789-._~+/=") != tl)) {
+	if (*cf->admin_token && !conf_token_ok(cf->admin_token)) {
 		snprintf(err, errlen, "%s: admin_token: at least 16 characters "
 		    "of A-Z a-z 0-9 - . _ ~ + / =", conf_where(cf,
 		    "admin_token", w, sizeof(w)));
+		return -1;
+	}
+	if (*cf->admin_token && *cf->admin_token_file) {
+		snprintf(err, errlen, "%s: admin_token_file: admin_token is set "
+		    "too; keep one of them", conf_where(cf, "admin_token_file",
+		    w, sizeof(w)));
 		return -1;
 	}
 	if (*cf->admin_listen == 0)
@@ -834,10 +899,10 @@ conf_check_admin(struct conf *cf, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	if (*cf->admin_token == 0) {
+	if (*cf->admin_token == 0 && *cf->admin_token_file == 0) {
 		snprintf(err, errlen, "%s: admin_listen: a TCP address needs "
-		    "admin_token", conf_where(cf, "admin_listen", w,
-		    sizeof(w)));
+		    "admin_token (or admin_token_file)", conf_where(cf,
+		    "admin_listen", w, sizeof(w)));
 		return -1;
 	}
 	return 0;

@@ -134,7 +134,10 @@ struct conf {
 	long	feedback_cache_size;	/* sessions remembered for feedback */
 	/* Admin API (issue 6). */
 	char	admin_listen[128];	/* loopback host:port, unix:/path, "" */
-	char	admin_token[128];	/* bearer token ("" = none) */
+	char	admin_token[128];	/* bearer token ("" = none); from
+					 * admin_token_file after
+					 * conf_token_load() */
+	char	admin_token_file[256];	/* file whose first line is the token */
 };
 
 /* One row of the parameter table. */
@@ -159,6 +162,7 @@ struct conf *conf_load(const char *path, char **overrides, int noverrides,
 	    char *err, size_t errlen);
 void	conf_free(struct conf *);
 void	conf_reload_merge(struct conf *fresh, const struct conf *old);
+int	conf_token_load(struct conf *, char *err, size_t errlen);
 const struct shclass *conf_class(const struct conf *, const char *name);
 
 #endif

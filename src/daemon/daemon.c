@@ -10,6 +10,17 @@
  * fails here with a clear message and exit status 1; nothing after start-up
  * exits because of a peer.
  *
+ * Files and the dropped user: started as root with `user` set, the daemon
+ * gives the event log (and the directory it creates for it) to that user,
+ * so SIGUSR1 can create the next file after rotation; it warns when an
+ * existing directory would not let it.  The configuration file must be
+ * readable by that user for SIGHUP (root-owned 0644, holding no secret);
+ * the admin token belongs in admin_token_file, which may be root-owned
+ * 0600: it is read as root at start-up, and on SIGHUP again only if the
+ * dropped user can read it, else the running token stays, with a warning.
+ * After the drop the process sets no_new_privs, so nothing it could exec
+ * gains privileges (the seccomp filter needs it too).
+ *
  * SIGHUP loads the file again and keeps the values of non-reloadable
  * parameters; a broken file is logged and the running configuration stays.
  * SIGTERM stops accepting, gives sessions grace_time to finish, then ends
@@ -17,6 +28,7 @@
  * the event log.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
@@ -24,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -55,6 +68,9 @@ static struct ms the_ms;
 static struct event *grace_timer;
 static char class_names[CONF_MAX_CLASSES][CONF_NAME_MAX];
 static int nclass_names;
+static int run_as;		/* root with `user` set: files go to run_uid */
+static uid_t run_uid;
+static gid_t run_gid;
 
 /* daemon_class_index - stable index of a class name for counters */
 int
@@ -125,6 +141,12 @@ sig_hup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	conf_reload_merge(fresh, ms->cf);
+	if (conf_token_load(fresh, err, sizeof(err)) < 0) {
+		/* A root-only token file after the drop: keep what we have. */
+		log_warnx("reload: %s; keeping the running admin token", err);
+		snprintf(fresh->admin_token, sizeof(fresh->admin_token), "%s",
+		    ms->cf->admin_token);
+	}
 	if (dnsbl_reconfigure(fresh, err, sizeof(err)) < 0) {
 		log_warnx("reload failed, keeping the running configuration: %s",
 		    err);
@@ -204,6 +226,68 @@ drop_privileges(const char *user)
 	log_info("running as %s", user);
 }
 
+/* no_new_privs - nothing this process execs can gain privileges */
+static void
+no_new_privs(void)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		log_warn("prctl(PR_SET_NO_NEW_PRIVS)");
+}
+
+/* run_user - look up `user` before anything is opened for it */
+static void
+run_user(const char *user)
+{
+	struct passwd *pw;
+
+	if (*user == 0 || geteuid() != 0)
+		return;
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("user %s: no such user", user);
+	run_as = 1;
+	run_uid = pw->pw_uid;
+	run_gid = pw->pw_gid;
+}
+
+/* user_can - whether the run user has `bits` (S_IROTH-style) on st */
+static int
+user_can(const struct stat *st, int bits)
+{
+	if (st->st_uid == run_uid)
+		return (st->st_mode & (bits << 6)) == (mode_t)(bits << 6);
+	if (st->st_gid == run_gid)
+		return (st->st_mode & (bits << 3)) == (mode_t)(bits << 3);
+	return (st->st_mode & bits) == (mode_t)bits;
+}
+
+/*
+ * check_files - warn about files the dropped user will need: the
+ * configuration (SIGHUP), an inline admin_token in a readable file, the
+ * token file's mode
+ */
+static void
+check_files(const struct conf *cf)
+{
+	struct stat st;
+
+	if (ms->conf_path != NULL && stat(ms->conf_path, &st) == 0) {
+		if (run_as && !user_can(&st, 4))
+			log_warnx("%s is not readable by %s: SIGHUP will not "
+			    "reload it (make it root-owned 0644 and keep the "
+			    "token in admin_token_file)", ms->conf_path,
+			    cf->user);
+		if (*cf->admin_token && (st.st_mode & S_IROTH))
+			log_warnx("%s holds admin_token and is readable by "
+			    "everyone; move the token to admin_token_file "
+			    "(mode 0600)", ms->conf_path);
+	}
+	if (*cf->admin_token_file && stat(cf->admin_token_file, &st) == 0 &&
+	    (st.st_mode & (S_IRWXG | S_IRWXO)))
+		log_warnx("admin_token_file %s is readable by others than "
+		    "its owner (mode %03o); make it 0600",
+		    cf->admin_token_file, (unsigned)(st.st_mode & 0777));
+}
+
 /* raise_nofile - as many descriptors as the hard limit allows */
 static void
 raise_nofile(void)
@@ -238,11 +322,18 @@ load_sigdb(const struct conf *cf)
 	return db;
 }
 
-/* make_parent - create the directory that will hold path (one level) */
+/*
+ * make_parent - create the directory that will hold path (one level);
+ * with give set and a run user, a directory made here is that user's, and
+ * an existing one the user cannot write to is reported (what: the
+ * parameter, for the message)
+ */
 static void
-make_parent(const char *path)
+make_parent(const char *path, int give, const char *what)
 {
 	char	dir[512], *slash;
+	struct stat st;
+	int	fd;
 
 	if (*path == 0 || strlen(path) >= sizeof(dir))
 		return;
@@ -250,8 +341,23 @@ make_parent(const char *path)
 	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
 		return;
 	*slash = 0;
-	if (mkdir(dir, 0750) == 0)
+	if (mkdir(dir, 0750) == 0) {
 		log_info("created %s", dir);
+		if (!give || !run_as)
+			return;
+		/* Through a descriptor: never chown what a link names. */
+		if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC)) < 0 || fchown(fd, run_uid, run_gid) < 0)
+			log_warn("%s: cannot give %s to the run user", what,
+			    dir);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (give && run_as && stat(dir, &st) == 0 && !user_can(&st, 3))
+		log_warnx("%s: the run user cannot create files in %s, so "
+		    "SIGUSR1 cannot reopen the file after rotation; give the "
+		    "directory to that user", what, dir);
 }
 
 /* usage - command line help */
@@ -306,7 +412,7 @@ daemon_main(int argc, char **argv)
 		usage();
 	ms->cf = conf_load(ms->conf_path, ms->overrides, ms->noverrides, err,
 	    sizeof(err));
-	if (ms->cf == NULL) {
+	if (ms->cf == NULL || conf_token_load(ms->cf, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mailshaper: %s\n", err);
 		return 1;
 	}
@@ -326,6 +432,8 @@ daemon_main(int argc, char **argv)
 	}
 	log_init(foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG,
 	    ms->cf->syslog_name);
+	run_user(ms->cf->user);
+	check_files(ms->cf);
 	signal(SIGPIPE, SIG_IGN);
 	srand48((long)time(NULL) ^ (long)getpid());	/* exploration draws */
 	raise_nofile();
@@ -346,11 +454,13 @@ daemon_main(int argc, char **argv)
 	if (spool_init(ms->base, ms->cf->spool_dir, ms->cf->user, err,
 	    sizeof(err)) < 0)
 		fatalx("%s", err);
-	make_parent(ms->cf->eventlog);
+	make_parent(ms->cf->eventlog, 1, "eventlog");
 	if (evlog_open(ms->cf->eventlog, err, sizeof(err)) < 0)
 		fatalx("%s", err);
+	if (run_as && evlog_chown(run_uid, run_gid, err, sizeof(err)) < 0)
+		log_warnx("%s; SIGUSR1 cannot reopen it after rotation", err);
 	if (strncmp(ms->cf->rep_store, "sqlite:", 7) == 0)
-		make_parent(ms->cf->rep_store + 7);
+		make_parent(ms->cf->rep_store + 7, 0, "rep_store");
 	if (rep_open(ms->base, ms->cf, err, sizeof(err)) < 0)
 		fatalx("rep_store %s: %s", ms->cf->rep_store, err);
 	if (dnsbl_init(ms->base, ms->cf, err, sizeof(err)) < 0)
@@ -366,6 +476,7 @@ daemon_main(int argc, char **argv)
 	drop_privileges(ms->cf->user);
 	if (spool_check(err, sizeof(err)) < 0)
 		log_warnx("%s: messages beyond spool_memory will get 451", err);
+	no_new_privs();
 
 	ev_hup = evsignal_new(ms->base, SIGHUP, sig_hup, NULL);
 	ev_term = evsignal_new(ms->base, SIGTERM, sig_term, NULL);

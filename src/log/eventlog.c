@@ -10,6 +10,12 @@
  * loop or growing without bound.  evlog_close() writes everything that is
  * queued, then joins the thread.  With no file open every call is a no-op.
  *
+ * The file is opened with O_NOFOLLOW and must be a regular file: a symbolic
+ * link at the path (someone else's file behind our name) is refused with
+ * a clear error at start-up, and on SIGUSR1 the old file is kept.  With
+ * `user` set the daemon hands the file to that user (evlog_chown()), so the
+ * reopen after rotation works after the privilege drop.
+ *
  * It is an error to call evlog_append() from more than one thread.
  */
 #include <errno.h>
@@ -44,11 +50,35 @@ static struct {
 } ev = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, "",
 	-1, 0, 0, 0, 0 };
 
-/* evlog_openfd - open the file for appending */
+/*
+ * evlog_openfd - open the file for appending, never through a symbolic
+ * link and never anything but a regular file; -1 + err
+ */
 static int
-evlog_openfd(const char *path)
+evlog_openfd(const char *path, char *err, size_t errlen)
 {
-	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	struct stat st;
+	int	fd;
+
+	/* O_NONBLOCK: a FIFO at the path must not block the open. */
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0640);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			snprintf(err, errlen, "eventlog %s: is a symbolic link; "
+			    "refusing to follow it (give the real path)", path);
+		else
+			snprintf(err, errlen, "eventlog %s: %s", path,
+			    strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "eventlog %s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	(void)fcntl(fd, F_SETFL, O_APPEND);	/* clear O_NONBLOCK */
+	return fd;
 }
 
 /* evlog_drain - write buf to fd, retrying short writes */
@@ -92,11 +122,12 @@ evlog_main(void *arg)
 		evbuffer_add_buffer(batch, ev.queue);
 		stop = ev.stop;
 		if (ev.reopen) {
-			int	fd = evlog_openfd(ev.path);
+			char	err[512];
+			int	fd = evlog_openfd(ev.path, err, sizeof(err));
 
 			ev.reopen = 0;
 			if (fd < 0)
-				log_warn("eventlog: reopen %s", ev.path);
+				log_warnx("%s; writing on to the old file", err);
 			else {
 				/* Records queued so far go to the old file. */
 				pthread_mutex_unlock(&ev.lock);
@@ -120,10 +151,8 @@ evlog_open(const char *path, char *err, size_t errlen)
 	if (*path == 0)
 		return 0;
 	snprintf(ev.path, sizeof(ev.path), "%s", path);
-	if ((ev.fd = evlog_openfd(path)) < 0) {
-		snprintf(err, errlen, "eventlog %s: %s", path, strerror(errno));
+	if ((ev.fd = evlog_openfd(path, err, errlen)) < 0)
 		return -1;
-	}
 	ev.queue = evbuffer_new();
 	if (pthread_create(&ev.thread, NULL, evlog_main, NULL) != 0) {
 		snprintf(err, errlen, "eventlog: cannot start writer thread");
@@ -132,6 +161,23 @@ evlog_open(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	ev.running = 1;
+	return 0;
+}
+
+/*
+ * evlog_chown - give the open file to uid:gid (before the privilege drop,
+ * so that user can create the next file after rotation); -1 + err
+ */
+int
+evlog_chown(uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	if (!ev.running || ev.fd < 0)
+		return 0;
+	if (fchown(ev.fd, uid, gid) < 0) {
+		snprintf(err, errlen, "eventlog %s: chown: %s", ev.path,
+		    strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
