@@ -91,6 +91,7 @@
 #include "fp/fp.h"
 #include "rep/rep.h"
 #include "smtp/session.h"
+#include "smtp/spool.h"
 #include "util/addr.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -1155,6 +1156,12 @@ adm_metrics(struct evhttp_request *req)
 			    adm_class_name(c), (double)ms->class_count[c]);
 	pm_one(b, "mailshaper_backend_connections", "gauge",
 	    "Backend connections open now.", (double)ms->nbackend);
+	pm_one(b, "mailshaper_spool_memory_bytes", "gauge",
+	    "Message content held in memory, all sessions (budget spool_memory).",
+	    (double)spool_mem_used());
+	pm_one(b, "mailshaper_spool_files_total", "counter",
+	    "Messages moved to an unlinked file in spool_dir.",
+	    (double)spool_files_total());
 	pm_one(b, "mailshaper_connections_accepted_total", "counter",
 	    "Client connections accepted.", (double)ms->st.accepted);
 	pm_one(b, "mailshaper_connections_refused_total", "counter",

@@ -360,6 +360,9 @@ def test_metrics_parse_and_count(admin):
     assert sample(m, "mailshaper_messages_total", outcome="delivered") == 4
     assert sample(m, "mailshaper_messages_total", outcome="abandoned") == 1
     assert sample(m, "mailshaper_messages_total", outcome="rejected") == 1
+    # small messages stay in memory, and nothing is held after the end
+    assert sample(m, "mailshaper_spool_memory_bytes") == 0
+    assert sample(m, "mailshaper_spool_files_total") == 0
     q = {l["quality"]: v for n, l, v in
          m["mailshaper_fingerprint_matches_total"]["samples"]}
     assert set(q) == {"exact", "generic", "fuzzy", "generic_fuzzy", "none",
