@@ -79,6 +79,17 @@ def alive(d):
         c.cmd("QUIT", 221)
 
 
+def settled_fds(d):
+    """descriptors once a first session has made the reputation store
+    open its file (it does so lazily, in its own thread)"""
+    alive(d)
+    deadline = time.time() + 10
+    while time.time() < deadline and "reputation store" not in d.log():
+        time.sleep(0.05)
+    time.sleep(0.2)
+    return nfds(d)
+
+
 def wait_fds(d, want, timeout=15.0):
     deadline = time.time() + timeout
     while time.time() < deadline and nfds(d) > want:
@@ -266,9 +277,8 @@ def test_5_output_backpressure(sink):
     timeout."""
     need_rss()
     with mkdaemon(sink.address, smtp_timeout="5s") as d:
-        alive(d)
-        time.sleep(0.5)
-        r0, f0 = rss_kb(d), nfds(d)
+        f0 = settled_fds(d)
+        r0 = rss_kb(d)
         s = socket.create_connection(("127.0.0.1", d.port))
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.settimeout(2)
@@ -340,8 +350,7 @@ def test_6_starttls_stall(sink, cert, what):
     crt, key = cert
     with mkdaemon(sink.address, tls_cert_file=crt, tls_key_file=key,
                   tls_handshake_timeout="2s") as d:
-        alive(d)
-        f0 = nfds(d)
+        f0 = settled_fds(d)
         c = greeted(d)
         c.cmd("STARTTLS", 220)
         if what == "half-hello":
