@@ -1196,6 +1196,218 @@ def p_error_storm(t):
         c.close()
 
 
+# ---------------------------------------------------------------- more
+
+def p_tls_never_reads(t):
+    """STARTTLS, then 2 MB of pipelined HELP inside TLS from a client that
+    never reads: the same back-pressure and write timeout under TLS."""
+    c = connect(t, rcvbuf=4096)
+    try:
+        c.expect(220)
+        c.cmd("EHLO tls.never.reads", 250)
+        s = starttls(t, c)
+        s.setblocking(False)
+        payload = memoryview(b"HELP\r\n" * (2 * 1024 * 1024 // 6))
+        rss0 = t.rss() if t.rss else None
+        peak = rss0 or 0
+        start = time.monotonic()
+        end = start + t.cut_bound + 4
+        closed = False
+        while time.monotonic() < end:
+            if payload:
+                try:
+                    k = s.send(payload[:16384])
+                    payload = payload[k:]
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError,
+                        BlockingIOError):
+                    pass
+                except (OSError, ssl.SSLError):
+                    closed = True
+                    break
+            if t.rss:
+                peak = max(peak, t.rss())
+            if tcp_state(s) != 1:
+                closed = True
+                break
+            if t.exclusive and t.admin and not payload:
+                if t.admin.metrics().get("mailshaper_sessions_live", 1) == 0:
+                    closed = True
+                    break
+            time.sleep(0.05)
+        if rss0:
+            grew = (peak - rss0) / 2 ** 20
+            assert grew < 16, "RSS grew by %.1f MiB while a TLS client did " \
+                "not read" % grew
+        assert closed, "the daemon still held a TLS client that never " \
+            "reads after %.1f s" % (t.cut_bound + 4)
+    finally:
+        rst_close(c.sock)
+
+
+def p_tls_long_line(t):
+    """STARTTLS, then a 1 MB command line inside TLS: one 500, go on."""
+    c = greet(t)
+    try:
+        starttls(t, c)
+        c.cmd("EHLO inside.tls", 250)
+        c.send(b"NOOP " + b"l" * (1 << 20) + b"\r\n")
+        code, text = c.reply()
+        assert code == 500, (code, text)
+        c.cmd("NOOP", 250)
+        c.cmd("QUIT", 221)
+    finally:
+        c.close()
+
+
+def p_many_slowloris(t):
+    """20 slow clients at once (5 each in helo, mail, data and TLS), one
+    byte a second: every one of them is cut within the bound."""
+    conns = []
+    try:
+        for i in range(20):
+            st = ("helo", "mail", "data", "tls")[i % 4]
+            if st == "helo":
+                c = connect(t)
+                c.expect(220)
+            elif st == "mail":
+                c = greet(t)
+            elif st == "data":
+                c = in_txn(t)
+                c.cmd("DATA", 354)
+            else:
+                c = greet(t)
+                starttls(t, c)
+            c.sock.setblocking(False)
+            conns.append([st, c, None])
+        start = time.monotonic()
+        end = start + t.cut_bound
+        while time.monotonic() < end and any(x[2] is None for x in conns):
+            for x in conns:
+                if x[2] is not None:
+                    continue
+                try:
+                    x[1].sock.send(b"z")
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError,
+                        BlockingIOError):
+                    pass
+                except (OSError, ssl.SSLError):
+                    x[2] = time.monotonic() - start
+                    continue
+                try:
+                    while True:
+                        b = x[1].sock.recv(65536)
+                        if not b:
+                            x[2] = time.monotonic() - start
+                            break
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    pass
+                except (OSError, ssl.SSLError):
+                    x[2] = time.monotonic() - start
+            time.sleep(1.0)
+        held = [x[0] for x in conns if x[2] is None]
+        assert not held, "still held after %.1f s: %d slow clients (%s)" % (
+            t.cut_bound, len(held), ", ".join(held))
+    finally:
+        for x in conns:
+            rst_close(x[1].sock)
+
+
+def p_concurrent_spill(t):
+    """Three 3 MB messages at once (9 MB > spool_memory together): all
+    three delivered."""
+    marks = [marker("cspill") for _ in range(3)]
+    conns = [in_txn(t) for _ in marks]
+    try:
+        for c in conns:
+            c.cmd("DATA", 354)
+        for c, m in zip(conns, marks):
+            c.send(message(m))
+        blk = (b"c" * 998 + b"\r\n") * 64
+        for _ in range((3 << 20) // len(blk)):
+            for c in conns:
+                c.send(blk)
+        for c in conns:
+            c.send(b".\r\n")
+        for c in conns:
+            code, text = c.reply(timeout=30)
+            assert code == 250, "concurrent 3 MB message: %d %s" % (code,
+                                                                   text)
+            c.cmd("QUIT", 221)
+    finally:
+        for c in conns:
+            c.close()
+    if t.delivered:
+        for m in marks:
+            assert t.delivered(m), "a concurrent 3 MB message is missing"
+
+
+def p_many_messages_pipelined(t):
+    """200 small messages pipelined in one session (MAIL RCPT DATA body .):
+    200 x 250 for the dots, every one at the backend."""
+    marks = [marker("pipe") for _ in range(200)]
+    c = greet(t)
+    try:
+        payload = b"".join(b"MAIL FROM:<a@client.test>\r\nRCPT TO:<b@example."
+                           b"test>\r\nDATA\r\n" + message(m) + b".\r\n"
+                           for m in marks) + b"QUIT\r\n"
+        th = threading.Thread(target=send_quiet, args=(c.sock, payload),
+                              daemon=True)
+        th.start()
+        got = codes(read_all_replies(c, 60))
+        th.join(2)
+        assert got.count(354) == 200 and got.count(250) == 600 and \
+            got[-1] == 221, "replies: %s" % collections.Counter(got)
+    finally:
+        c.close()
+    if t.delivered:
+        missing = [m for m in marks[::40] if not t.delivered(m)]
+        assert not missing, "pipelined messages missing: %s" % missing
+
+
+def p_after_quit(t):
+    """QUIT, then 1 MB more: 221, close, nothing else answered."""
+    c = greet(t)
+    try:
+        c.send(b"QUIT\r\n")
+        send_quiet(c.sock, b"NOOP\r\n" * 170000)
+        got = codes(read_all_replies(c, t.cut_bound))
+        assert got == [221], got
+    finally:
+        rst_close(c.sock)
+
+
+def p_connect_rst_storm(t):
+    """300 connections, each reset at once (some before the banner)."""
+    for i in range(300):
+        s = socket.socket()
+        s.bind((t.src, 0))
+        s.settimeout(5)
+        s.connect((t.host, t.port))
+        if i % 2:
+            s.send(b"EHLO x\r\n")
+        rst_close(s)
+
+
+def p_admin_slowloris(t):
+    """1 byte/s of an HTTP request to the admin port: cut within 15 s (the
+    admin API's request deadline is 10 s); /metrics answers meanwhile."""
+    assert t.admin, "no admin API"
+    s = socket.create_connection((t.admin.host, t.admin.port), timeout=5)
+    res = {}
+    try:
+        data = b"GET /metrics HTTP/1.1\r\nX-Slow: " + b"s" * 200
+        th = threading.Thread(target=lambda: res.setdefault(
+            "el", trickle(s, data, 15)), daemon=True)
+        th.start()
+        time.sleep(1.5)
+        t.admin.metrics()          # not wedged by the slow one
+        th.join(20)
+        assert res.get("el") is not None, \
+            "the admin API still held a 1 byte/s client after 15 s"
+    finally:
+        rst_close(s)
+
+
 # ---------------------------------------------------------------- the table
 
 Pattern = collections.namedtuple("Pattern", "name desc fn")
@@ -1300,6 +1512,20 @@ PATTERNS = [
     Pattern("pregreet_flood", "1 MB of EHLO before the banner",
             p_pregreet_flood),
     Pattern("error_storm", "50 unknown commands pipelined", p_error_storm),
+    Pattern("tls_never_reads", "STARTTLS, 2 MB of HELP inside TLS, the "
+            "client never reads", p_tls_never_reads),
+    Pattern("tls_long_line", "1 MB command line inside TLS", p_tls_long_line),
+    Pattern("many_slowloris", "20 concurrent 1 byte/s clients in helo, mail, "
+            "data and TLS", p_many_slowloris),
+    Pattern("concurrent_spill", "three 3 MB messages at once (over "
+            "spool_memory together), all delivered", p_concurrent_spill),
+    Pattern("many_messages_pipelined", "200 messages pipelined in one "
+            "session, all delivered", p_many_messages_pipelined),
+    Pattern("after_quit", "QUIT then 1 MB of NOOPs", p_after_quit),
+    Pattern("connect_rst_storm", "300 connections reset at once",
+            p_connect_rst_storm),
+    Pattern("admin_slowloris", "1 byte/s HTTP request to the admin port",
+            p_admin_slowloris),
 ]
 
 BY_NAME = {p.name: p for p in PATTERNS}

@@ -167,10 +167,8 @@ class Hostile:
         for name in os.listdir(d):
             p = os.path.join(d, name)
             try:
-                if os.path.getsize(p) > 2 * MIB:
-                    continue
-                with open(p, "rb") as f:
-                    if needle in f.read():
+                with open(p, "rb") as f:   # the mark is in the header
+                    if needle in f.read(64 * 1024):
                         return True
             except OSError:
                 continue
