@@ -37,6 +37,7 @@ import sys
 import tempfile
 import shutil
 import time
+import warnings
 
 import pytest
 
@@ -213,8 +214,9 @@ def hostile():
     need(SMTP_SINK, OPENSSL)
     h = Hostile()
     if ASAN:
-        print("\nhostile suite: RSS checks skipped: ASan's quarantine and "
-              "shadow memory make RSS meaningless")
+        # A warning shows in pytest's summary even without -s.
+        warnings.warn("hostile suite: RSS checks skipped: ASan's quarantine "
+                      "and shadow memory make RSS meaningless")
     yield h
     print("\nhostile suite: case, seconds, RSS before -> after (KiB), "
           "fds before -> after")
