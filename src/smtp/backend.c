@@ -503,9 +503,17 @@ bk_reply(struct bk *b, int code, const char *text)
 			bk_timeouts(b, 2 * ms->cf->backend_timeout);
 			break;
 		}
-		/* Any other reply to DATA is the verdict. */
 		evbuffer_free(b->queued_data);
 		b->queued_data = NULL;
+		/*
+		 * A 4xx or 5xx to DATA refuses the message: that is the
+		 * verdict.  Anything else (a 2xx, a 3xx other than 354)
+		 * would tell the client 2xx for content the backend never
+		 * received: the backend is broken, and the client gets 451.
+		 */
+		if (code < 400)
+			return bk_fail(b, "unexpected reply to DATA: %.200s",
+			    text);
 		/* FALLTHROUGH */
 	case BK_OP:
 	case BK_DATA_END:

@@ -102,7 +102,7 @@ static char sess_line[65536 + 2];	/* the command being parsed */
 
 static void sess_readcb(struct bufferevent *, void *);
 static void sess_eventcb(struct bufferevent *, short, void *);
-static void sess_process(struct sess *);
+static int sess_process(struct sess *);
 static void sess_timer_cb(evutil_socket_t, short, void *);
 static void sess_wd_cb(evutil_socket_t, short, void *);
 static void sess_watch(struct sess *);
@@ -2272,16 +2272,38 @@ sess_input(struct sess *s)
  * sess_process - run the input loop.  Replies that need no delay complete
  * inside the loop, and the nested sess_process() they make returns at once
  * while the outer loop goes on, so a long pipelined burst costs no stack.
- * Only the outermost loop may free the session.
+ * Only the outermost loop may free the session; it returns 1 when it did.
  */
-static void
+static int
 sess_process(struct sess *s)
 {
+	if (s->read_paused && s->state != SESS_CLOSING) {
+		s->read_paused = 0;
+		bufferevent_enable(s->bev, EV_READ);
+	}
 	if (s->in_process)
-		return;
+		return 0;
 	s->in_process = 1;
-	if (sess_input(s) == 0)
-		s->in_process = 0;
+	if (sess_input(s) != 0)
+		return 1;
+	s->in_process = 0;
+	return 0;
+}
+
+/*
+ * sess_pause_full - input we cannot serve now fills its buffer: stop
+ * reading until sess_process() runs again.  At the high-water mark
+ * libevent 2.1 calls the read callback again and again while the buffer
+ * stays full, so the mark alone would make a waiting session spin.
+ */
+static void
+sess_pause_full(struct sess *s)
+{
+	if (!s->read_paused && evbuffer_get_length(
+	    bufferevent_get_input(s->bev)) >= SESS_INPUT_HIWAT) {
+		s->read_paused = 1;
+		bufferevent_disable(s->bev, EV_READ);
+	}
 }
 
 /* sess_readcb - input arrived */
@@ -2297,10 +2319,13 @@ sess_readcb(struct bufferevent *bev, void *arg)
 			ms->st.pregreet++;
 			sess_violation(s, "pregreet");
 		}
+		sess_pause_full(s);
 		return;
 	}
-	if (!s->busy)
-		sess_process(s);
+	if (!s->busy && sess_process(s))
+		return;		/* freed */
+	if (s->busy || s->out_blocked)
+		sess_pause_full(s);
 }
 
 /* sess_eventcb - EOF, errors, timeouts, TLS handshake done */

@@ -127,6 +127,7 @@ struct sess {
 	enum sess_state bdat_prev;	/* state to return to after a chunk */
 	const char *bdat_error;		/* reply after the chunk, or NULL */
 	int	out_blocked;		/* input paused: output over its mark */
+	int	read_paused;		/* EV_READ off: input full, not served */
 	int	pregreet;		/* talked before the banner */
 	int	pipe_warned;		/* improper pipelining logged */
 	int	barelf_warned;		/* bare LF in a command logged */

@@ -19,6 +19,9 @@ skipped under ASan (its quarantine holds freed memory), with the reason.
   9  a long line in many reads got one error per read
  10  DATA trickled below min_data_rate; session_time only at commands
  14  no recipient limit by default (smtp_recipient_limit = 1000)
+and two found by the session fuzzer (fuzz/crashers/):
+     a session that waits while its input buffer is full spun the CPU
+     a backend's 2xx to the DATA command was relayed as the verdict
 """
 
 import os
@@ -27,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -573,3 +577,105 @@ def test_14_recipient_limit_default(sink):
             assert codes[1000] == 452
             c.cmd("QUIT", 221)
         stop_ok(d)
+
+
+def cpu_s(d):
+    f = open("/proc/%d/stat" % d.proc.pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_fuzz_full_input_does_not_spin(sink):
+    """300 KB sent during an 8 s banner delay fill the input buffer (256
+    KiB): the daemon uses under 0.5 s of CPU in the next 3 s, and the
+    session is still served after the banner.  Before: libevent re-ran
+    the read callback while the buffer stayed full, 2.7 s of CPU in 3 s.
+    Found by fuzz_session (busy-input-at-hiwat-spins)."""
+    classes = "class_slowbanner = banner_delay=4s reply_delay=0\n"
+    with Daemon(backend=sink.address, config_text=classes,
+                default_class="slowbanner", violation_class="",
+                grace_time="2s") as d:
+        s = socket.create_connection(("127.0.0.1", d.port))
+        s.sendall(b"x" * 300000)
+        time.sleep(0.3)
+        c0 = cpu_s(d)
+        time.sleep(3)
+        used = cpu_s(d) - c0
+        s.settimeout(5)
+        got = b""
+        s.sendall(b"\r\nNOOP\r\n")   # ends the over-long line, then NOOP
+        while b"\r\n250 " not in got:
+            chunk = s.recv(4096)
+            assert chunk, got
+            got += chunk
+        assert got.startswith(b"220"), got
+        s.close()
+        stop_ok(d)
+        if not asan():
+            assert used < 0.5, "%.2f s of CPU in 3 s" % used
+
+
+class DataIs250:
+    """A broken backend on loopback: a normal dialogue, except that it
+    answers the DATA command itself with 250 (never 354)."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.address = self.srv.getsockname()
+        self.got_content = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def serve(self, c):
+        f = c.makefile("rb")
+        c.sendall(b"220 broken.test ESMTP\r\n")
+        for line in f:
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                c.sendall(b"250-broken.test\r\n250 PIPELINING\r\n")
+            elif verb == b"DATA":
+                c.sendall(b"250 2.0.0 Ok: queued as NOTHING\r\n")
+            elif verb == b"QUIT":
+                c.sendall(b"221 bye\r\n")
+                break
+            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP", b"HELO"):
+                c.sendall(b"250 ok\r\n")
+            else:
+                self.got_content = True
+        c.close()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,),
+                             daemon=True).start()
+
+    def close(self):
+        self.srv.close()
+
+
+def test_fuzz_2xx_to_data_is_not_a_verdict():
+    """The backend answers "250 queued" to the DATA command itself: the
+    client gets 451 for its dot, not 250, and the message record says
+    backend_error.  Before: the 250 was relayed as the verdict for content
+    the backend never received.  Found by fuzz_session
+    (backend-250-to-data-relayed)."""
+    be = DataIs250()
+    try:
+        with mkdaemon(be.address, backend_identity="none") as d:
+            with greeted(d) as c:
+                c.cmd("MAIL FROM:<a@foo.example>", 250)
+                c.cmd("RCPT TO:<r@example.test>", 250)
+                c.cmd("DATA", 354)
+                c.send(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+                code, text = c.reply(timeout=10)
+                assert code == 451, text
+            stop_ok(d)
+            (m,) = d.events("message")
+            assert m["outcome"] == "backend_error", m
+    finally:
+        be.close()
