@@ -1596,8 +1596,9 @@ Pattern = collections.namedtuple("Pattern", "name desc fn")
 PATTERNS = [
     Pattern("bdat_no_txn", "BDAT 12 LAST with a chunk, no MAIL/RCPT",
             p_bdat_no_txn),
-    Pattern("bdat_refused_commands", "refused BDAT chunk holding RSET/MAIL/"
-            "QUIT lines: they stay data", p_bdat_refused_commands),
+    Pattern("bdat_refused_commands", "BDAT chunk holding RSET/MAIL/QUIT "
+            "lines (refused without CHUNKING): they stay data",
+            p_bdat_refused_commands),
     Pattern("bdat_maxlong", "BDAT 9223372036854775807 + 64 KB + pipelined "
             "MAIL, then stall", p_bdat_maxlong),
     Pattern("bdat_bad_sizes", "BDAT with overflowing, negative, hex, empty "
