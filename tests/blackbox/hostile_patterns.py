@@ -1270,11 +1270,11 @@ def p_tls_long_line(t):
 
 
 def p_many_slowloris(t):
-    """20 slow clients at once (5 each in helo, mail, data and TLS), one
+    """16 slow clients at once (4 each in helo, mail, data and TLS), one
     byte a second: every one of them is cut within the bound."""
     conns = []
     try:
-        for i in range(20):
+        for i in range(16):      # under max_connections_per_client
             st = ("helo", "mail", "data", "tls")[i % 4]
             if st == "helo":
                 c = connect(t)
@@ -1699,7 +1699,7 @@ PATTERNS = [
     Pattern("tls_never_reads", "STARTTLS, 2 MB of EHLO inside TLS, the "
             "client never reads", p_tls_never_reads),
     Pattern("tls_long_line", "1 MB command line inside TLS", p_tls_long_line),
-    Pattern("many_slowloris", "20 concurrent 1 byte/s clients in helo, mail, "
+    Pattern("many_slowloris", "16 concurrent 1 byte/s clients in helo, mail, "
             "data and TLS", p_many_slowloris),
     Pattern("concurrent_spill", "three 3 MB messages at once (over "
             "spool_memory together), all delivered", p_concurrent_spill),
