@@ -1,6 +1,8 @@
 """hostile_patterns.py - the hostile-client patterns of issue 10, as a table
 
   PATTERNS      [Pattern(name, desc, fn)]: every attack, in a fixed order
+  CHUNKING_PATTERNS  the BDAT attacks again plus ones that need a backend
+                offering CHUNKING (accepted chunks, spooled and spilled)
   Target        where and how to attack: the daemon's address, the admin
                 API, the configured limits, optional probes (RSS, delivery)
   legit_session(t, marker)  one full EHLO/MAIL/RCPT/DATA/QUIT delivery
@@ -1268,11 +1270,11 @@ def p_tls_long_line(t):
 
 
 def p_many_slowloris(t):
-    """20 slow clients at once (5 each in helo, mail, data and TLS), one
+    """16 slow clients at once (4 each in helo, mail, data and TLS), one
     byte a second: every one of them is cut within the bound."""
     conns = []
     try:
-        for i in range(20):
+        for i in range(16):      # under max_connections_per_client
             st = ("helo", "mail", "data", "tls")[i % 4]
             if st == "helo":
                 c = connect(t)
@@ -1416,6 +1418,177 @@ def p_admin_slowloris(t):
         rst_close(s)
 
 
+# ---------------------------------------------------------------- CHUNKING
+# For a backend that offers CHUNKING (test_hostile_chunking.py): the
+# daemon accepts BDAT, so chunks are spooled, spilled and delivered.
+
+def _bdat_mark_chunk(mark, size):
+    head = message(mark)
+    return head + b"b" * max(0, size - len(head))
+
+
+def p_bdat_many_chunks(t):
+    """10,000 BDAT chunks of 10 bytes, pipelined, then BDAT 0 LAST: one
+    message with every chunk, delivered."""
+    mark = marker("bdat-many")
+    c = in_txn(t)
+    try:
+        first = message(mark)
+        payload = (b"BDAT %d\r\n" % len(first) + first +
+                   b"BDAT 10\r\n0123456789" * 10000 + b"BDAT 0 LAST\r\n")
+        th = threading.Thread(target=send_quiet, args=(c.sock, payload),
+                              daemon=True)
+        th.start()
+        got = []
+        end = time.monotonic() + 60
+        while len(got) < 10002 and time.monotonic() < end:
+            try:
+                got.append(c.reply(timeout=max(0.1, end - time.monotonic()))[0])
+            except SmtpError:
+                break
+        th.join(2)
+        assert got == [250] * 10002, "replies: %s" % collections.Counter(got)
+        c.cmd("QUIT", 221)
+    finally:
+        c.close()
+    if t.delivered:
+        assert t.delivered(mark), "the 10,000-chunk message is missing"
+
+
+def p_bdat_spill(t):
+    """A 6 MB message in 64 KB BDAT chunks (over spool_memory): 250 and
+    delivered."""
+    mark = marker("bdat-spill")
+    c = in_txn(t)
+    try:
+        first = message(mark)
+        c.send(b"BDAT %d\r\n" % len(first) + first)
+        blk = (b"s" * 1022 + b"\r\n") * 64
+        n = (6 << 20) // len(blk)
+        for i in range(n):
+            c.send(b"BDAT %d%s\r\n" % (len(blk), b" LAST" if i == n - 1
+                                        else b"") + blk)
+        got = [c.reply(timeout=30)[0] for _ in range(n + 1)]
+        assert got == [250] * (n + 1), collections.Counter(got)
+        c.cmd("QUIT", 221)
+    finally:
+        c.close()
+    if t.delivered:
+        assert t.delivered(mark), "the 6 MB BDAT message is missing"
+
+
+def p_bdat_concurrent_spill(t):
+    """Three 3 MB BDAT messages at once: all three delivered."""
+    marks = [marker("bdat-cspill") for _ in range(3)]
+    conns = [in_txn(t) for _ in marks]
+    try:
+        size = 3 << 20
+        for c, m in zip(conns, marks):
+            c.send(b"BDAT %d LAST\r\n" % size)
+            c.send(_bdat_mark_chunk(m, 65536))
+        blk = b"k" * 65536
+        for _ in range(size // 65536 - 1):
+            for c in conns:
+                c.send(blk)
+        for c in conns:
+            code, text = c.reply(timeout=30)
+            assert code == 250, "concurrent 3 MB BDAT: %d %s" % (code, text)
+            c.cmd("QUIT", 221)
+    finally:
+        for c in conns:
+            c.close()
+    if t.delivered:
+        for m in marks:
+            assert t.delivered(m), "a concurrent BDAT message is missing"
+
+
+def p_bdat_rset_mid(t):
+    """BDAT without LAST, RSET, then a new transaction: only the second
+    message is delivered."""
+    m1, m2 = marker("bdat-rset1"), marker("bdat-rset2")
+    c = in_txn(t)
+    try:
+        ch = message(m1)
+        c.send(b"BDAT %d\r\n" % len(ch) + ch)
+        c.expect(250)
+        c.cmd("RSET", 250)
+        c.cmd("MAIL FROM:<a@client.test>", 250)
+        c.cmd("RCPT TO:<b@example.test>", 250)
+        ch = message(m2)
+        c.send(b"BDAT %d LAST\r\n" % len(ch) + ch)
+        c.expect(250)
+        c.cmd("QUIT", 221)
+    finally:
+        c.close()
+    if t.delivered:
+        assert t.delivered(m2), "the message after RSET is missing"
+        assert not t.delivered(m1), "a chunk dropped by RSET was delivered"
+
+
+def p_bdat_smuggle(t):
+    """A LAST chunk holding CRLF.CRLF and a whole second transaction: one
+    message, one 250, and the next reply is NOOP's."""
+    mark = marker("bdat-smuggle")
+    c = in_txn(t)
+    try:
+        ch = message(mark, b"x\r\n.\r\nMAIL FROM:<evil@client.test>\r\n"
+                     b"RCPT TO:<victim@example.test>\r\nDATA\r\n"
+                     b"smuggled\r\n.\r\n")
+        c.send(b"BDAT %d LAST\r\n" % len(ch) + ch)
+        c.expect(250)
+        code, text = c.cmd("NOOP")
+        assert code == 250, "after the chunk: %d %s" % (code, text)
+        c.cmd("QUIT", 221)
+    finally:
+        c.close()
+
+
+def p_bdat_rst_mid(t):
+    """RST in the middle of an accepted 1 MB chunk: nothing delivered."""
+    mark = marker("bdat-rst")
+    c = in_txn(t)
+    try:
+        c.send(b"BDAT 1000000 LAST\r\n" + _bdat_mark_chunk(mark, 300000))
+        time.sleep(0.1)
+    finally:
+        rst_close(c.sock)
+    if t.delivered:
+        time.sleep(0.3)
+        assert not t.delivered(mark), "a chunk cut by RST was delivered"
+
+
+def p_bdat_bytes(t):
+    """NUL, 8-bit, bare CR and LF inside a chunk: passed through or 5xx."""
+    c = in_txn(t)
+    try:
+        ch = message(marker("bdat-bytes"), b"\x00\xff\r\x80\n.\n\x00\r\n")
+        c.send(b"BDAT %d LAST\r\n" % len(ch) + ch)
+        code, text = c.reply()
+        assert code == 250 or 500 <= code < 600, (code, text)
+        c.cmd("NOOP", 250)
+        c.cmd("QUIT", 221)
+    finally:
+        c.close()
+
+
+def p_bdat_halfclose_quit(t):
+    """EHLO..BDAT LAST and QUIT pipelined, then SHUT_WR: 250 and 221."""
+    mark = marker("bdat-half")
+    c = connect(t)
+    try:
+        ch = message(mark)
+        c.send(b"EHLO half.client.test\r\nMAIL FROM:<a@client.test>\r\n"
+               b"RCPT TO:<b@example.test>\r\nBDAT %d LAST\r\n" % len(ch) +
+               ch + b"QUIT\r\n")
+        c.sock.shutdown(socket.SHUT_WR)
+        got = codes(read_all_replies(c, t.cut_bound + 3))
+        assert got == [220, 250, 250, 250, 250, 221], got
+    finally:
+        c.close()
+    if t.delivered:
+        assert t.delivered(mark), "pipelined BDAT before SHUT_WR lost"
+
+
 # ---------------------------------------------------------------- the table
 
 Pattern = collections.namedtuple("Pattern", "name desc fn")
@@ -1423,8 +1596,9 @@ Pattern = collections.namedtuple("Pattern", "name desc fn")
 PATTERNS = [
     Pattern("bdat_no_txn", "BDAT 12 LAST with a chunk, no MAIL/RCPT",
             p_bdat_no_txn),
-    Pattern("bdat_refused_commands", "refused BDAT chunk holding RSET/MAIL/"
-            "QUIT lines: they stay data", p_bdat_refused_commands),
+    Pattern("bdat_refused_commands", "BDAT chunk holding RSET/MAIL/QUIT "
+            "lines (refused without CHUNKING): they stay data",
+            p_bdat_refused_commands),
     Pattern("bdat_maxlong", "BDAT 9223372036854775807 + 64 KB + pipelined "
             "MAIL, then stall", p_bdat_maxlong),
     Pattern("bdat_bad_sizes", "BDAT with overflowing, negative, hex, empty "
@@ -1525,7 +1699,7 @@ PATTERNS = [
     Pattern("tls_never_reads", "STARTTLS, 2 MB of EHLO inside TLS, the "
             "client never reads", p_tls_never_reads),
     Pattern("tls_long_line", "1 MB command line inside TLS", p_tls_long_line),
-    Pattern("many_slowloris", "20 concurrent 1 byte/s clients in helo, mail, "
+    Pattern("many_slowloris", "16 concurrent 1 byte/s clients in helo, mail, "
             "data and TLS", p_many_slowloris),
     Pattern("concurrent_spill", "three 3 MB messages at once (over "
             "spool_memory together), all delivered", p_concurrent_spill),
@@ -1540,3 +1714,25 @@ PATTERNS = [
 
 BY_NAME = {p.name: p for p in PATTERNS}
 assert len(BY_NAME) == len(PATTERNS)
+
+CHUNKING_PATTERNS = [BY_NAME[n] for n in (
+    "bdat_no_txn", "bdat_refused_commands", "bdat_maxlong", "bdat_bad_sizes",
+    "bdat_huge", "data_after_bdat", "flood_bdat", "slowloris_bdat",
+    "halfclose_bdat")] + [
+    Pattern("bdat_many_chunks", "10,000 pipelined 10-byte chunks, then BDAT "
+            "0 LAST", p_bdat_many_chunks),
+    Pattern("bdat_spill", "6 MB in 64 KB chunks (over spool_memory), "
+            "delivered", p_bdat_spill),
+    Pattern("bdat_concurrent_spill", "three 3 MB BDAT messages at once",
+            p_bdat_concurrent_spill),
+    Pattern("bdat_rset_mid", "BDAT without LAST, RSET, a new transaction",
+            p_bdat_rset_mid),
+    Pattern("bdat_smuggle", "a LAST chunk holding CRLF.CRLF and a second "
+            "transaction", p_bdat_smuggle),
+    Pattern("bdat_rst_mid", "RST in the middle of an accepted 1 MB chunk",
+            p_bdat_rst_mid),
+    Pattern("bdat_bytes", "NUL, 8-bit, bare CR/LF inside a chunk",
+            p_bdat_bytes),
+    Pattern("bdat_halfclose_quit", "pipelined EHLO..BDAT LAST, QUIT, then "
+            "SHUT_WR", p_bdat_halfclose_quit),
+]
