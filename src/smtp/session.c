@@ -2,7 +2,8 @@
  * session.c - the client side of one SMTP session
  *
  * Exports sess_accept(), sess_free(), sess_state_name(), sess_add_reason(),
- * sess_shutdown_all() and sess_backend_reply().
+ * sess_shutdown_all() and sess_backend_reply(); sess_fire_timers() is a
+ * test hook for fuzz/fuzz_session.c.
  *
  * A session is a named-state machine driven by a command table.  Every reply
  * goes through sess_reply_at(), which holds it until the class's delay for
@@ -2550,4 +2551,28 @@ sess_deinit(void)
 		free(banner_cur);
 		banner_cur = NULL;
 	}
+}
+
+/*
+ * sess_fire_timers - for the session fuzzer: run every armed session timer
+ * now, and with backend set every armed backend keepalive too; returns how
+ * many were made active (the loop runs them)
+ */
+int
+sess_fire_timers(int backend)
+{
+	struct sess *s;
+	int	n = 0;
+
+	for (s = sess_list; s != NULL; s = s->next) {
+		if (evtimer_pending(&s->timer, NULL)) {
+			event_active(&s->timer, EV_TIMEOUT, 0);
+			n++;
+		}
+		if (backend && s->bk != NULL)
+			n += bk_fire_idle(s->bk);
+	}
+	if (backend)
+		n += bk_fire_idle(NULL);
+	return n;
 }

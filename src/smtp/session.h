@@ -143,5 +143,7 @@ void	sess_add_reason(struct sess *, const char *fmt, ...)
 void	sess_clear_reasons(struct sess *);
 void	sess_shutdown_all(const char *why);
 void	sess_deinit(void);
+/* for the session fuzzer: run armed timers now (fuzz/fuzz_session.c) */
+int	sess_fire_timers(int backend);
 
 #endif
