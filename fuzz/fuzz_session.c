@@ -11,7 +11,9 @@
  * (backend = unix:/tmp/fuzz_session.PID.sock) that this process listens on
  * and answers by hand.  Time is the input's: every class delay is a real
  * timer that never expires during a run, and sess_fire_timers() makes the
- * armed ones run now.
+ * armed ones run now.  Only the class "rated" has byte-rate limits (large
+ * ones): token buckets refill by the wall clock, which the input does not
+ * control.
  *
  * Input: three header bytes, then operations.
  *   byte 0: bits 0-2 class of the peer (trusted, normal, suspect, hostile,
@@ -265,10 +267,12 @@ conf_variant(int v)
 	    "2001:db8::15/128=reject 2001:db8::16/128=rated");
 	snprintf(o[n++], sizeof(o[0]), "class_suspect=banner_delay=2s "
 	    "reply_delay=1s stutter=7 stutter_interval=1s max_messages=3 "
-	    "max_rcpt=4 max_per_client=5 max_share=100 action=relay");
+	    "max_rcpt=4 max_per_client=5 max_share=100 action=relay rate_in=0 "
+	    "rate_out=0 session_time=0");
 	snprintf(o[n++], sizeof(o[0]), "class_hostile=banner_delay=290s "
 	    "reply_delay=290s stutter=5 stutter_interval=10s max_messages=1 "
-	    "max_rcpt=5 max_per_client=2 max_share=100 action=relay");
+	    "max_rcpt=5 max_per_client=2 max_share=100 action=relay rate_in=0 "
+	    "rate_out=0 session_time=0");
 	snprintf(o[n++], sizeof(o[0]), "class_tempfail=reply_delay=1s "
 	    "action=tempfail");
 	snprintf(o[n++], sizeof(o[0]), "class_reject=action=reject");
