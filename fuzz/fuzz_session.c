@@ -4,7 +4,8 @@
  * Drives src/smtp/session.c with the real backend.c, canon.c, shaper.c,
  * policy.c and reputation (memory only), the way the daemon runs them: one
  * event loop, the global `ms`, a configuration from conf_load(), and a
- * throw-away STARTTLS context.  No DNS lists, no admin API, no event log.
+ * throw-away STARTTLS context, a spool directory in /tmp with a 256 KiB
+ * memory budget.  No DNS lists, no admin API, no event log.
  *
  * The client is one end of a socketpair handed to sess_accept() with a fake
  * peer address (and a SYN from the input); the backend is a unix socket
@@ -37,6 +38,7 @@
  *	3     the backend answers its oldest command: selector byte
  *	4     the backend closes its newest connection
  *	5     fire timers: byte, bits 0-5 rounds - 1, bit 6 backend keepalives
+ *	      too, bit 7 the sessions' state deadlines too
  *	6     the client half-closes (shutdown SHUT_WR)
  *	7     the client closes; a new client connects
  *	8     the client stops / starts reading its replies
@@ -56,7 +58,7 @@
  *     RCPT whose <address> the client sent only inside message content
  *     (after an accepted DATA, or inside a BDAT chunk);
  *   - after every input, sess_shutdown_all() and a few loop rounds leave no
- *     session, no backend connection and no event behind.
+ *     session, no backend connection, no spool memory and no event behind.
  * Which client reply answers which command is worked out afterwards from
  * the bytes each side saw, as an RFC 5321 client would; where that is
  * uncertain (bytes sent before the banner, over-long lines, TLS) the first
@@ -91,6 +93,7 @@
 #include "smtp/backend.h"
 #include "smtp/canon.h"
 #include "smtp/session.h"
+#include "smtp/spool.h"
 #include "swarm/tlsgen.h"
 #include "util/log.h"
 
@@ -154,6 +157,7 @@ static struct conf *fz_confs[256];
 static SSL_CTX *fz_tls;
 static struct sigdb *fz_sigdb;
 static char fz_path[108];
+static char fz_spool[108];
 static int fz_lfd = -1;
 
 static struct fz_cli cli;
@@ -256,6 +260,8 @@ conf_variant(int v)
 	snprintf(o[n++], sizeof(o[0]), "eventlog=");
 	snprintf(o[n++], sizeof(o[0]), "rep_store=");
 	snprintf(o[n++], sizeof(o[0]), "rep_cache_size=64");
+	snprintf(o[n++], sizeof(o[0]), "spool_dir=%s", fz_spool);
+	snprintf(o[n++], sizeof(o[0]), "spool_memory=256k");
 	snprintf(o[n++], sizeof(o[0]), "explore_share=0");
 	snprintf(o[n++], sizeof(o[0]), "myhostname=mx.fuzz.example");
 	snprintf(o[n++], sizeof(o[0]), "client_class_map="
@@ -329,6 +335,8 @@ fz_cleanup(void)
 {
 	if (*fz_path)
 		unlink(fz_path);
+	if (*fz_spool)
+		rmdir(fz_spool);
 }
 
 /* LLVMFuzzerInitialize - the loop, the backend socket, TLS, signatures */
@@ -352,6 +360,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if ((ms->base = event_base_new()) == NULL)
 		abort();
 	snprintf(fz_path, sizeof(fz_path), "/tmp/fuzz_session.%d.sock",
+	    (int)getpid());
+	snprintf(fz_spool, sizeof(fz_spool), "/tmp/fuzz_session.%d.spool",
 	    (int)getpid());
 	unlink(fz_path);
 	atexit(fz_cleanup);
@@ -731,7 +741,7 @@ settle(void)
 				}
 		moved |= cli_read();
 		if (!moved && auto_time)
-			moved = sess_fire_timers(0) > 0;
+			moved = sess_fire_timers(SESS_FIRE_DELAY) > 0;
 		if (!moved)
 			break;
 	}
@@ -1075,7 +1085,13 @@ reset(void)
 		fz_fail("events left in the loop after every session ended",
 		    NULL, 0);
 	}
+	if (spool_mem_used() != 0) {
+		fprintf(stderr, "spool memory %zu\n", spool_mem_used());
+		fz_fail("spool memory still counted after every session ended",
+		    NULL, 0);
+	}
 	sess_deinit();
+	spool_deinit();
 	rep_close();
 }
 
@@ -1112,6 +1128,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ms->caps.xclient = BK_XA_ANY | BK_XA_ADDR | BK_XA_NAME | BK_XA_HELO;
 	ms->tls = h0 & 0x80 ? fz_tls : NULL;
 	ms->sigdb = fz_sigdb;
+	if (spool_init(ms->base, fz_spool, "", err, sizeof(err)) < 0) {
+		fprintf(stderr, "fuzz_session: %s\n", err);
+		abort();
+	}
 	if (rep_open(ms->base, ms->cf, err, sizeof(err)) < 0) {
 		fprintf(stderr, "fuzz_session: rep_open: %s\n", err);
 		abort();
@@ -1169,7 +1189,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 5:
 			a = NEXT();
 			for (i = 0; i <= (a & 63); i++) {
-				if (sess_fire_timers((a >> 6) & 1) == 0)
+				if (sess_fire_timers(SESS_FIRE_DELAY |
+				    (a & 64 ? SESS_FIRE_BACKEND : 0) |
+				    (a & 128 ? SESS_FIRE_DEADLINE : 0)) == 0)
 					break;
 				settle();
 			}

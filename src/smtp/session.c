@@ -2554,25 +2554,32 @@ sess_deinit(void)
 }
 
 /*
- * sess_fire_timers - for the session fuzzer: run every armed session timer
- * now, and with backend set every armed backend keepalive too; returns how
- * many were made active (the loop runs them)
+ * sess_fire_timers - for the session fuzzer: run armed timers now; which:
+ * SESS_FIRE_DELAY delays and stutter, SESS_FIRE_DEADLINE the state
+ * deadlines, SESS_FIRE_BACKEND backend keepalives; returns how many were
+ * made active (the loop runs them)
  */
 int
-sess_fire_timers(int backend)
+sess_fire_timers(int which)
 {
 	struct sess *s;
 	int	n = 0;
 
 	for (s = sess_list; s != NULL; s = s->next) {
-		if (evtimer_pending(&s->timer, NULL)) {
+		if ((which & SESS_FIRE_DELAY) &&
+		    evtimer_pending(&s->timer, NULL)) {
 			event_active(&s->timer, EV_TIMEOUT, 0);
 			n++;
 		}
-		if (backend && s->bk != NULL)
+		if ((which & SESS_FIRE_DEADLINE) &&
+		    evtimer_pending(&s->wd, NULL)) {
+			event_active(&s->wd, EV_TIMEOUT, 0);
+			n++;
+		}
+		if ((which & SESS_FIRE_BACKEND) && s->bk != NULL)
 			n += bk_fire_idle(s->bk);
 	}
-	if (backend)
+	if (which & SESS_FIRE_BACKEND)
 		n += bk_fire_idle(NULL);
 	return n;
 }
