@@ -250,7 +250,7 @@ static struct conf *
 conf_variant(int v)
 {
 	static const char *const ident[] = {"xclient", "proxy", "none", "none"};
-	char	o[20][600], *ov[20], err[512];
+	char	o[32][600], *ov[32], err[512];
 	int	n = 0, i;
 
 	if (fz_confs[v] != NULL)
@@ -1078,6 +1078,13 @@ reset(void)
 		fz_fail("sessions or backend connections left after "
 		    "sess_shutdown_all()", NULL, 0);
 	}
+	if (spool_mem_used() != 0) {
+		fprintf(stderr, "spool memory %zu\n", spool_mem_used());
+		fz_fail("spool memory still counted after every session ended",
+		    NULL, 0);
+	}
+	sess_deinit();
+	spool_deinit();		/* its trim timer may be armed: freed here */
 	left = event_base_get_num_events(ms->base, EVENT_BASE_COUNT_ADDED |
 	    EVENT_BASE_COUNT_ACTIVE);
 	if (left != 0) {
@@ -1085,13 +1092,6 @@ reset(void)
 		fz_fail("events left in the loop after every session ended",
 		    NULL, 0);
 	}
-	if (spool_mem_used() != 0) {
-		fprintf(stderr, "spool memory %zu\n", spool_mem_used());
-		fz_fail("spool memory still counted after every session ended",
-		    NULL, 0);
-	}
-	sess_deinit();
-	spool_deinit();
 	rep_close();
 }
 
