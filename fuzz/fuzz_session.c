@@ -92,6 +92,7 @@
 
 #include <event2/event.h>
 #include <openssl/ssl.h>
+#include <sanitizer/common_interface_defs.h>
 
 #include "conf/conf.h"
 #include "daemon/daemon.h"
@@ -178,14 +179,20 @@ static int ntok;
 static int smuggle_seq;
 static struct fz_set set_content, set_command, set_backend;
 
-/* fz_fail - an invariant is broken: say which, then abort */
+/*
+ * fz_fail - an invariant is broken: say which, then abort.  The summary
+ * goes where sanitizer reports go, so it shows under -close_fd_mask=2.
+ */
 static void
 fz_fail(const char *what, const char *detail, size_t dlen)
 {
-	fprintf(stderr, "\nfuzz_session: INVARIANT VIOLATED: %s\n", what);
-	if (detail != NULL)
-		fprintf(stderr, "  detail: %.*s\n", (int)(dlen > 300 ? 300 :
-		    dlen), detail);
+	char	buf[600];
+
+	snprintf(buf, sizeof(buf), "fuzz_session: INVARIANT VIOLATED: %s%s%.*s",
+	    what, detail ? ": " : "", (int)(dlen > 300 ? 300 : dlen),
+	    detail ? detail : "");
+	fprintf(stderr, "\n%s\n", buf);
+	__sanitizer_report_error_summary(buf);
 	abort();
 }
 
