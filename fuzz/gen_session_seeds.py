@@ -161,6 +161,9 @@ def seeds():
     out["i03c-refused-chunk-nochunking"] = Seed(chunking=False).line(
         EHLO, MAIL, RCPT).raw("BDAT %d LAST\r\n%s" % (len(chunk), chunk)
                               ).line(QUIT)
+    chunk2 = "x\r\n.\r\nRSET\r\nMAIL FROM:<s2@smuggle.example>\r\n"
+    out["i03e-refused-chunk-rset-mail"] = Seed().line(EHLO).raw(
+        "BDAT %d\r\n%s" % (len(chunk2), chunk2)).line(RCPT, QUIT)
     out["i03d-chunk-before-ehlo"] = Seed().raw(
         "BDAT %d\r\n%s" % (len(chunk), chunk)).line(EHLO, QUIT)
     # (4) DATA after BDAT.
