@@ -918,14 +918,12 @@ model_check(void)
 
 			errno = 0;
 			cnt = strtol(args, &e, 10);
-			last = *e != 0;
+			last = strcasecmp(e, " LAST") == 0;
 			pos = next;
-			if (!isdigit((unsigned char)*args) || errno || cnt < 0 ||
-			    (*e && strcasecmp(e, " LAST") != 0) ||
-			    strncmp((const char *)cli.recv.p + replies[r].off,
-			    "503 5.5.1 Error: send HELO", 26) == 0) {
+			/* A size means a chunk follows, refused or not (RFC 3030). */
+			if (!isdigit((unsigned char)*args) || errno || cnt < 0) {
 				r++;
-				continue;	/* no chunk follows */
+				continue;
 			}
 			if ((unsigned long)cnt > len - pos) {
 				scan_markers(&set_content, s + pos, len - pos);
