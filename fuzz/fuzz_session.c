@@ -51,9 +51,9 @@
  *
  * Invariants (abort() when violated, besides ASan/UBSan/LSan):
  *   - a reply the client reads as its end-of-data reply (to the final dot
- *     of DATA, or to BDAT ... LAST) is 2xx only if the fake backend said
- *     250 to that message's final dot: those replies carry a unique "queued
- *     as Q<n>" that must arrive at most once;
+ *     of DATA, or to BDAT ... LAST) is 2xx only if the fake backend gave a
+ *     2xx to that message's final dot: those replies, and only those, carry
+ *     a unique "queued as Q<n>" that must arrive at most once;
  *   - the backend never receives, outside its own DATA phase, a MAIL or
  *     RCPT whose <address> the client sent only inside message content
  *     (after an accepted DATA, or inside a BDAT chunk);
@@ -576,7 +576,8 @@ fbk_answer(struct fz_fbk *f, unsigned sel)
 		f->npend--;
 	}
 	if (sel < 128 || (skip_data250 && c == FC_DATA &&
-	    ((sel & 15) == 8 || (sel & 15) == 12 || (sel & 15) == 15))) {
+	    ((sel & 15) == 8 || (sel & 15) == 12 || (sel & 15) == 13 ||
+	    (sel & 15) == 15))) {
 		fbk_good(f, c);
 		return;
 	}
@@ -607,7 +608,10 @@ fbk_answer(struct fz_fbk *f, unsigned sel)
 		fbk_send(f, "250-a\r\n251 b\r\n", 14);
 		break;
 	case 8:
-		fbk_send(f, "250 Ok\r\n", 8);
+		if (c == FC_DOT)	/* a 2xx to the dot: a verdict */
+			fbk_good(f, c);
+		else
+			fbk_send(f, "250 Ok\r\n", 8);
 		break;
 	case 9:
 		fbk_send(f, "354 go ahead\r\n", 14);
@@ -621,14 +625,26 @@ fbk_answer(struct fz_fbk *f, unsigned sel)
 	case 11:
 		for (i = 0; i < 120; i++)
 			fbk_send(f, "250-many\r\n", 10);
-		fbk_send(f, "250 end\r\n", 9);
+		if (c == FC_DOT && ntok < FZ_TOK_MAX) {
+			tok_state[ntok] = 1;
+			i = snprintf(line, sizeof(line), "250 end queued as "
+			    "Q%d\r\n", ntok++);
+			fbk_send(f, line, (size_t)i);
+		} else
+			fbk_send(f, "250 end\r\n", 9);
 		break;
 	case 12:
 		fbk_good(f, c);
 		fbk_send(f, "250 2.0.0 unsolicited\r\n", 23);
 		break;
 	case 13:
-		fbk_send(f, "220 hello again\r\n", 17);
+		if (c == FC_DOT && ntok < FZ_TOK_MAX) {
+			tok_state[ntok] = 1;
+			i = snprintf(line, sizeof(line), "220 hello again, "
+			    "queued as Q%d\r\n", ntok++);
+			fbk_send(f, line, (size_t)i);
+		} else
+			fbk_send(f, "220 hello again\r\n", 17);
 		break;
 	case 14:
 		fbk_send(f, "221 2.0.0 Bye\r\n", 15);
