@@ -2556,13 +2556,15 @@ sess_deinit(void)
 /*
  * sess_fire_timers - for the session fuzzer: run armed timers now; which:
  * SESS_FIRE_DELAY delays and stutter, SESS_FIRE_DEADLINE the state
- * deadlines, SESS_FIRE_BACKEND backend keepalives; returns how many were
- * made active (the loop runs them)
+ * deadlines (only those due before the session's delay timer),
+ * SESS_FIRE_BACKEND backend keepalives; returns how many were made active
+ * (the loop runs them)
  */
 int
 sess_fire_timers(int which)
 {
 	struct sess *s;
+	struct timeval wd, delay;
 	int	n = 0;
 
 	for (s = sess_list; s != NULL; s = s->next) {
@@ -2571,8 +2573,11 @@ sess_fire_timers(int which)
 			event_active(&s->timer, EV_TIMEOUT, 0);
 			n++;
 		}
+		/* In time order: a deadline never passes before a delay. */
 		if ((which & SESS_FIRE_DEADLINE) &&
-		    evtimer_pending(&s->wd, NULL)) {
+		    evtimer_pending(&s->wd, &wd) &&
+		    (!evtimer_pending(&s->timer, &delay) ||
+		    !timercmp(&delay, &wd, <))) {
 			event_active(&s->wd, EV_TIMEOUT, 0);
 			n++;
 		}
