@@ -3,7 +3,7 @@
  *	       reply parsing, and the capability probe
  *
  * Exports bk_open(), bk_command(), bk_data(), bk_free(), bk_probe() and
- * bk_probe_cancel().
+ * bk_probe_cancel(); bk_fire_idle() is a test hook for fuzz/fuzz_session.c.
  *
  * A struct bk belongs to its session: the session frees it with bk_free(),
  * and the backend never frees the session.  Exactly one operation is
@@ -902,4 +902,28 @@ bk_probe_cancel(void)
 		event_free(bk_probe_timer);
 		bk_probe_timer = NULL;
 	}
+}
+
+/*
+ * bk_fire_idle - for the session fuzzer: run b's keepalive timer now if it
+ * is armed, or (b NULL) every cached connection's; returns how many
+ */
+int
+bk_fire_idle(struct bk *b)
+{
+	int	i, n = 0;
+
+	if (b != NULL) {
+		if (b->idle != NULL && evtimer_pending(b->idle, NULL)) {
+			event_active(b->idle, EV_TIMEOUT, 0);
+			n++;
+		}
+		return n;
+	}
+	for (i = 0; i < bk_npool; i++)
+		if (evtimer_pending(bk_pool[i]->idle, NULL)) {
+			event_active(bk_pool[i]->idle, EV_TIMEOUT, 0);
+			n++;
+		}
+	return n;
 }

@@ -28,5 +28,7 @@ int	bk_can_open(void);
 void	bk_pool_flush(void);
 void	bk_probe(void);
 void	bk_probe_cancel(void);
+/* for the session fuzzer: run an armed keepalive (NULL: the cache's) now */
+int	bk_fire_idle(struct bk *);
 
 #endif

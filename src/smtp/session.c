@@ -2,7 +2,8 @@
  * session.c - the client side of one SMTP session
  *
  * Exports sess_accept(), sess_free(), sess_state_name(), sess_add_reason(),
- * sess_shutdown_all() and sess_backend_reply().
+ * sess_shutdown_all() and sess_backend_reply(); sess_fire_timers() is a
+ * test hook for fuzz/fuzz_session.c.
  *
  * A session is a named-state machine driven by a command table.  Every reply
  * goes through sess_reply_at(), which holds it until the class's delay for
@@ -2575,4 +2576,40 @@ sess_deinit(void)
 		free(banner_cur);
 		banner_cur = NULL;
 	}
+}
+
+/*
+ * sess_fire_timers - for the session fuzzer: run armed timers now; which:
+ * SESS_FIRE_DELAY delays and stutter, SESS_FIRE_DEADLINE the state
+ * deadlines (only those due before the session's delay timer),
+ * SESS_FIRE_BACKEND backend keepalives; returns how many were made active
+ * (the loop runs them)
+ */
+int
+sess_fire_timers(int which)
+{
+	struct sess *s;
+	struct timeval wd, delay;
+	int	n = 0;
+
+	for (s = sess_list; s != NULL; s = s->next) {
+		if ((which & SESS_FIRE_DELAY) &&
+		    evtimer_pending(&s->timer, NULL)) {
+			event_active(&s->timer, EV_TIMEOUT, 0);
+			n++;
+		}
+		/* In time order: a deadline never passes before a delay. */
+		if ((which & SESS_FIRE_DEADLINE) &&
+		    evtimer_pending(&s->wd, &wd) &&
+		    (!evtimer_pending(&s->timer, &delay) ||
+		    !timercmp(&delay, &wd, <))) {
+			event_active(&s->wd, EV_TIMEOUT, 0);
+			n++;
+		}
+		if ((which & SESS_FIRE_BACKEND) && s->bk != NULL)
+			n += bk_fire_idle(s->bk);
+	}
+	if (which & SESS_FIRE_BACKEND)
+		n += bk_fire_idle(NULL);
+	return n;
 }

@@ -144,5 +144,10 @@ void	sess_add_reason(struct sess *, const char *fmt, ...)
 void	sess_clear_reasons(struct sess *);
 void	sess_shutdown_all(const char *why);
 void	sess_deinit(void);
+/* for the session fuzzer: run armed timers now (fuzz/fuzz_session.c) */
+#define SESS_FIRE_DELAY		0x01	/* delays, stutter */
+#define SESS_FIRE_DEADLINE	0x02	/* state deadlines */
+#define SESS_FIRE_BACKEND	0x04	/* backend keepalives */
+int	sess_fire_timers(int which);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * log.c - logging to stderr (foreground, CLI) or syslog facility mail
+ * log.c - logging to stderr (foreground, CLI) or syslog facility mail, or
+ *	   nowhere (fuzz targets)
  *
  * Exports the log_* family of log.h.  Messages are formatted into a stack
  * buffer and written in one call, so lines from one process never interleave.
@@ -55,6 +56,8 @@ log_vout(int pri, const char *errstr, const char *fmt, va_list ap)
 	char	buf[2048];
 	int	n;
 
+	if (log_where == LOG_TO_NONE)
+		return;
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	if (n < 0)
 		return;

@@ -11,6 +11,7 @@
 
 #define LOG_TO_STDERR	0	/* foreground, tools */
 #define LOG_TO_SYSLOG	1	/* daemon: facility mail */
+#define LOG_TO_NONE	2	/* discarded (fuzz targets) */
 
 void	log_init(int where, const char *ident);
 void	log_set_verbose(int level);
