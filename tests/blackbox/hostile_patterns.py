@@ -607,27 +607,35 @@ def p_mail_no_rcpt(t):
 
 # ---------------------------------------------------------------- slowloris
 
+def at_state(t, state, content=b"", bdat=b"BDAT 100000 LAST\r\n"):
+    """a client connection brought to `state` (banner: before the 220;
+    data: after 354 and `content`; bdat: after the `bdat` command line)"""
+    if state in ("banner", "helo"):
+        c = connect(t)
+        if state == "helo":
+            c.expect(220)
+    elif state in ("mail", "tls"):
+        c = greet(t)
+        if state == "tls":
+            starttls(t, c)
+    elif state == "rcpt":
+        c = in_txn(t, rcpt=False)
+    elif state == "data":
+        c = in_txn(t)
+        c.cmd("DATA", 354)
+        if content:
+            c.send(content)
+    elif state == "bdat":
+        c = in_txn(t)
+        c.send(bdat)
+    else:
+        raise ValueError(state)
+    return c
+
+
 def _slow(state):
     def fn(t):
-        c = None
-        if state == "banner":
-            c = connect(t)
-        elif state == "helo":
-            c = connect(t)
-            c.expect(220)
-        elif state == "mail":
-            c = greet(t)
-        elif state == "rcpt":
-            c = in_txn(t, rcpt=False)
-        elif state == "data":
-            c = in_txn(t)
-            c.cmd("DATA", 354)
-        elif state == "bdat":
-            c = in_txn(t)
-            c.send(b"BDAT 100000 LAST\r\n")
-        elif state == "tls":
-            c = greet(t)
-            starttls(t, c)
+        c = at_state(t, state)
         verbs = {"banner": b"EHLO ", "helo": b"EHLO ", "mail": b"MAIL FROM:<",
                  "rcpt": b"RCPT TO:<", "tls": b"EHLO "}
         data = verbs.get(state, b"") + b"x" * 1000
@@ -739,26 +747,8 @@ def p_starttls_injection(t):
 
 def _half(state):
     def fn(t):
-        c = None
-        if state == "banner":
-            c = connect(t)
-        elif state == "helo":
-            c = connect(t)
-            c.expect(220)
-        elif state == "mail":
-            c = greet(t)
-        elif state == "rcpt":
-            c = in_txn(t, rcpt=False)
-        elif state == "data":
-            c = in_txn(t)
-            c.cmd("DATA", 354)
-            c.send(b"Subject: half\r\n\r\npartial line")
-        elif state == "bdat":
-            c = in_txn(t)
-            c.send(b"BDAT 1000 LAST\r\nabc")
-        elif state == "tls":
-            c = greet(t)
-            starttls(t, c)
+        c = at_state(t, state, content=b"Subject: half\r\n\r\npartial line",
+                     bdat=b"BDAT 1000 LAST\r\nabc")
         try:
             c.sock.shutdown(socket.SHUT_WR)
             el = wait_eof(c.sock, 3 + t.smtp_timeout)
