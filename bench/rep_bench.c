@@ -209,7 +209,7 @@ bench_updates(const char *spec, size_t n, int runs, int unique, int classify)
 				getrusage(RUSAGE_THREAD, &ra);
 			ca = cpu_s();
 			a = now_s();
-			rep_update(&keys[i], i % 3 ? REP_DELIVERED : REP_SPAM,
+			rep_update(&keys[i], i % 3 ? OC_DELIVERED : OC_SPAM,
 			    1);
 			b = now_s();
 			cb = cpu_s();
@@ -279,7 +279,7 @@ bench_lookups(size_t n, int runs)
 		return 1;
 	}
 	for (i = 0; i < nk; i++)
-		rep_update(&keys[i], REP_DELIVERED, 1);
+		rep_update(&keys[i], OC_DELIVERED, 1);
 	for (r = 0; r < runs; r++) {
 		t0 = now_s();
 		for (i = 0; i < n; i++) {

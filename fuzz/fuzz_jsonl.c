@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "report/jsonl.h"
+#include "util/jsonl.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

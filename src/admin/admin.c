@@ -88,6 +88,7 @@
 #include "dns/fcrdns.h"
 #include "dnsbl/dnsbl.h"
 #include "log/eventlog.h"
+#include "log/evrec.h"
 #include "fp/fp.h"
 #include "rep/rep.h"
 #include "smtp/session.h"
@@ -138,7 +139,7 @@ struct adm_host {
 	struct timeval first, last;	/* first and last session start/end */
 	unsigned long sessions;		/* sessions started */
 	unsigned long null_syn;		/* of them without a saved SYN */
-	unsigned long msgs[MO_BACKEND_ERROR + 1];	/* by msg_outcome */
+	unsigned long msgs[OC_N];	/* by enum outcome */
 	struct adm_fp fp[ADM_HOST_FPS];
 	struct adm_seen os_seen[ADM_HOST_SEEN], cls_seen[ADM_HOST_SEEN];
 	const struct sess *live[ADM_HOST_LIVE];	/* NULL = free slot */
@@ -179,15 +180,6 @@ struct adm_conn {
 };
 TAILQ_HEAD(adm_conn_list, adm_conn);
 
-static const char *const adm_msg_names[] = {
-	"none", "delivered", "rejected", "deferred", "abandoned",
-	"protocol_error", "backend_error",
-};
-
-static const char *const adm_sess_names[] = {
-	"completed", "abandoned", "protocol_error", "refused", "backend_error",
-};
-
 static const char *const adm_quality[] = {
 	"exact", "generic", "fuzzy", "generic_fuzzy", "none", "null_syn",
 };
@@ -216,8 +208,8 @@ static struct {
 	int	nos;
 	struct adm_group cls[CONF_MAX_CLASSES];	/* by daemon class index */
 	/* Metrics. */
-	unsigned long msgs[MO_BACKEND_ERROR + 1];
-	unsigned long sess_out[SO_BACKEND_ERROR + 1];
+	unsigned long msgs[OC_N];
+	unsigned long sess_out[OC_N];
 	unsigned long quality[ADM_NQUALITY];
 	unsigned long dnsbl_bucket[ADM_NLE];	/* not cumulative */
 	unsigned long dnsbl_n;
@@ -524,7 +516,7 @@ adm_sess_end(const struct sess *s)
 
 	if (adm.http == NULL)
 		return;
-	if (s->outcome <= SO_BACKEND_ERROR)
+	if ((unsigned)s->outcome < OC_N)
 		adm.sess_out[s->outcome]++;
 	if (s->dnsbl != NULL) {
 		double	sec = s->dnsbl->latency_ms / 1000.0;
@@ -565,15 +557,14 @@ adm_sess_end(const struct sess *s)
 		}
 	}
 	h->score = s->score;
-	h->outcome = s->outcome <= SO_BACKEND_ERROR ?
-	    adm_sess_names[s->outcome] : "?";
+	h->outcome = outcome_name(s->outcome);
 	snprintf(h->helo, sizeof(h->helo), "%s", s->helo ? s->helo : "");
 	snprintf(h->domain, sizeof(h->domain), "%s",
 	    s->domain ? s->domain : "");
 	snprintf(h->key_hash, sizeof(h->key_hash), "%s",
 	    s->fp ? s->fp->key_hash : "");
 	snprintf(h->os, sizeof(h->os), "%s", s->fp ? s->fp->os : "");
-	if (s->counted && s->outcome == SO_ABANDONED && s->msgno == 0) {
+	if (s->counted && s->outcome == OC_ABANDONED && s->msgno == 0) {
 		double	waited = (now.tv_sec - s->start.tv_sec) +
 		    (now.tv_usec - s->start.tv_usec) / 1e6;
 
@@ -598,7 +589,7 @@ adm_msg_end(const struct sess *s, int oc)
 	struct adm_host *h;
 	int	i;
 
-	if (adm.http == NULL || oc < 0 || oc > MO_BACKEND_ERROR)
+	if (adm.http == NULL || !(outcome_flags((enum outcome)oc) & OC_F_MSG))
 		return;
 	adm.msgs[oc]++;
 	h = adm_host_get(s, 0);
@@ -614,26 +605,26 @@ adm_msg_end(const struct sess *s, int oc)
 			continue;
 		g->messages++;
 		switch (oc) {
-		case MO_DELIVERED:
+		case OC_DELIVERED:
 			g->delivered++;
 			if (ss[i] != NULL && !ss[i]->ok) {
 				ss[i]->ok = 1;
 				g->ok_senders++;
 			}
 			break;
-		case MO_REJECTED:
+		case OC_REJECTED:
 			g->rejected++;
 			break;
-		case MO_DEFERRED:
+		case OC_DEFERRED:
 			g->deferred++;
 			break;
-		case MO_ABANDONED:
+		case OC_ABANDONED:
 			g->abandoned++;
 			break;
-		case MO_PROTOCOL_ERROR:
+		case OC_PROTOCOL_ERROR:
 			g->protocol_error++;
 			break;
-		case MO_BACKEND_ERROR:
+		case OC_BACKEND_ERROR:
 			g->backend_error++;
 			break;
 		}
@@ -908,8 +899,8 @@ adm_reputation(struct evbuffer *b, int *n, const struct sockaddr *sa,
 		js_num(b, &m, "evidence", est.evidence);
 		js_key(b, &m, "counts");
 		evbuffer_add(b, "{", 1);
-		for (j = 0; j < REP_NOUTCOMES; j++)
-			js_num(b, &c, rep_outcome_name((enum rep_outcome)j),
+		for (j = 0; j < OC_NLEARN; j++)
+			js_num(b, &c, outcome_name((enum outcome)j),
 			    est.counts[j]);
 		evbuffer_add(b, "}}", 2);
 	}
@@ -991,8 +982,10 @@ adm_host_json(struct evhttp_request *req, const char *arg)
 		int	m = 0;
 
 		evbuffer_add(b, "{", 1);
-		for (i = 1; i <= MO_BACKEND_ERROR; i++)
-			js_ul(b, &m, adm_msg_names[i], h->msgs[i]);
+		for (i = 0; i < OC_N; i++)
+			if (outcome_flags((enum outcome)i) & OC_F_MSG)
+				js_ul(b, &m, outcome_name((enum outcome)i),
+				    h->msgs[i]);
 		evbuffer_add(b, "}", 1);
 	}
 	js_key(b, &n, "fingerprints");
@@ -1175,14 +1168,17 @@ adm_metrics(struct evhttp_request *req)
 			    adm_class_name(c), (double)ms->st.by_class[c]);
 	pm_head(b, "mailshaper_sessions_total", "counter",
 	    "Client sessions ended, by outcome.");
-	for (c = 0; c <= SO_BACKEND_ERROR; c++)
-		pm_lab(b, "mailshaper_sessions_total", "outcome",
-		    adm_sess_names[c], (double)adm.sess_out[c]);
+	for (c = 0; c < OC_N; c++)
+		if (outcome_flags((enum outcome)c) & OC_F_SESS)
+			pm_lab(b, "mailshaper_sessions_total", "outcome",
+			    outcome_name((enum outcome)c),
+			    (double)adm.sess_out[c]);
 	pm_head(b, "mailshaper_messages_total", "counter",
 	    "Messages (transactions) ended, by outcome.");
-	for (c = MO_DELIVERED; c <= MO_BACKEND_ERROR; c++)
-		pm_lab(b, "mailshaper_messages_total", "outcome",
-		    adm_msg_names[c], (double)adm.msgs[c]);
+	for (c = 0; c < OC_N; c++)
+		if (outcome_flags((enum outcome)c) & OC_F_MSG)
+			pm_lab(b, "mailshaper_messages_total", "outcome",
+			    outcome_name((enum outcome)c), (double)adm.msgs[c]);
 	pm_one(b, "mailshaper_pregreet_total", "counter",
 	    "Clients that talked before the banner.", (double)ms->st.pregreet);
 	pm_one(b, "mailshaper_violations_total", "counter",

@@ -166,7 +166,7 @@ fb_http_feedback(struct evhttp_request *req, void *arg)
 	n = rep_keys_for(&e->peer.sa, *e->key_hash ? e->key_hash : NULL,
 	    *e->os ? e->os : NULL, *e->domain ? e->domain : NULL, keys);
 	for (i = 0; i < n; i++)
-		rep_update(&keys[i], spam ? REP_SPAM : REP_HAM, 1.0);
+		rep_update(&keys[i], spam ? OC_SPAM : OC_HAM, 1.0);
 	fb.verdicts++;
 	{
 		struct evbuffer *b = evbuffer_new();

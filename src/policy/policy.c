@@ -220,7 +220,7 @@ pol_violation(struct sess *s, const char *what)
  * is not in skip (bits 1 << kind); returns the kinds counted
  */
 static unsigned
-pol_update(const struct sess *s, enum rep_outcome o, unsigned skip)
+pol_update(const struct sess *s, enum outcome o, unsigned skip)
 {
 	struct rep_key keys[REPK_NKINDS];
 	unsigned done = 0;
@@ -239,12 +239,12 @@ pol_update(const struct sess *s, enum rep_outcome o, unsigned skip)
 void
 pol_learn(const struct sess *s, enum pol_outcome oc)
 {
-	static const enum rep_outcome map[] = {
-		[POL_DELIVERED] = REP_DELIVERED, [POL_REJECTED] = REP_REJECTED,
-		[POL_DEFERRED] = REP_DEFERRED, [POL_ABANDONED] = REP_ABANDONED,
-		[POL_PROTOCOL_ERROR] = REP_PROTOCOL_ERROR,
-		[POL_SPAM] = REP_SPAM, [POL_HAM] = REP_HAM,
-		[POL_LISTED] = REP_LISTED,
+	static const enum outcome map[] = {
+		[POL_DELIVERED] = OC_DELIVERED, [POL_REJECTED] = OC_REJECTED,
+		[POL_DEFERRED] = OC_DEFERRED, [POL_ABANDONED] = OC_ABANDONED,
+		[POL_PROTOCOL_ERROR] = OC_PROTOCOL_ERROR,
+		[POL_SPAM] = OC_SPAM, [POL_HAM] = OC_HAM,
+		[POL_LISTED] = OC_LISTED,
 	};
 
 	(void)pol_update(s, map[oc], oc == POL_LISTED ? POL_NOT_LISTED : 0);
@@ -268,6 +268,6 @@ pol_learn_listing(struct sess *s)
 {
 	if (!s->counted || !pol_listed(s->dnsbl))
 		return;
-	s->listed_kinds |= pol_update(s, REP_LISTED,
+	s->listed_kinds |= pol_update(s, OC_LISTED,
 	    s->listed_kinds | POL_NOT_LISTED);
 }

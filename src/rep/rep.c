@@ -58,9 +58,9 @@ struct rep_entry {
 	struct rep_key key;
 	uint32_t hash;
 	uint32_t next;			/* hash chain: index + 1 (0 = end) */
-	double	c[REP_NOUTCOMES];	/* counts valid at t */
+	double	c[OC_NLEARN];	/* counts valid at t */
 	int64_t	t;			/* ms (0 = never updated) */
-	double	since[REP_NOUTCOMES];	/* updates since the fetch request */
+	double	since[OC_NLEARN];	/* updates since the fetch request */
 	int64_t	since_t;		/* ms (0 = none) */
 	int64_t	refresh_at;		/* ms: fetch again after (0 = never) */
 	uint32_t fetch_seq;		/* outstanding fetch (0 = none) */
@@ -77,7 +77,7 @@ struct rep_item {
 	double	weight;
 	uint32_t seq;			/* ITEM_FETCH: entry's fetch_seq */
 	uint8_t	type;			/* ITEM_* */
-	uint8_t	outcome;		/* ITEM_UPDATE: enum rep_outcome */
+	uint8_t	outcome;		/* ITEM_UPDATE: enum outcome */
 };
 
 struct rep_reply {
@@ -127,22 +127,9 @@ static struct {
 
 static atomic_llong rep_clock;		/* ms (0 = real time) */
 
-static const char *const outcome_names[] = {
-	"delivered", "rejected", "deferred", "abandoned", "protocol_error",
-	"spam", "ham", "listed",
-};
-_Static_assert(sizeof(outcome_names) / sizeof(outcome_names[0]) ==
-    REP_NOUTCOMES, "one name per enum rep_outcome");
 static const char *const kind_names[REPK_NKINDS] = {
 	"ip", "prefix", "rawsig", "os", "prefix_rawsig", "domain",
 };
-
-/* rep_outcome_name - "delivered", ...; "?" when out of range */
-const char *
-rep_outcome_name(enum rep_outcome o)
-{
-	return (unsigned)o < REP_NOUTCOMES ? outcome_names[o] : "?";
-}
 
 /* rep_keykind_name - "ip", "prefix", ...; "?" when out of range */
 const char *
@@ -200,28 +187,32 @@ rep_merge(double *c, int64_t *t, const double *d, int64_t td,
 
 	if (*t == 0 || td >= *t) {
 		f = *t == 0 ? 0.0 : rep_decay(half_life_ms, td - *t);
-		for (i = 0; i < REP_NOUTCOMES; i++)
+		for (i = 0; i < OC_NLEARN; i++)
 			c[i] = c[i] * f + d[i];
 		*t = td;
 	} else {
 		f = rep_decay(half_life_ms, *t - td);
-		for (i = 0; i < REP_NOUTCOMES; i++)
+		for (i = 0; i < OC_NLEARN; i++)
 			c[i] += d[i] * f;
 	}
 }
 
 /* rep_estimate - p_spam, evidence and log-odds of decayed counts */
 void
-rep_estimate(const double counts[REP_NOUTCOMES], struct rep_est *e)
+rep_estimate(const double counts[OC_NLEARN], struct rep_est *e)
 {
-	double	bad, good;
+	double	bad = 0, good = 0;
+	int	i;
 
 	if (e->counts != counts)
 		memcpy(e->counts, counts, sizeof(e->counts));
-	bad = counts[REP_REJECTED] + counts[REP_ABANDONED] +
-	    counts[REP_PROTOCOL_ERROR] + counts[REP_SPAM] +
-	    counts[REP_LISTED];
-	good = counts[REP_DELIVERED] + counts[REP_HAM];
+	/* good and bad as outcome_flags() says (evrec.c's table) */
+	for (i = 0; i < OC_NLEARN; i++) {
+		if (outcome_flags((enum outcome)i) & OC_F_BAD)
+			bad += counts[i];
+		else if (outcome_flags((enum outcome)i) & OC_F_GOOD)
+			good += counts[i];
+	}
 	e->evidence = bad + good;
 	e->p_spam = (bad + REP_PRIOR_BAD) /
 	    (bad + good + REP_PRIOR_BAD + REP_PRIOR_GOOD);
@@ -535,7 +526,7 @@ int
 rep_lookup(const struct rep_key *k, struct rep_est *est)
 {
 	struct rep_entry *e;
-	double	c[REP_NOUTCOMES], f;
+	double	c[OC_NLEARN], f;
 	uint32_t h, i;
 	int64_t	now;
 	int	j;
@@ -563,7 +554,7 @@ rep_lookup(const struct rep_key *k, struct rep_est *est)
 		request_fetch(e, now);
 	}
 	f = now > e->t ? rep_decay(rep.half_life, now - e->t) : 1.0;
-	for (j = 0; j < REP_NOUTCOMES; j++)
+	for (j = 0; j < OC_NLEARN; j++)
 		c[j] = e->c[j] * f;
 	rep_estimate(c, est);
 	if (!e->warm && e->t == 0) {
@@ -575,15 +566,15 @@ rep_lookup(const struct rep_key *k, struct rep_est *est)
 
 /* rep_update - count an outcome now: cache at once, store behind */
 void
-rep_update(const struct rep_key *k, enum rep_outcome o, double weight)
+rep_update(const struct rep_key *k, enum outcome o, double weight)
 {
 	struct rep_entry *e;
 	struct rep_item it;
-	double	d[REP_NOUTCOMES];
+	double	d[OC_NLEARN];
 	uint32_t h, i;
 	int64_t	now;
 
-	if (!rep.open || (unsigned)o >= REP_NOUTCOMES || !(weight > 0) ||
+	if (!rep.open || (unsigned)o >= OC_NLEARN || !(weight > 0) ||
 	    k->text[0] == '\0')
 		return;
 	atomic_fetch_add_explicit(&rep.updates, 1, memory_order_relaxed);
@@ -814,7 +805,7 @@ worker_items(struct seg *s, const struct rep_item *it, size_t n,
     int *connected, int64_t *close_deadline)
 {
 	struct rep_rec *w;
-	double	d[REP_NOUTCOMES];
+	double	d[OC_NLEARN];
 	uint32_t j;
 	size_t	i;
 

@@ -16,21 +16,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "log/evrec.h"
+
 struct event_base;
 struct conf;
 
-enum rep_outcome {
-	REP_DELIVERED,		/* good */
-	REP_REJECTED,		/* bad */
-	REP_DEFERRED,		/* counted, but neither good nor bad */
-	REP_ABANDONED,		/* bad */
-	REP_PROTOCOL_ERROR,	/* bad */
-	REP_SPAM,		/* bad: feedback */
-	REP_HAM,		/* good: feedback */
-	REP_LISTED,		/* bad: a DNS block list listed the session's
-				   client (taught to every key but ip) */
-	REP_NOUTCOMES
-};
 
 enum rep_keykind {
 	REPK_IP,		/* "192.0.2.7", "2001:db8::7" */
@@ -54,7 +44,7 @@ struct rep_key {
 #define REP_PRIOR_GOOD	1.0
 
 struct rep_est {
-	double	counts[REP_NOUTCOMES];	/* decayed to now */
+	double	counts[OC_NLEARN];	/* decayed to now */
 	double	p_spam;			/* posterior mean with a Beta prior */
 	double	evidence;		/* bad + good, decayed (0 = prior only) */
 	double	log_odds;		/* log(p / (1 - p)) */
@@ -86,7 +76,7 @@ int	rep_keys_for(const struct sockaddr *client, const char *rawsig_hash,
 	    const char *os, const char *domain,
 	    struct rep_key keys[REPK_NKINDS]);
 int	rep_lookup(const struct rep_key *, struct rep_est *);
-void	rep_update(const struct rep_key *, enum rep_outcome, double weight);
+void	rep_update(const struct rep_key *, enum outcome, double weight);
 
 /* More counters, for the admin API and the tests. */
 struct rep_counters {
@@ -110,8 +100,7 @@ void	rep_counters(struct rep_counters *);
  * blocks: for shutdown, tools and tests, not for the event loop. */
 int	rep_sync(long timeout_ms);
 /* The estimate of any decayed counts (used by evaluate and reports too). */
-void	rep_estimate(const double counts[REP_NOUTCOMES], struct rep_est *);
-const char *rep_outcome_name(enum rep_outcome);	/* "delivered", ... */
+void	rep_estimate(const double counts[OC_NLEARN], struct rep_est *);
 const char *rep_keykind_name(enum rep_keykind);	/* "ip", "prefix", ... */
 /* Wall-clock ms since the epoch; tests freeze it with rep_set_clock(ms),
  * rep_set_clock(0) returns to real time. */

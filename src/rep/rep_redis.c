@@ -30,12 +30,12 @@
 /*
  * KEYS: up to RD_KEYS_PER_CALL hashes.  ARGV: half-life ms, ttl ms, then
  * for each key its time t (ms) and its deltas, one per entry of the
- * script's names (enum rep_outcome's order; a field an old hash lacks is
+ * script's names (enum outcome's order; a field an old hash lacks is
  * 0).  One call per 32 keys saves Redis the per-command cost, which is
  * most of a small script's.
  */
 #define RD_KEYS_PER_CALL	32
-#define RD_ARGS_PER_KEY		(1 + REP_NOUTCOMES)
+#define RD_ARGS_PER_KEY		(1 + OC_NLEARN)
 static const char rd_script[] =
     "local names = {'delivered', 'rejected', 'deferred', 'abandoned',"
     " 'protocol_error', 'spam', 'ham', 'listed'}\n"
@@ -230,7 +230,7 @@ rd_write(void *h, const struct rep_rec *recs, size_t n, char *err,
 			snprintf(num[v], sizeof(num[v]), "%lld",
 			    (long long)recs[i + k].t);
 			argv[a] = num[v], argl[a++] = strlen(num[v]), v++;
-			for (j = 0; j < REP_NOUTCOMES; j++) {
+			for (j = 0; j < OC_NLEARN; j++) {
 				snprintf(num[v], sizeof(num[v]), "%.17g",
 				    recs[i + k].c[j]);
 				argv[a] = num[v], argl[a++] = strlen(num[v]);
@@ -290,11 +290,11 @@ rd_fetch(void *h, struct rep_rec *recs, size_t n, char *err, size_t errlen)
 		memset(recs[i].c, 0, sizeof(recs[i].c));
 		recs[i].t = 0;
 		if (rep->type == REDIS_REPLY_ARRAY &&
-		    rep->elements == 1 + REP_NOUTCOMES) {
+		    rep->elements == 1 + OC_NLEARN) {
 			if (rep->element[0]->type == REDIS_REPLY_STRING) {
 				recs[i].t = strtoll(rep->element[0]->str, NULL,
 				    10);
-				for (j = 0; j < REP_NOUTCOMES; j++)
+				for (j = 0; j < OC_NLEARN; j++)
 					if (rep->element[1 + j]->type ==
 					    REDIS_REPLY_STRING)
 						recs[i].c[j] = strtod(

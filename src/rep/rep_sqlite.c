@@ -89,21 +89,21 @@ sq_fail(struct sq *s, const char *what, char *err, size_t errlen)
 
 /* sq_columns - which outcome columns the rep table has; 0 or -1 */
 static int
-sq_columns(struct sq *s, int have[REP_NOUTCOMES])
+sq_columns(struct sq *s, int have[OC_NLEARN])
 {
 	sqlite3_stmt *st = NULL;
 	const char *name;
 	int	j, rc;
 
-	memset(have, 0, REP_NOUTCOMES * sizeof(have[0]));
+	memset(have, 0, OC_NLEARN * sizeof(have[0]));
 	if (sqlite3_prepare_v2(s->db, "PRAGMA table_info(rep)", -1, &st,
 	    NULL) != SQLITE_OK)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((name = (const char *)sqlite3_column_text(st, 1)) == NULL)
 			continue;
-		for (j = 0; j < REP_NOUTCOMES; j++)
-			if (strcmp(name, rep_outcome_name((enum rep_outcome)j))
+		for (j = 0; j < OC_NLEARN; j++)
+			if (strcmp(name, outcome_name((enum outcome)j))
 			    == 0)
 				have[j] = 1;
 	}
@@ -122,11 +122,11 @@ static int
 sq_migrate(struct sq *s, char *err, size_t errlen)
 {
 	char	sql[128];
-	int	have[REP_NOUTCOMES], j, missing = 0;
+	int	have[OC_NLEARN], j, missing = 0;
 
 	if (sq_columns(s, have) < 0)
 		return sq_fail(s, "open: read the schema", err, errlen);
-	for (j = 0; j < REP_NOUTCOMES; j++)
+	for (j = 0; j < OC_NLEARN; j++)
 		missing += !have[j];
 	if (missing == 0)
 		return 0;
@@ -135,17 +135,17 @@ sq_migrate(struct sq *s, char *err, size_t errlen)
 		return sq_fail(s, "open: upgrade the schema", err, errlen);
 	if (sq_columns(s, have) < 0)
 		goto fail;
-	for (j = 0; j < REP_NOUTCOMES; j++) {
+	for (j = 0; j < OC_NLEARN; j++) {
 		if (have[j])
 			continue;
 		snprintf(sql, sizeof(sql), "ALTER TABLE rep ADD COLUMN %s "
 		    "REAL NOT NULL DEFAULT 0",
-		    rep_outcome_name((enum rep_outcome)j));
+		    outcome_name((enum outcome)j));
 		if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
 			goto fail;
 		log_info("reputation store sqlite:%s: added the column %s "
 		    "(a table from an older version)", s->path,
-		    rep_outcome_name((enum rep_outcome)j));
+		    outcome_name((enum outcome)j));
 	}
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
@@ -278,7 +278,7 @@ sq_write(void *h, const struct rep_rec *r, size_t n, char *err, size_t errlen)
 		sqlite3_bind_text(s->upsert, 2, r[i].key.text, -1,
 		    SQLITE_STATIC);
 		sqlite3_bind_int64(s->upsert, 3, r[i].t);
-		for (j = 0; j < REP_NOUTCOMES; j++)
+		for (j = 0; j < OC_NLEARN; j++)
 			sqlite3_bind_double(s->upsert, 4 + j, r[i].c[j]);
 		if (sq_run(s->upsert) != SQLITE_DONE) {
 			sq_fail(s, "write", err, errlen);
@@ -316,7 +316,7 @@ sq_fetch(void *h, struct rep_rec *r, size_t n, char *err, size_t errlen)
 		rc = sqlite3_step(s->select);
 		if (rc == SQLITE_ROW) {
 			r[i].t = sqlite3_column_int64(s->select, 0);
-			for (j = 0; j < REP_NOUTCOMES; j++)
+			for (j = 0; j < OC_NLEARN; j++)
 				r[i].c[j] = sqlite3_column_double(s->select,
 				    1 + j);
 		} else if (rc != SQLITE_DONE) {

@@ -20,7 +20,7 @@
 /* One key's counts: deltas to add (write) or the stored state (fetch). */
 struct rep_rec {
 	struct rep_key key;
-	double	c[REP_NOUTCOMES];	/* counts valid at t */
+	double	c[OC_NLEARN];	/* counts valid at t */
 	int64_t	t;			/* ms since the epoch (0 = not found) */
 };
 

@@ -58,7 +58,7 @@
 
 #include "report/evaluate.h"
 #include "report/evfields.h"
-#include "report/jsonl.h"
+#include "util/jsonl.h"
 #include "util/log.h"
 #include "util/strmap.h"
 

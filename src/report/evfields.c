@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "report/evfields.h"
-#include "report/jsonl.h"
+#include "util/jsonl.h"
 
 /* zone_cmp - qsort order for zone names */
 static int

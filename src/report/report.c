@@ -68,8 +68,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log/evrec.h"
 #include "report/evaluate.h"
-#include "report/jsonl.h"
+#include "util/jsonl.h"
 #include "report/evfields.h"
 #include "report/report.h"
 #include "report/svg.h"
@@ -95,14 +96,9 @@ const char *const rp_wait_buckets[RP_NWAIT] = {
 	"1-2m", "2-5m", "5-10m", ">=10m"
 };
 
-/* Message outcomes, as indices of rp_open.oc[]. */
-enum rp_oc { OC_DELIVERED, OC_REJECTED, OC_DEFERRED, OC_ABANDONED,
-	OC_PROTO, OC_BACKEND, OC_OTHER, RP_NOC };
-
-static const char *const rp_oc_names[RP_NOC - 1] = {
-	"delivered", "rejected", "deferred", "abandoned", "protocol_error",
-	"backend_error"
-};
+/* Message outcomes are indices of rp_open.oc[] (enum outcome); OC_NONE
+ * collects names that are not message outcomes. */
+#define RP_NOC	OC_N
 
 /*
  * Open sessions: message outcomes waiting for their session record.
@@ -240,8 +236,8 @@ rp_store_attempts(const struct rp_group *g)
 {
 	const double *c = g->est.counts;
 
-	return c[REP_DELIVERED] + c[REP_REJECTED] + c[REP_DEFERRED] +
-	    c[REP_ABANDONED] + c[REP_PROTOCOL_ERROR];
+	return c[OC_DELIVERED] + c[OC_REJECTED] + c[OC_DEFERRED] +
+	    c[OC_ABANDONED] + c[OC_PROTOCOL_ERROR];
 }
 
 /* rp_success_rate - delivered / attempts, or -1 when undefined */
@@ -253,7 +249,7 @@ rp_success_rate(const struct rp_group *g)
 
 	if (g->updated_ms != 0) {		/* from a store: decayed */
 		d = rp_store_attempts(g);
-		return d > 0 ? g->est.counts[REP_DELIVERED] / d : -1;
+		return d > 0 ? g->est.counts[OC_DELIVERED] / d : -1;
 	}
 	return a ? (double)g->delivered / (double)a : -1;
 }
@@ -314,7 +310,7 @@ rp_count(struct rp *r, const struct rp_sess *s, const uint64_t *oc)
 	for (i = 0; i < RP_NOC; i++)
 		nmsg += oc[i];
 	att = oc[OC_DELIVERED] + oc[OC_REJECTED] + oc[OC_DEFERRED] +
-	    oc[OC_ABANDONED] + oc[OC_PROTO] + (s->gave_up && nmsg == 0);
+	    oc[OC_ABANDONED] + oc[OC_PROTOCOL_ERROR] + (s->gave_up && nmsg == 0);
 	r->st->sessions++;
 	r->st->messages += nmsg;
 	for (i = 0; i < r->ndims; i++) {
@@ -329,9 +325,9 @@ rp_count(struct rp *r, const struct rp_sess *s, const uint64_t *oc)
 		g->rejected += oc[OC_REJECTED];
 		g->deferred += oc[OC_DEFERRED];
 		g->abandoned += oc[OC_ABANDONED];
-		g->protocol_error += oc[OC_PROTO];
-		g->backend_error += oc[OC_BACKEND];
-		g->other += oc[OC_OTHER];
+		g->protocol_error += oc[OC_PROTOCOL_ERROR];
+		g->backend_error += oc[OC_BACKEND_ERROR];
+		g->other += oc[OC_NONE];
 		if (s->gave_up && nmsg == 0)
 			g->early++;
 		if (s->abandoned && s->wait >= 0) {
@@ -503,9 +499,9 @@ on_message(struct rp *r, const struct jl_doc *d, const struct jl_val *v,
 		if (r->open.n > r->st->peak_open)
 			r->st->peak_open = r->open.n;
 	}
-	for (i = 0; i < RP_NOC - 1; i++)
-		if (strcmp(oc, rp_oc_names[i]) == 0)
-			break;
+	i = outcome_parse(oc);
+	if (i < 0 || !(outcome_flags((enum outcome)i) & OC_F_MSG))
+		i = OC_NONE;
 	op->oc[i]++;
 }
 
@@ -948,7 +944,7 @@ store_json(FILE *f, const struct rp_report *rep)
 		fprintf(f, "\",\"senders\":null,\"ok_senders\":null,"
 		    "\"bad_senders\":null,\"sessions\":null,\"messages\":null,"
 		    "\"attempts\":%.10g,\"delivered\":%.10g",
-		    rp_store_attempts(g), c[REP_DELIVERED]);
+		    rp_store_attempts(g), c[OC_DELIVERED]);
 		json_num(f, "success_rate", rp_success_rate(g));
 		time_str(g->updated_ms, ts, sizeof(ts));
 		fprintf(f, ",\"rejected\":%.10g,\"deferred\":%.10g,"
@@ -958,9 +954,9 @@ store_json(FILE *f, const struct rp_report *rep)
 		    "\"wait_max_s\":null,\"spam\":%.10g,\"ham\":%.10g,"
 		    "\"listed\":%.10g,\"p_spam\":%.6g,\"evidence\":%.10g,"
 		    "\"updated\":\"%s\"}\n",
-		    c[REP_REJECTED], c[REP_DEFERRED], c[REP_ABANDONED],
-		    c[REP_PROTOCOL_ERROR], c[REP_SPAM], c[REP_HAM],
-		    c[REP_LISTED], g->est.p_spam, g->est.evidence, ts);
+		    c[OC_REJECTED], c[OC_DEFERRED], c[OC_ABANDONED],
+		    c[OC_PROTOCOL_ERROR], c[OC_SPAM], c[OC_HAM],
+		    c[OC_LISTED], g->est.p_spam, g->est.evidence, ts);
 	}
 	time_str(rep->st.now_ms, ts, sizeof(ts));
 	fprintf(f, "{\"type\":\"summary\",\"by\":\"%s\",\"source\":\"store\","
@@ -1053,14 +1049,14 @@ store_csv(FILE *f, const struct rp_report *rep)
 		fprintf(f, "%s,\"", rp_by_names[t->by]);
 		utf8_each(f, g->label, put_csv);
 		fprintf(f, "\",,,,,,%.10g,%.10g,", rp_store_attempts(g),
-		    c[REP_DELIVERED]);
+		    c[OC_DELIVERED]);
 		if ((sr = rp_success_rate(g)) >= 0)
 			fprintf(f, "%.6f", sr);
 		time_str(g->updated_ms, ts, sizeof(ts));
 		fprintf(f, ",%.10g,%.10g,%.10g,,%.10g,,,,,,%.10g,%.10g,%.10g,"
-		    "%.6g,%.10g,%s\r\n", c[REP_REJECTED], c[REP_DEFERRED],
-		    c[REP_ABANDONED], c[REP_PROTOCOL_ERROR], c[REP_SPAM],
-		    c[REP_HAM], c[REP_LISTED], g->est.p_spam, g->est.evidence,
+		    "%.6g,%.10g,%s\r\n", c[OC_REJECTED], c[OC_DEFERRED],
+		    c[OC_ABANDONED], c[OC_PROTOCOL_ERROR], c[OC_SPAM],
+		    c[OC_HAM], c[OC_LISTED], g->est.p_spam, g->est.evidence,
 		    ts);
 	}
 	return ferror(f) ? -1 : 0;
@@ -1184,12 +1180,12 @@ store_text(FILE *f, const struct rp_report *rep, int w)
 		c = g->est.counts;
 		term_label(f, g->label, w);
 		fprintf(f, "  %9s %9s %9s %9s %9s %9.1f", "-", "-", "-", "-",
-		    "-", c[REP_DELIVERED]);
+		    "-", c[OC_DELIVERED]);
 		pct(f, rp_success_rate(g));
 		fprintf(f, " %9.1f %9.1f %9.1f %9s %9.1f %9.1f %9.1f %9.1f "
-		    "%7.3f\n", c[REP_REJECTED], c[REP_DEFERRED],
-		    c[REP_ABANDONED], "-", c[REP_PROTOCOL_ERROR], c[REP_SPAM],
-		    c[REP_HAM], c[REP_LISTED], g->est.p_spam);
+		    "%7.3f\n", c[OC_REJECTED], c[OC_DEFERRED],
+		    c[OC_ABANDONED], "-", c[OC_PROTOCOL_ERROR], c[OC_SPAM],
+		    c[OC_HAM], c[OC_LISTED], g->est.p_spam);
 	}
 }
 
@@ -1278,8 +1274,8 @@ share_items(const struct rp_table *t, int ok, struct svg_item *it,
 
 		/* From a store: delivered, or failed, decayed attempts. */
 		if (g->updated_ms != 0)
-			v = ok ? g->est.counts[REP_DELIVERED] :
-			    rp_store_attempts(g) - g->est.counts[REP_DELIVERED];
+			v = ok ? g->est.counts[OC_DELIVERED] :
+			    rp_store_attempts(g) - g->est.counts[OC_DELIVERED];
 
 		if (v <= 0)
 			continue;
@@ -1524,7 +1520,7 @@ html_page(FILE *f, const struct rp_report *rep, const struct rp_chart *c,
 			    "</td><td class=\"n\">-</td><td class=\"n\">-</td>"
 			    "<td class=\"n\">-</td>", f);
 			fprintf(f, "<td class=\"n\">%.1f</td>",
-			    dc[REP_DELIVERED]);
+			    dc[OC_DELIVERED]);
 			if ((sr = rp_success_rate(g)) >= 0)
 				fprintf(f, "<td class=\"n\">%.1f%%</td>",
 				    sr * 100);
@@ -1532,8 +1528,8 @@ html_page(FILE *f, const struct rp_report *rep, const struct rp_chart *c,
 				fputs("<td class=\"n\">-</td>", f);
 			fprintf(f, "<td class=\"n\">%.1f</td><td class=\"n\">"
 			    "%.1f</td><td class=\"n\">%.1f</td><td class=\"n\">"
-			    "-</td></tr>\n", dc[REP_REJECTED],
-			    dc[REP_DEFERRED], dc[REP_ABANDONED]);
+			    "-</td></tr>\n", dc[OC_REJECTED],
+			    dc[OC_DEFERRED], dc[OC_ABANDONED]);
 			continue;
 		}
 		fprintf(f, "</td><td class=\"n\">%llu</td><td class=\"n\">%llu"

@@ -54,9 +54,9 @@ struct rs {
 /* rs_add - one key's stored counts at t, decayed to now; 0 or -1 (OOM) */
 static int
 rs_add(struct rs *s, int which, const char *label, size_t len, int64_t t,
-    const double c[REP_NOUTCOMES])
+    const double c[OC_NLEARN])
 {
-	double	d[REP_NOUTCOMES], f;
+	double	d[OC_NLEARN], f;
 	struct strmap_ent *e;
 	struct rp_group *g;
 	int	i;
@@ -71,7 +71,7 @@ rs_add(struct rs *s, int which, const char *label, size_t len, int64_t t,
 	}
 	e->p = g;
 	f = rep_decay(s->half_life, s->now_ms - t);
-	for (i = 0; i < REP_NOUTCOMES; i++)
+	for (i = 0; i < OC_NLEARN; i++)
 		d[i] = c[i] > 0 ? c[i] * f : 0;
 	rep_estimate(d, &g->est);
 	g->updated_ms = t > 0 ? t : 1;
@@ -127,7 +127,7 @@ rs_sqlite_query(sqlite3 *db, char *q, size_t len)
 {
 	sqlite3_stmt *st = NULL;
 	const char *name;
-	int	have[REP_NOUTCOMES] = { 0 }, j;
+	int	have[OC_NLEARN] = { 0 }, j;
 	size_t	n;
 
 	if (sqlite3_prepare_v2(db, "PRAGMA table_info(rep)", -1, &st, NULL) ==
@@ -135,15 +135,15 @@ rs_sqlite_query(sqlite3 *db, char *q, size_t len)
 		while (sqlite3_step(st) == SQLITE_ROW)
 			if ((name = (const char *)sqlite3_column_text(st, 1)) !=
 			    NULL)
-				for (j = 0; j < REP_NOUTCOMES; j++)
-					if (strcmp(name, rep_outcome_name(
-					    (enum rep_outcome)j)) == 0)
+				for (j = 0; j < OC_NLEARN; j++)
+					if (strcmp(name, outcome_name(
+					    (enum outcome)j)) == 0)
 						have[j] = 1;
 	sqlite3_finalize(st);
 	n = (size_t)snprintf(q, len, "SELECT kind, key, t");
-	for (j = 0; j < REP_NOUTCOMES && n < len; j++)
+	for (j = 0; j < OC_NLEARN && n < len; j++)
 		n += (size_t)snprintf(q + n, len - n, ", %s", have[j] ?
-		    rep_outcome_name((enum rep_outcome)j) : "0");
+		    outcome_name((enum outcome)j) : "0");
 	if (n < len)
 		snprintf(q + n, len - n, " FROM rep WHERE kind IN ('os', "
 		    "'rawsig')");
@@ -156,7 +156,7 @@ rs_sqlite(struct rs *s, const char *path, char *err, size_t errlen)
 	char	q[512];
 	sqlite3_stmt *st = NULL;
 	const char *kind, *key;
-	double	c[REP_NOUTCOMES];
+	double	c[OC_NLEARN];
 	struct stat sb;
 	sqlite3 *db = NULL;
 	int	rc, i, ret = -1;
@@ -189,7 +189,7 @@ rs_sqlite(struct rs *s, const char *path, char *err, size_t errlen)
 		key = (const char *)sqlite3_column_text(st, 1);
 		if (kind == NULL || key == NULL || *key == '\0')
 			continue;
-		for (i = 0; i < REP_NOUTCOMES; i++)
+		for (i = 0; i < OC_NLEARN; i++)
 			c[i] = sqlite3_column_double(st, 3 + i);
 		if (rs_add(s, strcmp(kind, "os") == 0 ? 0 : 1, key,
 		    (size_t)sqlite3_column_bytes(st, 1),
@@ -253,7 +253,7 @@ static int
 rs_hash(struct rs *s, int which, const char *label, size_t len,
     const redisReply *r)
 {
-	double	c[REP_NOUTCOMES] = { 0 };
+	double	c[OC_NLEARN] = { 0 };
 	int64_t	t = 0;
 	size_t	i;
 	int	j;
@@ -270,8 +270,8 @@ rs_hash(struct rs *s, int which, const char *label, size_t len,
 			t = strtoll(v->str, NULL, 10);
 			continue;
 		}
-		for (j = 0; j < REP_NOUTCOMES; j++)
-			if (strcmp(k->str, rep_outcome_name((enum rep_outcome)j))
+		for (j = 0; j < OC_NLEARN; j++)
+			if (strcmp(k->str, outcome_name((enum outcome)j))
 			    == 0)
 				c[j] = strtod(v->str, NULL);
 	}

@@ -87,17 +87,6 @@ static const char *const state_names[] = {
 	[SESS_BDAT] = "bdat", [SESS_TLS] = "tls", [SESS_CLOSING] = "closing",
 };
 
-static const char *const sess_outcome_names[] = {
-	"completed", "abandoned", "protocol_error", "refused", "backend_error",
-};
-
-static const char *const msg_outcome_names[] = {
-	"none", "delivered", "rejected", "deferred", "abandoned",
-	"protocol_error", "backend_error",
-};
-
-static const char *const stage_names[] = { "mail", "rcpt", "data", "dot" };
-
 static unsigned long sess_counter;
 static char sess_line[65536 + 2];	/* the command being parsed */
 
@@ -109,7 +98,7 @@ static void sess_wd_cb(evutil_socket_t, short, void *);
 static void sess_watch(struct sess *);
 static void sess_reclassed(struct sess *, int before);
 static void sess_rearm_banner(struct sess *, int only_later);
-static void sess_close(struct sess *, enum sess_outcome, const char *fmt, ...)
+static void sess_close(struct sess *, enum outcome, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 
 /* Commands. */
@@ -466,8 +455,8 @@ sess_wd_cb(evutil_socket_t fd, short what, void *arg)
 		sess_free(s, "close timeout");
 		return;
 	}
-	if (!s->quit && s->outcome != SO_BACKEND_ERROR)
-		s->outcome = SO_ABANDONED;
+	if (!s->quit && s->outcome != OC_BACKEND_ERROR)
+		s->outcome = OC_ABANDONED;
 	if (s->state == SESS_TLS) {
 		/* Nothing can be said in plaintext any more. */
 		sess_free(s, "TLS handshake timeout");
@@ -475,7 +464,7 @@ sess_wd_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	gettimeofday(&now, NULL);
 	if (sess_session_end(s, &end) && !timercmp(&now, &end, <)) {
-		sess_close(s, SO_ABANDONED, "421 4.4.2 %s Error: session time "
+		sess_close(s, OC_ABANDONED, "421 4.4.2 %s Error: session time "
 		    "limit exceeded", ms->cf->myhostname);
 		return;
 	}
@@ -486,7 +475,7 @@ sess_wd_cb(evutil_socket_t fd, short what, void *arg)
 		log_info("%s: content from [%s]:%d too slow (min_data_rate "
 		    "%ld bytes/s)", s->id, s->ip, s->port,
 		    ms->cf->min_data_rate);
-	sess_close(s, SO_ABANDONED, "421 4.4.2 %s Error: timeout exceeded",
+	sess_close(s, OC_ABANDONED, "421 4.4.2 %s Error: timeout exceeded",
 	    ms->cf->myhostname);
 }
 
@@ -883,14 +872,14 @@ sess_fcrdns_done(void *arg, const char *name, const char *org)
 
 /* sess_learn_msg - a message's outcome teaches reputation (not ours) */
 static void
-sess_learn_msg(struct sess *s, enum msg_outcome oc)
+sess_learn_msg(struct sess *s, enum outcome oc)
 {
 	static const int map[] = {
-		[MO_NONE] = -1, [MO_DELIVERED] = POL_DELIVERED,
-		[MO_REJECTED] = POL_REJECTED, [MO_DEFERRED] = POL_DEFERRED,
-		[MO_ABANDONED] = POL_ABANDONED,
-		[MO_PROTOCOL_ERROR] = POL_PROTOCOL_ERROR,
-		[MO_BACKEND_ERROR] = -1,
+		[OC_NONE] = -1, [OC_DELIVERED] = POL_DELIVERED,
+		[OC_REJECTED] = POL_REJECTED, [OC_DEFERRED] = POL_DEFERRED,
+		[OC_ABANDONED] = POL_ABANDONED,
+		[OC_PROTOCOL_ERROR] = POL_PROTOCOL_ERROR,
+		[OC_BACKEND_ERROR] = -1,
 	};
 
 	s->learned = 1;
@@ -900,7 +889,7 @@ sess_learn_msg(struct sess *s, enum msg_outcome oc)
 
 /* sess_msg_end - log and write the message record; reset the transaction */
 static void
-sess_msg_end(struct sess *s, enum msg_outcome oc, const char *reply)
+sess_msg_end(struct sess *s, enum outcome oc, const char *reply)
 {
 	struct evbuffer *b;
 	struct jw w;
@@ -919,10 +908,10 @@ sess_msg_end(struct sess *s, enum msg_outcome oc, const char *reply)
 	}
 	log_info("%s: from=<%s>, nrcpt=%d/%d, size=%zu, class=%s, "
 	    "outcome=%s, stage=%s, reply=%s", id, s->mail_from, s->rcpt_ok,
-	    s->rcpt, s->canon.size, s->cls.name, msg_outcome_names[oc],
-	    stage_names[s->stage], reply ? line : "none");
+	    s->rcpt, s->canon.size, s->cls.name, outcome_name(oc),
+	    msg_stage_name(s->stage), reply ? line : "none");
 	ms->st.messages++;
-	if (oc == MO_DELIVERED)
+	if (oc == OC_DELIVERED)
 		ms->st.delivered++;
 	adm_msg_end(s, oc);
 	sess_learn_msg(s, oc);
@@ -937,8 +926,8 @@ sess_msg_end(struct sess *s, enum msg_outcome oc, const char *reply)
 		jw_int(&w, "rcpt_accepted", s->rcpt_ok);
 		jw_int(&w, "size", (long long)s->canon.size);
 		jw_str(&w, "class", s->cls.name);
-		jw_str(&w, "outcome", msg_outcome_names[oc]);
-		jw_str(&w, "stage", stage_names[s->stage]);
+		jw_str(&w, "outcome", outcome_name(oc));
+		jw_str(&w, "stage", msg_stage_name(s->stage));
 		jw_str(&w, "reply", reply ? line : NULL);
 		jw_str(&w, "client_ip", s->ip);
 		jw_str(&w, "raw_sig", s->fp ? s->fp->raw_sig : NULL);
@@ -967,14 +956,14 @@ sess_msg_end(struct sess *s, enum msg_outcome oc, const char *reply)
 }
 
 /* msg_outcome_of - outcome from a final reply code */
-static enum msg_outcome
+static enum outcome
 msg_outcome_of(int code)
 {
 	if (code >= 200 && code < 300)
-		return MO_DELIVERED;
+		return OC_DELIVERED;
 	if (code >= 400 && code < 500)
-		return MO_DEFERRED;
-	return MO_REJECTED;
+		return OC_DEFERRED;
+	return OC_REJECTED;
 }
 
 /* sess_record - write the session record */
@@ -1017,8 +1006,8 @@ sess_record(struct sess *s)
 	jw_bool(&w, "control", s->control);
 	jw_str(&w, "domain", s->domain);
 	jw_int(&w, "messages", s->messages);
-	jw_str(&w, "outcome", sess_outcome_names[s->outcome]);
-	if (s->outcome == SO_ABANDONED && s->eof)
+	jw_str(&w, "outcome", outcome_name(s->outcome));
+	if (s->outcome == OC_ABANDONED && s->eof)
 		jw_num(&w, "gave_up_after_s", ms_since(&s->start) / 1000.0);
 	else
 		jw_null(&w, "gave_up_after_s");
@@ -1035,12 +1024,12 @@ void
 sess_free(struct sess *s, const char *reason)
 {
 	if (s->mail_from != NULL)
-		sess_msg_end(s, s->backend_failed ? MO_BACKEND_ERROR :
-		    MO_ABANDONED, NULL);
+		sess_msg_end(s, s->backend_failed ? OC_BACKEND_ERROR :
+		    OC_ABANDONED, NULL);
 	/* A sender that gave up or broke the protocol before any message. */
-	if (s->counted && !s->learned && s->outcome == SO_ABANDONED)
+	if (s->counted && !s->learned && s->outcome == OC_ABANDONED)
 		pol_learn(s, POL_ABANDONED);
-	else if (s->counted && !s->learned && s->outcome == SO_PROTOCOL_ERROR)
+	else if (s->counted && !s->learned && s->outcome == OC_PROTOCOL_ERROR)
 		pol_learn(s, POL_PROTOCOL_ERROR);
 	if (s->dnsbl_req != NULL) {
 		dnsbl_cancel(s->dnsbl_req);
@@ -1054,7 +1043,7 @@ sess_free(struct sess *s, const char *reason)
 	adm_sess_end(s);
 	log_info("%s: disconnect from [%s]:%d class=%s outcome=%s "
 	    "messages=%d duration=%.3fs%s%s", s->id, s->ip, s->port,
-	    s->cls.name, sess_outcome_names[s->outcome], s->messages,
+	    s->cls.name, outcome_name(s->outcome), s->messages,
 	    ms_since(&s->start) / 1000.0, reason ? " reason=" : "",
 	    reason ? reason : "");
 	sess_record(s);
@@ -1139,7 +1128,7 @@ sess_drained(struct bufferevent *bev, void *arg)
 
 /* sess_close - write a final reply (no delay) and end the session */
 static void
-sess_close(struct sess *s, enum sess_outcome oc, const char *fmt, ...)
+sess_close(struct sess *s, enum outcome oc, const char *fmt, ...)
 {
 	struct timeval tv = { SESS_CLOSE_MS / 1000, 0 };
 	va_list	ap;
@@ -1176,7 +1165,7 @@ sess_error(struct sess *s, enum shp_stage stage, const char *reply)
 	if (++s->errors >= ms->cf->smtp_error_limit) {
 		log_info("%s: too many errors from [%s]:%d", s->id, s->ip,
 		    s->port);
-		sess_close(s, SO_PROTOCOL_ERROR, "421 4.7.0 %s Error: too many "
+		sess_close(s, OC_PROTOCOL_ERROR, "421 4.7.0 %s Error: too many "
 		    "errors", ms->cf->myhostname);
 		return;
 	}
@@ -1212,8 +1201,8 @@ sess_tempfail_txn(struct sess *s, const char *text)
 	sess_backend_down(s, text);
 	evbuffer_add_printf(s->reply, "451 4.3.0 Error: temporary failure, "
 	    "try again later\r\n");
-	s->outcome = SO_BACKEND_ERROR;
-	sess_msg_end(s, MO_BACKEND_ERROR, said ? text : NULL);
+	s->outcome = OC_BACKEND_ERROR;
+	sess_msg_end(s, OC_BACKEND_ERROR, said ? text : NULL);
 	sess_reply_at(s, &s->reply_due);
 }
 
@@ -1227,8 +1216,8 @@ sess_mail_reply(struct sess *s, int code, const char *text)
 	if (code >= 200 && code < 300) {
 		s->bk_txn = 1;
 		sess_enter_state(s, SESS_MAIL);
-		if (s->outcome == SO_BACKEND_ERROR)
-			s->outcome = SO_COMPLETED;
+		if (s->outcome == OC_BACKEND_ERROR)
+			s->outcome = OC_COMPLETED;
 	} else
 		sess_msg_end(s, msg_outcome_of(code), text);
 	sess_relay(s, text);
@@ -1264,12 +1253,12 @@ sess_mail_go(struct sess *s)
 	if (!sess_observe() && s->cls.action == ACTION_TEMPFAIL) {
 		evbuffer_add_printf(s->reply, "451 4.7.1 Service temporarily "
 		    "unavailable, try again later\r\n");
-		sess_msg_end(s, MO_DEFERRED, NULL);
+		sess_msg_end(s, OC_DEFERRED, NULL);
 		return sess_reply_at(s, &s->reply_due);
 	}
 	if (!sess_observe() && s->cls.action == ACTION_REJECT) {
 		evbuffer_add_printf(s->reply, "554 5.7.1 Service refused\r\n");
-		sess_msg_end(s, MO_REJECTED, NULL);
+		sess_msg_end(s, OC_REJECTED, NULL);
 		return sess_reply_at(s, &s->reply_due);
 	}
 	if (s->bk != NULL && s->bk_txn) {
@@ -1286,8 +1275,8 @@ sess_mail_go(struct sess *s)
 		    ms->cf->backend_max_connections);
 		evbuffer_add_printf(s->reply, "451 4.3.2 Too busy, try again "
 		    "later\r\n");
-		s->outcome = SO_BACKEND_ERROR;
-		sess_msg_end(s, MO_BACKEND_ERROR, NULL);
+		s->outcome = OC_BACKEND_ERROR;
+		sess_msg_end(s, OC_BACKEND_ERROR, NULL);
 		return sess_reply_at(s, &s->reply_due);
 	}
 	if ((s->bk = bk_open(s, sess_bk_ready)) == NULL)
@@ -1347,7 +1336,7 @@ sess_dot_go(struct sess *s)
 	if (s->data_too_big) {
 		evbuffer_add_printf(s->reply, "552 5.3.4 Error: message file "
 		    "too big\r\n");
-		sess_msg_end(s, MO_REJECTED, NULL);
+		sess_msg_end(s, OC_REJECTED, NULL);
 		return sess_reply_at(s, &s->reply_due);
 	}
 	if (s->canon.bad && ms->cf->bare_policy == BARE_REJECT) {
@@ -1355,14 +1344,14 @@ sess_dot_go(struct sess *s)
 		    canon_bad_text(s->canon.bad));
 		evbuffer_add_printf(s->reply, "550 5.5.2 Error: %s received\r\n",
 		    canon_bad_text(s->canon.bad));
-		sess_msg_end(s, MO_PROTOCOL_ERROR, NULL);
+		sess_msg_end(s, OC_PROTOCOL_ERROR, NULL);
 		return sess_reply_at(s, &s->reply_due);
 	}
 	if (s->spool_failed || s->spool == NULL) {
 		/* Our own failure: the client tries again, nothing is lost. */
 		evbuffer_add_printf(s->reply, "451 4.3.0 Error: queue file "
 		    "write error\r\n");
-		sess_msg_end(s, MO_BACKEND_ERROR, NULL);
+		sess_msg_end(s, OC_BACKEND_ERROR, NULL);
 		return sess_reply_at(s, &s->reply_due);
 	}
 	if (s->bk == NULL)
@@ -1373,7 +1362,7 @@ sess_dot_go(struct sess *s)
 		log_warnx("%s: %s", s->id, err);
 		evbuffer_add_printf(s->reply, "451 4.3.0 Error: queue file "
 		    "read error\r\n");
-		sess_msg_end(s, MO_BACKEND_ERROR, NULL);
+		sess_msg_end(s, OC_BACKEND_ERROR, NULL);
 		return sess_reply_at(s, &s->reply_due);
 	}
 	bk_data(s->bk, content, sess_dot_reply);
@@ -1500,7 +1489,7 @@ static void
 sess_txn_abandon(struct sess *s)
 {
 	if (s->mail_from != NULL)
-		sess_msg_end(s, MO_ABANDONED, NULL);
+		sess_msg_end(s, OC_ABANDONED, NULL);
 }
 
 /* check_helo - EHLO/HELO need a name */
@@ -1822,7 +1811,7 @@ do_bdat(struct sess *s, char *args)
 {
 	(void)args;
 	if (s->bdat_left < 0) {
-		sess_close(s, SO_PROTOCOL_ERROR, "421 4.5.4 %s Error: BDAT "
+		sess_close(s, OC_PROTOCOL_ERROR, "421 4.5.4 %s Error: BDAT "
 		    "without a valid chunk size cannot be skipped",
 		    ms->cf->myhostname);
 		return;
@@ -1888,8 +1877,8 @@ do_quit(struct sess *s, char *args)
 	(void)args;
 	s->quit = 1;
 	sess_txn_abandon(s);
-	if (s->outcome != SO_BACKEND_ERROR)
-		s->outcome = SO_COMPLETED;
+	if (s->outcome != OC_BACKEND_ERROR)
+		s->outcome = OC_COMPLETED;
 	sess_quit_done(s);
 }
 
@@ -1959,7 +1948,7 @@ sess_tls_go(struct sess *s)
 		evbuffer_drain(in, evbuffer_get_length(in));
 	}
 	if ((ssl = SSL_new(ms->tls)) == NULL) {
-		sess_close(s, SO_PROTOCOL_ERROR, "454 4.7.0 TLS not available");
+		sess_close(s, OC_PROTOCOL_ERROR, "454 4.7.0 TLS not available");
 		return;
 	}
 	tb = bufferevent_openssl_filter_new(ms->base, s->bev, ssl,
@@ -1967,7 +1956,7 @@ sess_tls_go(struct sess *s)
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tb == NULL) {
 		SSL_free(ssl);
-		sess_close(s, SO_PROTOCOL_ERROR, "454 4.7.0 TLS not available");
+		sess_close(s, OC_PROTOCOL_ERROR, "454 4.7.0 TLS not available");
 		return;
 	}
 	s->bev = tb;
@@ -2070,7 +2059,7 @@ sess_command(struct sess *s, char *line, int more)
 	    ++s->errors >= ms->cf->smtp_error_limit) {
 		log_info("%s: too many %s commands from [%s]:%d", s->id,
 		    cmd->name, s->ip, s->port);
-		sess_close(s, SO_PROTOCOL_ERROR, "421 4.7.0 %s Error: too many "
+		sess_close(s, OC_PROTOCOL_ERROR, "421 4.7.0 %s Error: too many "
 		    "errors", ms->cf->myhostname);
 		return;
 	}
@@ -2187,8 +2176,8 @@ sess_has_line(struct sess *s)
 static void
 sess_end_eof(struct sess *s)
 {
-	if (!s->quit && s->outcome != SO_BACKEND_ERROR)
-		s->outcome = SO_ABANDONED;
+	if (!s->quit && s->outcome != OC_BACKEND_ERROR)
+		s->outcome = OC_ABANDONED;
 	sess_free(s, "client closed");
 }
 
@@ -2356,12 +2345,12 @@ sess_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (what & BEV_EVENT_WRITING) {
-			s->outcome = SO_ABANDONED;
+			s->outcome = OC_ABANDONED;
 			sess_free(s, "write timeout");
 			return;
 		}
-		s->outcome = SO_ABANDONED;
-		sess_close(s, SO_ABANDONED, "421 4.4.2 %s Error: timeout "
+		s->outcome = OC_ABANDONED;
+		sess_close(s, OC_ABANDONED, "421 4.4.2 %s Error: timeout "
 		    "exceeded", ms->cf->myhostname);
 		return;
 	}
@@ -2388,9 +2377,9 @@ sess_eventcb(struct bufferevent *bev, short what, void *arg)
 		unsigned long e = bufferevent_get_openssl_error(s->bev);
 
 		s->eof = 1;
-		if (!s->quit && s->outcome != SO_BACKEND_ERROR)
-			s->outcome = s->state == SESS_TLS ? SO_PROTOCOL_ERROR :
-			    SO_ABANDONED;
+		if (!s->quit && s->outcome != OC_BACKEND_ERROR)
+			s->outcome = s->state == SESS_TLS ? OC_PROTOCOL_ERROR :
+			    OC_ABANDONED;
 		sess_free(s, e ? "TLS error" : "connection error");
 	}
 }
@@ -2454,7 +2443,7 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	if (synlen > 0 && (syn[0] >> 4) == 4 && s->peer.sa.sa_family != AF_INET)
 		log_warnx("%s: SYN is IPv4 but the peer is %s", s->id, s->ip);
 	s->class_idx = -1;
-	s->outcome = SO_COMPLETED;
+	s->outcome = OC_COMPLETED;
 	evtimer_assign(&s->timer, ms->base, sess_timer_cb, s);
 	evtimer_assign(&s->wd, ms->base, sess_wd_cb, s);
 	s->next = sess_list;
@@ -2510,7 +2499,7 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		ms->st.refused++;
 		log_warnx("%s: refused [%s]:%d: %s", s->id, s->ip, s->port,
 		    refuse);
-		sess_close(s, SO_REFUSED, "421 4.7.0 %s Error: %s",
+		sess_close(s, OC_REFUSED, "421 4.7.0 %s Error: %s",
 		    ms->cf->myhostname, refuse);
 		bufferevent_enable(s->bev, EV_WRITE);
 		if (cl != NULL && cl->total == 0) {
@@ -2551,7 +2540,7 @@ sess_shutdown_all(const char *why)
 			char	line[400];
 			int	n;
 
-			s->outcome = s->quit ? SO_COMPLETED : SO_ABANDONED;
+			s->outcome = s->quit ? OC_COMPLETED : OC_ABANDONED;
 			/*
 			 * Best effort, straight to the socket (a bufferevent's
 			 * output cannot be drained from outside): tell the

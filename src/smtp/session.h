@@ -11,6 +11,7 @@
 #include <event2/event_struct.h>
 
 #include "conf/conf.h"
+#include "log/evrec.h"
 #include "smtp/canon.h"
 
 struct bufferevent;
@@ -36,17 +37,6 @@ enum sess_state {
 	SESS_CLOSING,		/* final reply being written */
 };
 
-enum sess_outcome {
-	SO_COMPLETED, SO_ABANDONED, SO_PROTOCOL_ERROR, SO_REFUSED,
-	SO_BACKEND_ERROR,
-};
-
-enum msg_outcome {
-	MO_NONE, MO_DELIVERED, MO_REJECTED, MO_DEFERRED, MO_ABANDONED,
-	MO_PROTOCOL_ERROR, MO_BACKEND_ERROR,
-};
-
-enum msg_stage { MST_MAIL, MST_RCPT, MST_DATA, MST_DOT };
 
 struct sess {
 	char	id[16];			/* session id, e.g. 6567a1b2c3d4 */
@@ -103,7 +93,7 @@ struct sess {
 	int	skip_line;		/* discarding an over-long line */
 	int	data_too_big;
 	int	backend_failed;		/* this session saw a backend failure */
-	enum sess_outcome outcome;
+	enum outcome outcome;
 	/* The reply being written. */
 	struct evbuffer *reply;		/* bytes not yet written */
 	long	reply_interval;		/* ms between stutter writes */

@@ -50,7 +50,7 @@
 #include <event2/event.h>
 
 #include "fp/fp.h"
-#include "report/jsonl.h"
+#include "util/jsonl.h"
 #include "swarm/driver.h"
 #include "swarm/netns.h"
 #include "swarm/persona.h"

@@ -7,7 +7,7 @@
  * Each input line is "T_MS KIND OUTCOME WEIGHT TEXT": at time T_MS (the
  * rep clock is frozen there) one rep_update() of key KIND:TEXT (KIND as
  * rep_keykind_name(), TEXT to the end of the line) with OUTCOME (as
- * rep_outcome_name()) and WEIGHT.  rep_close() then writes everything;
+ * outcome_name()) and WEIGHT.  rep_close() then writes everything;
  * exit 0, or 1 with a message.
  */
 #include <stdio.h>
@@ -54,10 +54,10 @@ main(int argc, char **argv)
 		for (i = 0; i < REPK_NKINDS &&
 		    strcmp(kind, rep_keykind_name((enum rep_keykind)i)); i++)
 			;
-		for (j = 0; j < REP_NOUTCOMES &&
-		    strcmp(oc, rep_outcome_name((enum rep_outcome)j)); j++)
+		for (j = 0; j < OC_NLEARN &&
+		    strcmp(oc, outcome_name((enum outcome)j)); j++)
 			;
-		if (i == REPK_NKINDS || j == REP_NOUTCOMES) {
+		if (i == REPK_NKINDS || j == OC_NLEARN) {
 			fprintf(stderr, "line %d: bad kind or outcome\n",
 			    lineno);
 			return 1;
@@ -65,7 +65,7 @@ main(int argc, char **argv)
 		k.kind = (enum rep_keykind)i;
 		snprintf(k.text, sizeof(k.text), "%s", line + n);
 		rep_set_clock(t);
-		rep_update(&k, (enum rep_outcome)j, w);
+		rep_update(&k, (enum outcome)j, w);
 	}
 	if (rep_sync(10000) < 0) {
 		fprintf(stderr, "rep_sync: timed out\n");

@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "report/jsonl.h"
+#include "util/jsonl.h"
 
 struct parse_case {
 	const char *in;

@@ -45,7 +45,7 @@ conf_mem(struct conf *cf, long cache, long v4, long v6)
 
 struct estimate_case {
 	const char *name;
-	double	c[REP_NOUTCOMES];	/* delivered rejected deferred
+	double	c[OC_NLEARN];	/* delivered rejected deferred
 					   abandoned protocol_error spam ham
 					   listed */
 	double	p, evidence;
@@ -132,7 +132,7 @@ static const struct merge_case merge_cases[] = {
 static void
 test_merge(void **state)
 {
-	double	c[REP_NOUTCOMES], d[REP_NOUTCOMES];
+	double	c[OC_NLEARN], d[OC_NLEARN];
 	int64_t	t;
 	size_t	i;
 
@@ -254,33 +254,33 @@ test_memory_update_decay(void **state)
 	rep_set_clock(T0);
 	assert_int_equal(rep_lookup(&k, &e), 0);
 	assert_true(e.evidence == 0 && e.p_spam == 0.5);
-	rep_update(&k, REP_REJECTED, 1);
-	rep_update(&k, REP_REJECTED, 1);
-	rep_update(&k, REP_SPAM, 2);
-	rep_update(&k, REP_DELIVERED, 4);
-	rep_update(&k, REP_DEFERRED, 3);
+	rep_update(&k, OC_REJECTED, 1);
+	rep_update(&k, OC_REJECTED, 1);
+	rep_update(&k, OC_SPAM, 2);
+	rep_update(&k, OC_DELIVERED, 4);
+	rep_update(&k, OC_DEFERRED, 3);
 	assert_int_equal(rep_lookup(&k, &e), 1);
-	assert_true(fabs(e.counts[REP_REJECTED] - 2) < EPS);
+	assert_true(fabs(e.counts[OC_REJECTED] - 2) < EPS);
 	assert_true(fabs(e.evidence - 8) < EPS);
 	assert_true(fabs(e.p_spam - 5.0 / 10) < EPS);
-	assert_true(fabs(e.counts[REP_DEFERRED] - 3) < EPS);
+	assert_true(fabs(e.counts[OC_DEFERRED] - 3) < EPS);
 	assert_int_equal(rep_lookup(&other, &e), 0);
 	/* one half-life later everything counts half */
 	rep_set_clock(T0 + HOUR);
 	assert_int_equal(rep_lookup(&k, &e), 1);
 	assert_true(fabs(e.evidence - 4) < EPS);
 	assert_true(fabs(e.p_spam - 5.0 / 10) < EPS);
-	rep_update(&k, REP_DELIVERED, 2);	/* 2 + 2 delivered, 2 bad */
+	rep_update(&k, OC_DELIVERED, 2);	/* 2 + 2 delivered, 2 bad */
 	assert_int_equal(rep_lookup(&k, &e), 1);
-	assert_true(fabs(e.counts[REP_DELIVERED] - 4) < EPS);
+	assert_true(fabs(e.counts[OC_DELIVERED] - 4) < EPS);
 	assert_true(fabs(e.p_spam - 3.0 / 8) < EPS);
 	/* ignored: no weight, bad outcome, empty key */
-	rep_update(&k, REP_SPAM, 0);
-	rep_update(&k, REP_SPAM, -1);
-	rep_update(&k, REP_NOUTCOMES, 1);
-	rep_update(&k, (enum rep_outcome)-1, 1);
+	rep_update(&k, OC_SPAM, 0);
+	rep_update(&k, OC_SPAM, -1);
+	rep_update(&k, OC_NLEARN, 1);
+	rep_update(&k, (enum outcome)-1, 1);
 	assert_int_equal(rep_lookup(&k, &e), 1);
-	assert_true(fabs(e.counts[REP_SPAM] - 1) < EPS);
+	assert_true(fabs(e.counts[OC_SPAM] - 1) < EPS);
 	rep_set_clock(0);
 	rep_close();
 }
@@ -296,30 +296,32 @@ test_memory_listed(void **state)
 	int	i;
 
 	(void)state;
-	assert_string_equal(rep_outcome_name(REP_LISTED), "listed");
-	assert_string_equal(rep_outcome_name(REP_HAM), "ham");
-	assert_string_equal(rep_outcome_name(REP_NOUTCOMES), "?");
+	assert_string_equal(outcome_name(OC_LISTED), "listed");
+	assert_string_equal(outcome_name(OC_HAM), "ham");
+	assert_string_equal(outcome_name(OC_N), "?");
+	assert_int_equal(outcome_parse("listed"), OC_LISTED);
+	assert_int_equal(outcome_flags(OC_BACKEND_ERROR) & (OC_F_GOOD | OC_F_BAD), 0);
 	conf_mem(&cf, 100, 24, 64);
 	cf.rep_half_life = HOUR;
 	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), 0);
 	rep_set_clock(T0);
-	rep_update(&k, REP_DELIVERED, 1);
+	rep_update(&k, OC_DELIVERED, 1);
 	assert_int_equal(rep_lookup(&k, &before), 1);
-	rep_update(&k, REP_LISTED, 1);
+	rep_update(&k, OC_LISTED, 1);
 	assert_int_equal(rep_lookup(&k, &e), 1);
-	assert_true(fabs(e.counts[REP_LISTED] - 1) < EPS);
+	assert_true(fabs(e.counts[OC_LISTED] - 1) < EPS);
 	assert_true(e.p_spam > before.p_spam);
 	assert_true(fabs(e.evidence - (before.evidence + 1)) < EPS);
 	assert_true(fabs(e.p_spam - 2.0 / 4) < EPS);	/* 1 bad, 1 good */
 	/* a botnet's listed half: the key turns bad on listings alone */
 	for (i = 0; i < 9; i++)
-		rep_update(&k, REP_LISTED, 1);
+		rep_update(&k, OC_LISTED, 1);
 	assert_int_equal(rep_lookup(&k, &e), 1);
 	assert_true(fabs(e.p_spam - 11.0 / 13) < EPS);
 	assert_true(e.log_odds > 1.5);
 	rep_set_clock(T0 + HOUR);
 	assert_int_equal(rep_lookup(&k, &e), 1);
-	assert_true(fabs(e.counts[REP_LISTED] - 5) < EPS);
+	assert_true(fabs(e.counts[OC_LISTED] - 5) < EPS);
 	assert_true(fabs(e.evidence - 5.5) < EPS);
 	rep_set_clock(0);
 	rep_close();
@@ -338,11 +340,11 @@ test_cache_bound(void **state)
 	(void)state;
 	conf_mem(&cf, 64, 24, 64);
 	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), 0);
-	rep_update(&hot, REP_SPAM, 1);
+	rep_update(&hot, OC_SPAM, 1);
 	for (i = 0; i < 5000; i++) {
 		snprintf(text, sizeof(text), "10.0.%d.%d", i / 256, i % 256);
 		k = mkkey(REPK_IP, text);
-		rep_update(&k, REP_DELIVERED, 1);
+		rep_update(&k, OC_DELIVERED, 1);
 		assert_int_equal(rep_lookup(&hot, &e), 1);
 		rep_counters(&c);
 		assert_true(c.cached <= 64);
@@ -350,7 +352,7 @@ test_cache_bound(void **state)
 	rep_counters(&c);
 	assert_int_equal(c.cached, 64);
 	assert_int_equal(c.evictions, 5000 + 1 - 64);
-	assert_true(fabs(e.counts[REP_SPAM] - 1) < 1e-3);
+	assert_true(fabs(e.counts[OC_SPAM] - 1) < 1e-3);
 	k = mkkey(REPK_IP, "10.0.0.0");		/* long evicted */
 	assert_int_equal(rep_lookup(&k, &e), 0);
 	assert_true(e.evidence == 0);
@@ -368,7 +370,7 @@ test_closed(void **state)
 	(void)state;
 	assert_int_equal(rep_lookup(&k, &e), 0);
 	assert_true(e.p_spam == 0.5);
-	rep_update(&k, REP_SPAM, 1);		/* ignored, no crash */
+	rep_update(&k, OC_SPAM, 1);		/* ignored, no crash */
 	rep_close();				/* harmless */
 	conf_mem(&cf, 10, 24, 64);
 	snprintf(cf.rep_store, sizeof(cf.rep_store), "mysql://x");

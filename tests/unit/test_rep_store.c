@@ -406,10 +406,10 @@ test_cache_first(void **state)
 	open_or_fail(f->spec, 1000);
 	rep_set_clock(T0);
 	for (i = 0; i < 10; i++)
-		rep_update(&k, i < 7 ? REP_SPAM : REP_DELIVERED, 1);
+		rep_update(&k, i < 7 ? OC_SPAM : OC_DELIVERED, 1);
 	/* visible at once, whatever the store is doing */
 	rep_lookup(&k, &e);
-	assert_true(fabs(e.counts[REP_SPAM] - 7) < EPS);
+	assert_true(fabs(e.counts[OC_SPAM] - 7) < EPS);
 	assert_true(fabs(e.evidence - 10) < EPS);
 	assert_true(fabs(e.p_spam - 8.0 / 12) < EPS);
 	assert_int_equal(rep_sync(10000), f->kind == ST_MEMORY ? 0 : 0);
@@ -439,8 +439,8 @@ test_persist(void **state)
 	assert_int_equal(n, 6);
 	for (i = 0; i < n; i++) {
 		for (j = 0; j <= i; j++)
-			rep_update(&keys[i], REP_REJECTED, 1);
-		rep_update(&keys[i], REP_HAM, 0.5);
+			rep_update(&keys[i], OC_REJECTED, 1);
+		rep_update(&keys[i], OC_HAM, 0.5);
 	}
 	assert_int_equal(rep_sync(10000), 0);
 	rep_close();
@@ -455,20 +455,20 @@ test_persist(void **state)
 	assert_int_equal(rep_sync(10000), 0);
 	for (i = 0; i < n; i++) {
 		assert_int_equal(rep_lookup(&keys[i], &e), 1);
-		if (fabs(e.counts[REP_REJECTED] - (i + 1) / 2.0) > EPS ||
-		    fabs(e.counts[REP_HAM] - 0.25) > EPS)
+		if (fabs(e.counts[OC_REJECTED] - (i + 1) / 2.0) > EPS ||
+		    fabs(e.counts[OC_HAM] - 0.25) > EPS)
 			fail_msg("%s %s: rejected %g ham %g",
 			    rep_keykind_name(keys[i].kind), keys[i].text,
-			    e.counts[REP_REJECTED], e.counts[REP_HAM]);
+			    e.counts[OC_REJECTED], e.counts[OC_HAM]);
 	}
 	/* an update before the answer arrives is not lost or doubled */
 	rep_close();
 	open_or_fail(f->spec, 1000);
 	assert_int_equal(rep_lookup(&keys[0], &e), 0);
-	rep_update(&keys[0], REP_REJECTED, 1);
+	rep_update(&keys[0], OC_REJECTED, 1);
 	assert_int_equal(rep_sync(10000), 0);
 	assert_int_equal(rep_lookup(&keys[0], &e), 1);
-	assert_true(fabs(e.counts[REP_REJECTED] - 1.5) < EPS);
+	assert_true(fabs(e.counts[OC_REJECTED] - 1.5) < EPS);
 	rep_counters(&c);
 	assert_int_equal(c.store_errors, 0);
 	assert_int_equal(c.dropped, 0);
@@ -478,7 +478,7 @@ test_persist(void **state)
 	rep_lookup(&keys[0], &e);
 	rep_sync(10000);
 	rep_lookup(&keys[0], &e);
-	assert_true(fabs(e.counts[REP_REJECTED] - 1.5) < EPS);
+	assert_true(fabs(e.counts[OC_REJECTED] - 1.5) < EPS);
 }
 
 static void
@@ -497,7 +497,7 @@ test_small_cache(void **state)
 	for (round = 0; round < 3; round++)
 		for (i = 0; i < 300; i++) {
 			k = mkkey(REPK_PREFIX, "10.%d.0.0/24", i);
-			rep_update(&k, REP_ABANDONED, 1);
+			rep_update(&k, OC_ABANDONED, 1);
 		}
 	assert_int_equal(rep_sync(10000), 0);
 	for (i = 0; i < 16; i++) {
@@ -508,7 +508,7 @@ test_small_cache(void **state)
 	for (i = 0; i < 16; i++) {
 		k = mkkey(REPK_PREFIX, "10.%d.0.0/24", i);
 		assert_int_equal(rep_lookup(&k, &e), 1);
-		if (fabs(e.counts[REP_ABANDONED] - 3) > EPS)
+		if (fabs(e.counts[OC_ABANDONED] - 3) > EPS)
 			bad++;
 	}
 	assert_int_equal(bad, 0);
@@ -522,9 +522,9 @@ test_small_cache(void **state)
 	for (i = 0; i < 300; i++) {
 		k = mkkey(REPK_PREFIX, "10.%d.0.0/24", i);
 		assert_int_equal(rep_lookup(&k, &e), 1);
-		if (fabs(e.counts[REP_ABANDONED] - 3) > EPS)
+		if (fabs(e.counts[OC_ABANDONED] - 3) > EPS)
 			fail_msg("%s: %g abandoned, want 3", k.text,
-			    e.counts[REP_ABANDONED]);
+			    e.counts[OC_ABANDONED]);
 	}
 }
 
@@ -549,9 +549,9 @@ test_two_processes(void **state)
 				_exit(2);
 			rep_set_clock(T0);
 			for (i = 0; i < 5000; i++) {
-				rep_update(&k, REP_DELIVERED, 1);
+				rep_update(&k, OC_DELIVERED, 1);
 				k2 = mkkey(REPK_IP, "198.51.100.%d", i % 50);
-				rep_update(&k2, REP_REJECTED, 1);
+				rep_update(&k2, OC_REJECTED, 1);
 				if (i % 1000 == 0)
 					usleep(1000);
 			}
@@ -569,9 +569,9 @@ test_two_processes(void **state)
 	rep_lookup(&k2, &e);
 	assert_int_equal(rep_sync(10000), 0);
 	assert_int_equal(rep_lookup(&k, &e), 1);
-	assert_true(fabs(e.counts[REP_DELIVERED] - 10000) < EPS);
+	assert_true(fabs(e.counts[OC_DELIVERED] - 10000) < EPS);
 	assert_int_equal(rep_lookup(&k2, &e), 1);
-	assert_true(fabs(e.counts[REP_REJECTED] - 200) < EPS);
+	assert_true(fabs(e.counts[OC_REJECTED] - 200) < EPS);
 }
 
 /* A "listed" count goes through every store and comes back. */
@@ -586,9 +586,9 @@ test_listed_persists(void **state)
 		skip();
 	open_or_fail(f->spec, 1000);
 	rep_set_clock(T0);
-	rep_update(&k, REP_LISTED, 1);
-	rep_update(&k, REP_LISTED, 1);
-	rep_update(&k, REP_DELIVERED, 1);
+	rep_update(&k, OC_LISTED, 1);
+	rep_update(&k, OC_LISTED, 1);
+	rep_update(&k, OC_DELIVERED, 1);
 	assert_int_equal(rep_sync(10000), 0);
 	rep_close();
 	if (f->kind == ST_SQLITE)
@@ -602,7 +602,7 @@ test_listed_persists(void **state)
 	assert_int_equal(rep_lookup(&k, &e), 0);
 	assert_int_equal(rep_sync(10000), 0);
 	assert_int_equal(rep_lookup(&k, &e), 1);
-	assert_true(fabs(e.counts[REP_LISTED] - 2) < EPS);
+	assert_true(fabs(e.counts[OC_LISTED] - 2) < EPS);
 	assert_true(fabs(e.evidence - 3) < EPS);
 	assert_true(fabs(e.p_spam - 3.0 / 5) < EPS);
 }
@@ -672,11 +672,11 @@ test_sqlite_migrate(void **state)
 	assert_int_equal(rep_lookup(&k, &e), 0);
 	assert_int_equal(rep_sync(10000), 0);
 	assert_int_equal(rep_lookup(&k, &e), 1);
-	assert_true(fabs(e.counts[REP_REJECTED] - 4) < EPS);
-	assert_true(fabs(e.counts[REP_DEFERRED] - 2) < EPS);
-	assert_true(e.counts[REP_LISTED] == 0);
+	assert_true(fabs(e.counts[OC_REJECTED] - 4) < EPS);
+	assert_true(fabs(e.counts[OC_DEFERRED] - 2) < EPS);
+	assert_true(e.counts[OC_LISTED] == 0);
 	assert_true(fabs(e.evidence - 8) < EPS);
-	rep_update(&k, REP_LISTED, 1);
+	rep_update(&k, OC_LISTED, 1);
 	assert_int_equal(rep_sync(10000), 0);
 	rep_counters(&c);
 	assert_int_equal(c.store_errors, 0);
@@ -704,7 +704,7 @@ test_sqlite_migrate(void **state)
 				_exit(2);
 			rep_set_clock(T0);
 			for (i = 0; i < 500; i++)
-				rep_update(&k2, REP_LISTED, 1);
+				rep_update(&k2, OC_LISTED, 1);
 			_exit(rep_sync(20000) == 0 ? 0 : 3);
 		}
 	}
@@ -742,10 +742,10 @@ test_redis_old_hash(void **state)
 	assert_int_equal(rep_lookup(&k, &e), 0);
 	assert_int_equal(rep_sync(10000), 0);
 	assert_int_equal(rep_lookup(&k, &e), 1);
-	assert_true(fabs(e.counts[REP_ABANDONED] - 3) < EPS);
-	assert_true(e.counts[REP_LISTED] == 0);
+	assert_true(fabs(e.counts[OC_ABANDONED] - 3) < EPS);
+	assert_true(e.counts[OC_LISTED] == 0);
 	assert_true(fabs(e.evidence - 4) < EPS);
-	rep_update(&k, REP_LISTED, 1);
+	rep_update(&k, OC_LISTED, 1);
 	assert_int_equal(rep_sync(10000), 0);
 	rep_close();
 	assert_true(fabs(redis_field(f->port, &k, "listed", NULL) - 1) < EPS);
@@ -772,7 +772,7 @@ test_no_stall(void **state)
 		k = mkkey(REPK_IP, "10.%d.%d.%d", i % 7, (i / 7) % 200,
 		    i % 211);
 		stall_begin(&st);
-		rep_update(&k, REP_DELIVERED, 1);
+		rep_update(&k, OC_DELIVERED, 1);
 		rep_lookup(&k, &e);
 		stall_end(&st);
 		if (i % 20000 == 0)	/* let the worker keep up */
@@ -811,14 +811,14 @@ test_sqlite_kill9(void **state)
 		/* a steady stream: each chunk is written before the next */
 		for (i = 0; i < 40000; i++) {
 			k = mkkey(REPK_IP, "a.%d", i);
-			rep_update(&k, REP_SPAM, 1);
+			rep_update(&k, OC_SPAM, 1);
 			if (i % 1000 == 999 && rep_sync(10000) < 0)
 				_exit(3);
 		}
 		/* one more chunk, then die with it queued or in flight */
 		for (i = 0; i < 1000; i++) {
 			k = mkkey(REPK_IP, "b.%d", i);
-			rep_update(&k, REP_SPAM, 1);
+			rep_update(&k, OC_SPAM, 1);
 		}
 		usleep(1000);
 		rep_counters(&c);
@@ -871,12 +871,12 @@ test_sqlite_locked(void **state)
 	memset(&stl, 0, sizeof(stl));
 	open_or_fail(f->spec, 1000);
 	rep_set_clock(T0);
-	rep_update(&k, REP_HAM, 1);		/* creates file and table */
+	rep_update(&k, OC_HAM, 1);		/* creates file and table */
 	assert_int_equal(rep_sync(10000), 0);
 	db = holder(path);
 	for (i = 0; i < 100; i++) {
 		stall_begin(&stl);
-		rep_update(&k, REP_SPAM, 1);
+		rep_update(&k, OC_SPAM, 1);
 		rep_lookup(&k, &e);
 		stall_end(&stl);
 		usleep(1000);
@@ -886,7 +886,7 @@ test_sqlite_locked(void **state)
 	rep_counters(&c);
 	assert_true(c.store_errors > 0);
 	assert_false(c.store_up);
-	assert_true(fabs(e.counts[REP_SPAM] - 100) < EPS);	/* served */
+	assert_true(fabs(e.counts[OC_SPAM] - 100) < EPS);	/* served */
 	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
@@ -920,9 +920,9 @@ test_sqlite_corrupt(void **state)
 	assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
 	close(fd);
 	open_or_fail(f->spec, 1000);		/* service goes on */
-	rep_update(&k, REP_PROTOCOL_ERROR, 1);
+	rep_update(&k, OC_PROTOCOL_ERROR, 1);
 	assert_int_equal(rep_lookup(&k, &e), 1);
-	assert_true(fabs(e.counts[REP_PROTOCOL_ERROR] - 1) < EPS);
+	assert_true(fabs(e.counts[OC_PROTOCOL_ERROR] - 1) < EPS);
 	assert_int_equal(rep_sync(500), -1);
 	rep_counters(&c);
 	assert_true(c.store_errors > 0);
@@ -944,7 +944,7 @@ test_sqlite_bad_path(void **state)
 		skip();
 	snprintf(spec, sizeof(spec), "sqlite:%s/no/such/dir/rep.db", f->dir);
 	open_or_fail(spec, 1000);
-	rep_update(&k, REP_DELIVERED, 2);
+	rep_update(&k, OC_DELIVERED, 2);
 	assert_int_equal(rep_lookup(&k, &e), 1);
 	assert_true(fabs(e.evidence - 2) < EPS);
 	assert_int_equal(rep_sync(300), -1);
@@ -977,7 +977,7 @@ test_sqlite_disk_full(void **state)
 		rep_set_clock(T0);
 		for (i = 0; i < 20000; i++) {
 			k = mkkey(REPK_RAWSIG, "%s%d", pad, i);
-			rep_update(&k, REP_DEFERRED, 1);
+			rep_update(&k, OC_DEFERRED, 1);
 		}
 		if (rep_sync(3000) != -1)
 			_exit(10);		/* it all fitted? */
@@ -986,7 +986,7 @@ test_sqlite_disk_full(void **state)
 			_exit(11);
 		k = mkkey(REPK_RAWSIG, "%s%d", pad, 19999);
 		if (rep_lookup(&k, &e) != 1 ||
-		    fabs(e.counts[REP_DEFERRED] - 1) > EPS)
+		    fabs(e.counts[OC_DEFERRED] - 1) > EPS)
 			_exit(12);		/* still served */
 		rep_close();
 		_exit(0);
@@ -1012,13 +1012,13 @@ test_queue_full(void **state)
 	memset(&stl, 0, sizeof(stl));
 	open_or_fail(f->spec, 1000);
 	k = mkkey(REPK_OS, "first");
-	rep_update(&k, REP_HAM, 1);
+	rep_update(&k, OC_HAM, 1);
 	assert_int_equal(rep_sync(10000), 0);
 	db = holder(path);			/* the worker is stuck */
 	for (i = 0; i < REP_QUEUE_MAX + REP_BATCH_MAX + 5000; i++) {
 		k = mkkey(REPK_OS, "os %d", i % 100);
 		stall_begin(&stl);
-		rep_update(&k, REP_HAM, 1);
+		rep_update(&k, OC_HAM, 1);
 		stall_end(&stl);
 	}
 	rep_counters(&c);
@@ -1056,7 +1056,7 @@ test_redis_restart(void **state)
 	cf.rep_key_ttl = 3600000;
 	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), 0);
 	rep_set_clock(T0);
-	rep_update(&early, REP_REJECTED, 1);
+	rep_update(&early, OC_REJECTED, 1);
 	assert_int_equal(rep_sync(300), -1);
 	srv = redis_start(port, f->dir);
 	assert_int_equal(rep_sync(15000), 0);	/* caught up */
@@ -1064,7 +1064,7 @@ test_redis_restart(void **state)
 	    EPS);
 	assert_true(pttl > 3500000 && pttl <= 3600000);	/* expires */
 	for (i = 0; i < 5; i++)
-		rep_update(&k, REP_SPAM, 1);
+		rep_update(&k, OC_SPAM, 1);
 	assert_int_equal(rep_sync(10000), 0);
 	assert_true(fabs(redis_field(port, &k, "spam", NULL) - 5) < EPS);
 
@@ -1073,14 +1073,14 @@ test_redis_restart(void **state)
 	memset(&stl, 0, sizeof(stl));
 	for (i = 0; i < 1000; i++) {
 		stall_begin(&stl);
-		rep_update(&k, REP_SPAM, 1);
+		rep_update(&k, OC_SPAM, 1);
 		rep_lookup(&k, &e);
 		stall_end(&stl);
 		if (i % 100 == 0)
 			usleep(10000);	/* the worker retries meanwhile */
 	}
 	stall_check(&stl, "redis down");
-	assert_true(fabs(e.counts[REP_SPAM] - 1005) < EPS);	/* served */
+	assert_true(fabs(e.counts[OC_SPAM] - 1005) < EPS);	/* served */
 	assert_int_equal(rep_sync(500), -1);
 	rep_counters(&c);
 	assert_true(c.store_errors > 0);
@@ -1109,7 +1109,7 @@ test_redis_expire(void **state)
 	conf_for(&cf, f->spec, 1000);
 	cf.rep_key_ttl = 300;			/* ms */
 	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), 0);
-	rep_update(&k, REP_DELIVERED, 1);
+	rep_update(&k, OC_DELIVERED, 1);
 	assert_int_equal(rep_sync(10000), 0);
 	assert_true(fabs(redis_field(f->port, &k, "delivered", &pttl) - 1) <
 	    EPS);

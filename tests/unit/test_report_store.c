@@ -136,7 +136,7 @@ fill(const char *spec, void (*body)(void))
 }
 
 static void
-upd(enum rep_keykind kind, const char *text, enum rep_outcome oc, double w)
+upd(enum rep_keykind kind, const char *text, enum outcome oc, double w)
 {
 	struct rep_key k;
 
@@ -149,24 +149,24 @@ upd(enum rep_keykind kind, const char *text, enum rep_outcome oc, double w)
 static void
 known(void)
 {
-	upd(REPK_OS, "Linux 2.2.x-3.x", REP_DELIVERED, 16);
-	upd(REPK_OS, "Linux 2.2.x-3.x", REP_REJECTED, 2);
-	upd(REPK_OS, "Linux 2.2.x-3.x", REP_DEFERRED, 2);
-	upd(REPK_OS, "Windows XP", REP_DELIVERED, 2);
-	upd(REPK_OS, "Windows XP", REP_ABANDONED, 20);
-	upd(REPK_OS, "Windows XP", REP_PROTOCOL_ERROR, 4);
-	upd(REPK_OS, "Windows XP", REP_SPAM, 6);
-	upd(REPK_OS, "Windows XP", REP_LISTED, 4);
-	upd(REPK_OS, "only feedback", REP_HAM, 2);
-	upd(REPK_RAWSIG, "00112233aabbccdd", REP_DELIVERED, 6);
-	upd(REPK_RAWSIG, "00112233aabbccdd", REP_REJECTED, 2);
-	upd(REPK_IP, "192.0.2.1", REP_DELIVERED, 1);
-	upd(REPK_IP, "192.0.2.2", REP_DELIVERED, 1);
-	upd(REPK_IP, "2001:db8::1", REP_REJECTED, 1);
-	upd(REPK_PREFIX, "192.0.2.0/24", REP_DELIVERED, 2);
+	upd(REPK_OS, "Linux 2.2.x-3.x", OC_DELIVERED, 16);
+	upd(REPK_OS, "Linux 2.2.x-3.x", OC_REJECTED, 2);
+	upd(REPK_OS, "Linux 2.2.x-3.x", OC_DEFERRED, 2);
+	upd(REPK_OS, "Windows XP", OC_DELIVERED, 2);
+	upd(REPK_OS, "Windows XP", OC_ABANDONED, 20);
+	upd(REPK_OS, "Windows XP", OC_PROTOCOL_ERROR, 4);
+	upd(REPK_OS, "Windows XP", OC_SPAM, 6);
+	upd(REPK_OS, "Windows XP", OC_LISTED, 4);
+	upd(REPK_OS, "only feedback", OC_HAM, 2);
+	upd(REPK_RAWSIG, "00112233aabbccdd", OC_DELIVERED, 6);
+	upd(REPK_RAWSIG, "00112233aabbccdd", OC_REJECTED, 2);
+	upd(REPK_IP, "192.0.2.1", OC_DELIVERED, 1);
+	upd(REPK_IP, "192.0.2.2", OC_DELIVERED, 1);
+	upd(REPK_IP, "2001:db8::1", OC_REJECTED, 1);
+	upd(REPK_PREFIX, "192.0.2.0/24", OC_DELIVERED, 2);
 	upd(REPK_PREFIX_RAWSIG, "192.0.2.0/24|00112233aabbccdd",
-	    REP_DELIVERED, 2);
-	upd(REPK_DOMAIN, "example.net", REP_DELIVERED, 2);
+	    OC_DELIVERED, 2);
+	upd(REPK_DOMAIN, "example.net", OC_DELIVERED, 2);
 }
 
 static void
@@ -177,7 +177,7 @@ many(void)
 
 	for (i = 0; i < NMANY; i++) {
 		snprintf(os, sizeof(os), "OS %04d", i);
-		upd(REPK_OS, os, REP_DELIVERED, 2);
+		upd(REPK_OS, os, OC_DELIVERED, 2);
 	}
 }
 
@@ -288,11 +288,11 @@ test_by_os(void **state)
 	/* most (decayed) attempts first: XP 13, Linux 10, feedback-only 0 */
 	g = &rep.by.g[0];
 	assert_string_equal(g->label, "Windows XP");
-	assert_true(g->est.counts[REP_DELIVERED] == 1);
-	assert_true(g->est.counts[REP_ABANDONED] == 10);
-	assert_true(g->est.counts[REP_PROTOCOL_ERROR] == 2);
-	assert_true(g->est.counts[REP_SPAM] == 3);
-	assert_true(g->est.counts[REP_LISTED] == 2);
+	assert_true(g->est.counts[OC_DELIVERED] == 1);
+	assert_true(g->est.counts[OC_ABANDONED] == 10);
+	assert_true(g->est.counts[OC_PROTOCOL_ERROR] == 2);
+	assert_true(g->est.counts[OC_SPAM] == 3);
+	assert_true(g->est.counts[OC_LISTED] == 2);
 	/* a listing is evidence, not a delivery attempt */
 	assert_true(rp_store_attempts(g) == 13);
 	assert_float_equal(rp_success_rate(g), 1.0 / 13, 1e-12);
@@ -302,13 +302,13 @@ test_by_os(void **state)
 	assert_int_equal(g->senders, 0);
 	g = &rep.by.g[1];
 	assert_string_equal(g->label, "Linux 2.2.x-3.x");
-	assert_true(g->est.counts[REP_DELIVERED] == 8);
-	assert_true(g->est.counts[REP_DEFERRED] == 1);
+	assert_true(g->est.counts[OC_DELIVERED] == 8);
+	assert_true(g->est.counts[OC_DEFERRED] == 1);
 	assert_float_equal(rp_success_rate(g), 0.8, 1e-12);
 	g = &rep.by.g[2];
 	assert_string_equal(g->label, "only feedback");
 	assert_true(rp_success_rate(g) < 0);
-	assert_true(g->est.counts[REP_HAM] == 1);
+	assert_true(g->est.counts[OC_HAM] == 1);
 
 	s = written(rp_write_json, &rep);
 	assert_non_null(strstr(s, "{\"type\":\"group\",\"by\":\"os\",\"group\":"
@@ -376,7 +376,7 @@ test_many_keys(void **state)
 	assert_int_equal(run(f, RP_BY_OS, &rep), 0);
 	assert_int_equal(rep.by.n, NMANY);
 	for (i = 0; i < rep.by.n; i++)
-		assert_true(rep.by.g[i].est.counts[REP_DELIVERED] == 1);
+		assert_true(rep.by.g[i].est.counts[OC_DELIVERED] == 1);
 	/* equal attempts: by label */
 	assert_string_equal(rep.by.g[0].label, "OS 0000");
 	assert_string_equal(rep.by.g[NMANY - 1].label, "OS 2499");
@@ -463,9 +463,9 @@ test_sqlite_old_schema(void **state)
 	assert_int_equal(rep.st.ip_keys, 1);
 	g = &rep.by.g[0];
 	assert_string_equal(g->label, "Windows XP");
-	assert_true(g->est.counts[REP_ABANDONED] == 10);
-	assert_true(g->est.counts[REP_SPAM] == 3);
-	assert_true(g->est.counts[REP_LISTED] == 0);
+	assert_true(g->est.counts[OC_ABANDONED] == 10);
+	assert_true(g->est.counts[OC_SPAM] == 3);
+	assert_true(g->est.counts[OC_LISTED] == 0);
 	assert_float_equal(g->est.p_spam, 16.0 / 18, 1e-12);
 	s = written(rp_write_json, &rep);
 	assert_non_null(strstr(s, "\"spam\":3,\"ham\":0,\"listed\":0,"));

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "report/jsonl.h"
+#include "util/jsonl.h"
 
 #define JL_MAX_NUM	64	/* longest number literal, characters */
 
