@@ -18,7 +18,7 @@
 
 #include <event2/event.h>
 
-#include "daemon/daemon.h"
+#include "daemon/runtime.h"
 #include "dnsbl/dnsbl.h"
 #include "fp/fp.h"
 #include "policy/policy.h"

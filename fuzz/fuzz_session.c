@@ -95,7 +95,7 @@
 #include <sanitizer/common_interface_defs.h>
 
 #include "conf/conf.h"
-#include "daemon/daemon.h"
+#include "daemon/runtime.h"
 #include "fp/fp.h"
 #include "rep/rep.h"
 #include "smtp/backend.h"
@@ -1115,8 +1115,8 @@ reset(void)
 		fz_fail("sessions or backend connections left after "
 		    "sess_shutdown_all()", NULL, 0);
 	}
-	if (spool_mem_used() != 0) {
-		fprintf(stderr, "spool memory %zu\n", spool_mem_used());
+	if (ms->st.spool_mem != 0) {
+		fprintf(stderr, "spool memory %zu\n", ms->st.spool_mem);
 		fz_fail("spool memory still counted after every session ended",
 		    NULL, 0);
 	}
@@ -1137,6 +1137,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *p = data, *end = data + size;
+	struct bk_caps caps;
 	unsigned char syn[256];
 	char	err[256];
 	int	synlen = 0, cls, v6;
@@ -1151,18 +1152,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ms->cf = conf_variant((int)h2);
 	identity = h2 & 3;
 	line_limit = (int)ms->cf->smtp_line_limit;
-	memset(&ms->caps, 0, sizeof(ms->caps));
-	ms->caps.known = 1;
-	ms->caps.chunking = h1 & 1;
-	ms->caps.pipelining = (h1 >> 1) & 1;
+	memset(&caps, 0, sizeof(caps));
+	caps.known = 1;
+	caps.chunking = h1 & 1;
+	caps.pipelining = (h1 >> 1) & 1;
 	if (h1 & 4) {
-		ms->caps.has_size = 1;
-		ms->caps.size = 5000;
+		caps.has_size = 1;
+		caps.size = 5000;
 	}
-	ms->caps.eightbit = (h1 >> 3) & 1;
-	ms->caps.smtputf8 = (h1 >> 4) & 1;
-	ms->caps.enhanced = (h1 >> 5) & 1;
-	ms->caps.xclient = BK_XA_ANY | BK_XA_ADDR | BK_XA_NAME | BK_XA_HELO;
+	caps.eightbit = (h1 >> 3) & 1;
+	caps.smtputf8 = (h1 >> 4) & 1;
+	caps.enhanced = (h1 >> 5) & 1;
+	caps.xclient = BK_XA_ANY | BK_XA_ADDR | BK_XA_NAME | BK_XA_HELO;
+	bk_set_caps(&caps);
 	ms->tls = h0 & 0x80 ? fz_tls : NULL;
 	ms->sigdb = fz_sigdb;
 	if (spool_init(ms->base, fz_spool, "", err, sizeof(err)) < 0) {

@@ -84,15 +84,13 @@
 
 #include "admin/admin.h"
 #include "admin/feedback.h"
-#include "daemon/daemon.h"
+#include "daemon/runtime.h"
 #include "dns/fcrdns.h"
 #include "dnsbl/dnsbl.h"
 #include "log/eventlog.h"
 #include "log/evrec.h"
 #include "fp/fp.h"
 #include "rep/rep.h"
-#include "smtp/session.h"
-#include "smtp/spool.h"
 #include "util/addr.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -142,7 +140,7 @@ struct adm_host {
 	unsigned long msgs[OC_N];	/* by enum outcome */
 	struct adm_fp fp[ADM_HOST_FPS];
 	struct adm_seen os_seen[ADM_HOST_SEEN], cls_seen[ADM_HOST_SEEN];
-	const struct sess *live[ADM_HOST_LIVE];	/* NULL = free slot */
+	const struct evr_session *live[ADM_HOST_LIVE];	/* NULL = free slot */
 	/* The last session that ended. */
 	int	have_last;
 	char	sid[16];
@@ -310,7 +308,7 @@ adm_host_find(const uint8_t key[17])
 
 /* adm_host_get - the session's host, created (and the oldest dropped) */
 static struct adm_host *
-adm_host_get(const struct sess *s, int create)
+adm_host_get(const struct evr_session *s, int create)
 {
 	struct adm_host *h;
 	uint8_t	key[17];
@@ -350,7 +348,7 @@ adm_host_get(const struct sess *s, int create)
 
 /* adm_os_label - the session's OS group label */
 static const char *
-adm_os_label(const struct sess *s)
+adm_os_label(const struct evr_session *s)
 {
 	return s->fp != NULL ? s->fp->os : "(no SYN)";
 }
@@ -380,7 +378,7 @@ adm_os_group(const char *label)
 
 /* adm_cls_group - the group of the session's current class, or NULL */
 static struct adm_group *
-adm_cls_group(const struct sess *s)
+adm_cls_group(const struct evr_session *s)
 {
 	struct adm_group *g;
 
@@ -388,7 +386,7 @@ adm_cls_group(const struct sess *s)
 		return NULL;
 	g = &adm.cls[s->class_idx];
 	if (g->label[0] == 0)
-		snprintf(g->label, sizeof(g->label), "%s", s->cls.name);
+		snprintf(g->label, sizeof(g->label), "%s", s->class_name);
 	return g;
 }
 
@@ -413,7 +411,7 @@ adm_seen_slot(struct adm_seen *seen, int idx, struct adm_group *g)
 
 /* adm_groups_of - the session's OS and class groups, senders counted */
 static void
-adm_groups_of(const struct sess *s, struct adm_host *h,
+adm_groups_of(const struct evr_session *s, struct adm_host *h,
     struct adm_group **og, struct adm_seen **os, struct adm_group **cg,
     struct adm_seen **cs)
 {
@@ -467,7 +465,7 @@ adm_fp_note(struct adm_host *h, const struct fp_result *fp,
 
 /* adm_sess_start - a session was accepted and classified */
 void
-adm_sess_start(const struct sess *s)
+adm_sess_start(const struct evr_session *s)
 {
 	struct adm_group *og, *cg;
 	struct adm_seen *os, *cs;
@@ -506,7 +504,7 @@ adm_sess_start(const struct sess *s)
 
 /* adm_sess_end - the session ends (from sess_free, before the free) */
 void
-adm_sess_end(const struct sess *s)
+adm_sess_end(const struct evr_session *s)
 {
 	struct adm_group *og, *cg;
 	struct adm_seen *os, *cs;
@@ -538,7 +536,7 @@ adm_sess_end(const struct sess *s)
 			h->live[i] = NULL;
 	h->have_last = 1;
 	snprintf(h->sid, sizeof(h->sid), "%s", s->id);
-	snprintf(h->cls, sizeof(h->cls), "%s", s->cls.name);
+	snprintf(h->cls, sizeof(h->cls), "%s", s->class_name);
 	h->nreasons = 0;
 	{
 		const char *r = s->reasons;
@@ -582,7 +580,7 @@ adm_sess_end(const struct sess *s)
 
 /* adm_msg_end - a message record was written */
 void
-adm_msg_end(const struct sess *s, int oc)
+adm_msg_end(const struct evr_session *s, int oc)
 {
 	struct adm_group *og, *cg, *gs[2];
 	struct adm_seen *os, *cs, *ss[2];
@@ -631,16 +629,21 @@ adm_msg_end(const struct sess *s, int oc)
 	}
 }
 
-/* adm_delay - a reply is held ms milliseconds by the session's class */
+/* adm_delay - a reply is held ms milliseconds by a class */
 void
-adm_delay(const struct sess *s, long ms_)
+adm_delay(int idx, long ms_)
 {
-	if (adm.http == NULL || ms_ <= 0 || s->class_idx < 0 ||
-	    s->class_idx >= CONF_MAX_CLASSES)
+	const char *name = ms_class_name(idx);
+	struct adm_group *g;
+
+	if (adm.http == NULL || ms_ <= 0 || idx < 0 ||
+	    idx >= CONF_MAX_CLASSES || name == NULL)
 		return;
-	(void)adm_cls_group(s);		/* remember the class name */
-	adm.delays[s->class_idx]++;
-	adm.delay_s[s->class_idx] += ms_ / 1000.0;
+	g = &adm.cls[idx];		/* remember the class name */
+	if (g->label[0] == 0)
+		snprintf(g->label, sizeof(g->label), "%s", name);
+	adm.delays[idx]++;
+	adm.delay_s[idx] += ms_ / 1000.0;
 }
 
 /*
@@ -936,7 +939,7 @@ adm_host_json(struct evhttp_request *req, const char *arg)
 {
 	struct evbuffer *b;
 	struct adm_host *h;
-	const struct sess *live = NULL;
+	const struct evr_session *live = NULL;
 	union ipaddr ip;
 	uint8_t	key[17];
 	char	canon[64], *dec;
@@ -1023,7 +1026,7 @@ adm_host_json(struct evhttp_request *req, const char *arg)
 
 		evbuffer_add(b, "{", 1);
 		if (live != NULL) {
-			js_str(b, &m, "name", live->cls.name);
+			js_str(b, &m, "name", live->class_name);
 			js_key(b, &m, "live");
 			evbuffer_add_printf(b, "true");
 			js_str(b, &m, "session", live->id);
@@ -1117,7 +1120,7 @@ adm_class_name(int idx)
 	if (adm.cls[idx].label[0])
 		return adm.cls[idx].label;
 	for (i = 0; i < ms->cf->nclasses; i++)
-		if (daemon_class_index(ms->cf->classes[i].name) == idx)
+		if (ms_class_index(ms->cf->classes[i].name) == idx)
 			return ms->cf->classes[i].name;
 	return NULL;
 }
@@ -1136,7 +1139,7 @@ adm_metrics(struct evhttp_request *req)
 		return adm_error(req, 500, "Internal Server Error", "no memory");
 	/* Classes in the configuration get their indices (and zero rows). */
 	for (c = 0; c < ms->cf->nclasses; c++)
-		(void)daemon_class_index(ms->cf->classes[c].name);
+		(void)ms_class_index(ms->cf->classes[c].name);
 
 	pm_one(b, "mailshaper_up", "gauge", "1 while the daemon runs.", 1);
 	pm_one(b, "mailshaper_sessions_live", "gauge",
@@ -1151,10 +1154,10 @@ adm_metrics(struct evhttp_request *req)
 	    "Backend connections open now.", (double)ms->nbackend);
 	pm_one(b, "mailshaper_spool_memory_bytes", "gauge",
 	    "Message content held in memory, all sessions (budget spool_memory).",
-	    (double)spool_mem_used());
+	    (double)ms->st.spool_mem);
 	pm_one(b, "mailshaper_spool_files_total", "counter",
 	    "Messages moved to an unlinked file in spool_dir.",
-	    (double)spool_files_total());
+	    (double)ms->st.spool_files);
 	pm_one(b, "mailshaper_connections_accepted_total", "counter",
 	    "Client connections accepted.", (double)ms->st.accepted);
 	pm_one(b, "mailshaper_connections_refused_total", "counter",

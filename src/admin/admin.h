@@ -12,7 +12,7 @@
 
 struct event_base;
 struct conf;
-struct sess;
+struct evr_session;
 
 #define ADM_HOSTS_MAX		10000	/* hosts kept for /api/host (LRU) */
 #define ADM_GROUPS_MAX		256	/* OS labels in /api/stats */
@@ -22,10 +22,10 @@ int	adm_open(struct event_base *, const struct conf *, char *err,
 void	adm_close(void);
 
 /* Hooks from the session (cheap, never fail, never block). */
-void	adm_sess_start(const struct sess *);
-void	adm_sess_end(const struct sess *);
-void	adm_msg_end(const struct sess *, int outcome);	/* enum msg_outcome */
-void	adm_delay(const struct sess *, long ms);	/* a reply is held */
+void	adm_sess_start(const struct evr_session *);
+void	adm_sess_end(const struct evr_session *);
+void	adm_msg_end(const struct evr_session *, int outcome); /* enum outcome */
+void	adm_delay(int class_idx, long ms);	/* a reply is held */
 
 extern const char adm_dashboard_html[];		/* dashboard.c */
 

@@ -40,11 +40,10 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admin/feedback.h"
-#include "daemon/daemon.h"
+#include "daemon/runtime.h"
 #include "fp/fp.h"
 #include "log/eventlog.h"
 #include "rep/rep.h"
-#include "smtp/session.h"
 #include "util/addr.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -66,7 +65,7 @@ static struct {
 
 /* fb_remember - keep what feedback needs of an ending session */
 void
-fb_remember(const struct sess *s)
+fb_remember(const struct evr_session *s)
 {
 	struct fb_entry *e;
 

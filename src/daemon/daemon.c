@@ -1,8 +1,7 @@
 /*
  * daemon.c - start-up, signals, reload and shutdown of the daemon
  *
- * Exports daemon_main(), daemon_session_gone(), daemon_class_index() and
- * the process-wide `ms`.
+ * Exports daemon_main().  The process-wide state it fills is in runtime.c.
  *
  * Start-up order: configuration, logging, TLS contexts, signature
  * database, listening sockets, event log, then (with `user` set) drop root,
@@ -49,6 +48,7 @@
 #include "admin/admin.h"
 #include "admin/feedback.h"
 #include "daemon/daemon.h"
+#include "daemon/runtime.h"
 #include "daemon/listener.h"
 #include "daemon/shaper.h"
 #include "dns/fcrdns.h"
@@ -62,38 +62,11 @@
 #include "smtp/spool.h"
 #include "util/log.h"
 
-struct ms *ms;
-
 static struct ms the_ms;
 static struct event *grace_timer;
-static char class_names[CONF_MAX_CLASSES][CONF_NAME_MAX];
-static int nclass_names;
 static int run_as;		/* root with `user` set: files go to run_uid */
 static uid_t run_uid;
 static gid_t run_gid;
-
-/* daemon_class_index - stable index of a class name for counters */
-int
-daemon_class_index(const char *name)
-{
-	int	i;
-
-	for (i = 0; i < nclass_names; i++)
-		if (strcmp(class_names[i], name) == 0)
-			return i;
-	if (nclass_names == CONF_MAX_CLASSES)
-		return -1;
-	snprintf(class_names[nclass_names], CONF_NAME_MAX, "%s", name);
-	return nclass_names++;
-}
-
-/* daemon_session_gone - a session ended; finish a pending shutdown */
-void
-daemon_session_gone(void)
-{
-	if (ms->stopping && ms->nsess == 0)
-		event_base_loopexit(ms->base, NULL);
-}
 
 /* tls_server_ctx - STARTTLS context from the configured files */
 static SSL_CTX *

@@ -23,7 +23,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "daemon/daemon.h"
+#include "daemon/runtime.h"
 #include "daemon/listener.h"
 #include "smtp/session.h"
 #include "util/log.h"

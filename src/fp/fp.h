@@ -39,4 +39,11 @@ void	fp_result_from_syn(const struct sigdb *db, const struct fp_syn *syn,
 int	fp_result_json(const struct fp_result *r, char *buf, size_t len);
 int	fp_json_str(char *buf, size_t len, const char *s);
 
+/*
+ * fp_intern: a shared copy of r (NULL: out of memory), one reference per
+ * call; fp_release drops one (NULL is ignored).  fpref.c; one thread.
+ */
+const struct fp_result *fp_intern(const struct fp_result *r);
+void	fp_release(const struct fp_result *r);
+
 #endif

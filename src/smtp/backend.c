@@ -33,9 +33,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "daemon/daemon.h"
+#include "daemon/runtime.h"
 #include "smtp/backend.h"
-#include "smtp/session.h"
 #include "util/addr.h"
 #include "util/log.h"
 
@@ -49,7 +48,9 @@ enum bk_step {
 };
 
 struct bk {
-	struct sess *s;			/* NULL for the probe */
+	const struct evr_session *who;	/* the client; NULL for the probe */
+	const union ipaddr *local;	/* the address it connected to */
+	void	*arg;			/* for the owner's callbacks */
 	struct bufferevent *bev;
 	struct event *idle;		/* keepalive timer */
 	enum bk_step step;
@@ -69,6 +70,7 @@ struct bk {
 };
 
 static struct bk *bk_prober;
+static struct bk_caps bk_known;	/* the last probe's */
 static struct event *bk_probe_timer;
 
 /*
@@ -93,7 +95,7 @@ static int
 bk_call(struct bk *b, bk_cb *cb, int code, const char *text)
 {
 	b->in_cb++;
-	cb(b->s, code, text);
+	cb(b->arg, code, text);
 	if (--b->in_cb == 0 && b->doomed) {
 		b->doomed = 0;
 		bk_free(b, 1);
@@ -136,7 +138,7 @@ bk_fail(struct bk *b, const char *fmt, ...)
 		bk_free(b, 0);
 		return;
 	}
-	if (b->s == NULL) {
+	if (b->who == NULL) {
 		log_warnx("backend probe %s: %s", ms->cf->backend.text, text);
 		bk_free(b, 0);
 		bk_prober = NULL;
@@ -280,7 +282,7 @@ bk_xtext(struct evbuffer *out, const char *v)
 static void
 bk_send_xclient(struct bk *b)
 {
-	struct sess *s = b->s;
+	const struct evr_session *s = b->who;
 	struct evbuffer *out = bufferevent_get_output(b->bev);
 	unsigned xa = b->caps.xclient;
 
@@ -316,7 +318,8 @@ bk_send_proxy(struct bk *b)
 	static const unsigned char sig[12] = {
 		0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49,
 		0x54, 0x0a };
-	struct sess *s = b->s;
+	const struct evr_session *s = b->who;
+	const union ipaddr *local = b->local;
 	struct evbuffer *out = bufferevent_get_output(b->bev);
 	unsigned char hdr[16 + 36];
 	size_t	len;
@@ -324,9 +327,9 @@ bk_send_proxy(struct bk *b)
 	memcpy(hdr, sig, 12);
 	hdr[12] = 0x21;				/* version 2, PROXY */
 	if (s->peer.sa.sa_family == AF_INET &&
-	    s->local.sa.sa_family == AF_INET) {
+	    local->sa.sa_family == AF_INET) {
 		const struct sockaddr_in *p = &s->peer.sin;
-		const struct sockaddr_in *l = &s->local.sin;
+		const struct sockaddr_in *l = &local->sin;
 
 		hdr[13] = 0x11;			/* TCP over IPv4 */
 		hdr[14] = 0;
@@ -337,9 +340,9 @@ bk_send_proxy(struct bk *b)
 		memcpy(hdr + 26, &l->sin_port, 2);
 		len = 28;
 	} else if (s->peer.sa.sa_family == AF_INET6 &&
-	    s->local.sa.sa_family == AF_INET6) {
+	    local->sa.sa_family == AF_INET6) {
 		const struct sockaddr_in6 *p = &s->peer.sin6;
-		const struct sockaddr_in6 *l = &s->local.sin6;
+		const struct sockaddr_in6 *l = &local->sin6;
 
 		hdr[13] = 0x21;			/* TCP over IPv6 */
 		hdr[14] = 0;
@@ -363,9 +366,9 @@ bk_send_proxy(struct bk *b)
 static const char *
 bk_ehlo_name(struct bk *b)
 {
-	if (b->s != NULL && b->s->helo != NULL &&
+	if (b->who != NULL && b->who->helo != NULL &&
 	    ms->cf->backend_identity != IDENT_NONE)
-		return b->s->helo;
+		return b->who->helo;
 	return ms->cf->myhostname;
 }
 
@@ -397,9 +400,9 @@ bk_ready(struct bk *b, const char *text)
 {
 	bk_cb  *cb = b->cb;
 
-	if (b->s == NULL) {
+	if (b->who == NULL) {
 		/* Probe: keep the keywords and hang up. */
-		ms->caps = b->caps;
+		bk_known = b->caps;
 		log_info("backend %s: probe ok: pipelining=%d size=%ld "
 		    "8bitmime=%d smtputf8=%d chunking=%d xclient=%s starttls=%d",
 		    ms->cf->backend.text, b->caps.pipelining, b->caps.size,
@@ -442,7 +445,7 @@ bk_reply(struct bk *b, int code, const char *text)
 			b->step = BK_STARTTLS;
 			break;
 		}
-		if (b->s != NULL && b->step != BK_XCLIENT_EHLO &&
+		if (b->who != NULL && b->step != BK_XCLIENT_EHLO &&
 		    ms->cf->backend_identity == IDENT_XCLIENT) {
 			if (!(b->caps.xclient & BK_XA_ANY))
 				return bk_fail(b, "backend_identity is xclient "
@@ -451,7 +454,7 @@ bk_reply(struct bk *b, int code, const char *text)
 			b->step = BK_XCLIENT;
 			break;
 		}
-		if (b->s != NULL && b->step == BK_EHLO &&
+		if (b->who != NULL && b->step == BK_EHLO &&
 		    strcmp(bk_ehlo_name(b), ms->cf->myhostname) != 0) {
 			/* Say the client's HELO name (PROXY, none). */
 			bk_writef(b, "EHLO %s", bk_ehlo_name(b));
@@ -606,7 +609,7 @@ bk_eventcb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		if (b->step == BK_CONNECT) {
-			if (b->s != NULL &&
+			if (b->who != NULL &&
 			    ms->cf->backend_identity == IDENT_PROXY)
 				bk_send_proxy(b);
 			b->step = BK_GREETING;
@@ -684,14 +687,14 @@ bk_arm_idle(struct bk *b)
 
 /* bk_new - connect to the configured backend */
 static struct bk *
-bk_new(struct sess *s)
+bk_new(const struct evr_session *s)
 {
 	struct bk *b = calloc(1, sizeof(*b));
 	const struct endpoint *ep = &ms->cf->backend;
 
 	if (b == NULL)
 		return NULL;
-	b->s = s;
+	b->who = s;
 	b->reply = evbuffer_new();
 	b->bev = bufferevent_socket_new(ms->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (s != NULL)
@@ -713,9 +716,10 @@ bk_new(struct sess *s)
 	return b;
 }
 
-/* bk_open - start a backend session for s; ready(s, 250|-1, text) later */
+/* bk_open - start a backend session for s; ready(arg, 250|-1, text) later */
 struct bk *
-bk_open(struct sess *s, bk_cb *ready)
+bk_open(const struct evr_session *s, const union ipaddr *local, void *arg,
+    bk_cb *ready)
 {
 	struct bk *b;
 
@@ -723,14 +727,19 @@ bk_open(struct sess *s, bk_cb *ready)
 		/* Reuse a cached connection; report it ready next round. */
 		b = bk_pool[--bk_npool];
 		b->pooled = 0;
-		b->s = s;
+		b->who = s;
+		b->local = local;
+		b->arg = arg;
 		b->cb = ready;
 		b->hand_over = 1;
 		event_active(b->idle, EV_TIMEOUT, 0);
 		return b;
 	}
-	if ((b = bk_new(s)) != NULL)
+	if ((b = bk_new(s)) != NULL) {
+		b->local = local;
+		b->arg = arg;
 		b->cb = ready;
+	}
 	return b;
 }
 
@@ -766,7 +775,9 @@ bk_release(struct bk *b)
 		bk_free(b, 1);
 		return;
 	}
-	b->s = NULL;
+	b->who = NULL;
+	b->local = NULL;
+	b->arg = NULL;
 	b->cb = NULL;
 	b->pooled = 1;
 	bk_pool[bk_npool++] = b;
@@ -846,7 +857,7 @@ bk_free(struct bk *b, int quit)
 	if (b->in_cb) {
 		/* Called from the owner's callback: finish after it returns. */
 		b->doomed = 1;
-		b->s = NULL;
+		b->who = NULL;
 		b->cb = NULL;
 		return;
 	}
@@ -926,4 +937,18 @@ bk_fire_idle(struct bk *b)
 			n++;
 		}
 	return n;
+}
+
+/* bk_caps - what the last successful probe learned */
+const struct bk_caps *
+bk_caps(void)
+{
+	return &bk_known;
+}
+
+/* bk_set_caps - replace what the probe learned */
+void
+bk_set_caps(const struct bk_caps *c)
+{
+	bk_known = *c;
 }

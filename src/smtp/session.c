@@ -1,9 +1,8 @@
 /*
  * session.c - the client side of one SMTP session
  *
- * Exports sess_accept(), sess_free(), sess_state_name(), sess_add_reason(),
- * sess_shutdown_all() and sess_backend_reply(); sess_fire_timers() is a
- * test hook for fuzz/fuzz_session.c.
+ * Exports sess_accept(), sess_shutdown_all() and sess_deinit();
+ * sess_fire_timers() is a test hook for fuzz/fuzz_session.c.
  *
  * A session is a named-state machine driven by a command table.  Every reply
  * goes through sess_reply_at(), which holds it until the class's delay for
@@ -41,21 +40,24 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <openssl/ssl.h>
 
 #include "admin/admin.h"
 #include "admin/feedback.h"
-#include "daemon/daemon.h"
+#include "daemon/runtime.h"
 #include "daemon/shaper.h"
 #include "dns/fcrdns.h"
 #include "dnsbl/dnsbl.h"
 #include "fp/fp.h"
 #include "log/eventlog.h"
+#include "log/evrec.h"
 #include "policy/policy.h"
 #include "smtp/backend.h"
+#include "smtp/canon.h"
+#include "smtp/clients.h"
 #include "smtp/session.h"
 #include "smtp/spool.h"
-#include "util/json.h"
 #include "util/log.h"
 
 #define SESS_INPUT_HIWAT	(256 * 1024)	/* stop reading beyond this */
@@ -67,16 +69,82 @@
 #define SESS_HARD_SIZE		(64L * 1024 * 1024) /* no SIZE anywhere */
 #define SESS_PATH_MAX		512		/* RFC 5321 4.5.3.1.3: 256 */
 
-/* Per-client concurrency, keyed by IPv4 address or IPv6 /64. */
-struct client {
-	struct client *next;
-	uint8_t	key[17];
-	int	total;
-	int	by_class[CONF_MAX_CLASSES];
+enum sess_state {
+	SESS_BANNER,		/* banner being delayed */
+	SESS_HELO,		/* waiting for EHLO/HELO */
+	SESS_READY,		/* greeted, no transaction */
+	SESS_MAIL,		/* MAIL accepted */
+	SESS_RCPT,		/* at least one RCPT accepted */
+	SESS_DATA,		/* reading message content */
+	SESS_BDAT,		/* reading a BDAT chunk */
+	SESS_TLS,		/* TLS handshake after STARTTLS */
+	SESS_CLOSING,		/* final reply being written */
 };
 
-#define CLIENT_BUCKETS	4096
-static struct client *clients[CLIENT_BUCKETS];
+struct sess {
+	struct evr_session sum;	/* what outlives the protocol: the
+					   record, admin, feedback, learning */
+	struct bufferevent *bev;	/* client side (TLS filter after STARTTLS) */
+	struct bk *bk;			/* backend connection, or NULL */
+	struct event timer;		/* delays and stutter */
+	struct event wd;		/* the deadline of the current state */
+	enum sess_state state;
+	union ipaddr local;		/* the address it connected to */
+	struct timeval last_reply;	/* when the last reply completed */
+	struct shclass cls;		/* copy: a reload never changes a session */
+	struct dnsbl_req *dnsbl_req;	/* DNS list lookup in flight */
+	struct fcrdns_req *fcrdns_req;	/* reverse lookup in flight */
+	int	explore_drawn;		/* control decided once per session */
+	double	explore_draw;		/* uniform [0, 1), drawn at connect */
+	int	learned;		/* an outcome reached reputation */
+	unsigned listed_kinds;		/* keys taught "listed": bits 1 << enum
+					   rep_keykind (0 = none) */
+	int	errors;			/* syntax and sequence errors */
+	int	junk;			/* NOOP, RSET, VRFY, EXPN, HELP */
+	int	rcpt_total;		/* accepted, whole session */
+	int	busy;			/* waiting on a timer or the backend */
+	char	verb[16];		/* the current command's name */
+	int	in_process;		/* sess_process() is on the stack */
+	int	rate_limited;		/* a token bucket applies */
+	int	bk_txn;			/* the backend has an open transaction */
+	struct timeval cmd_time;	/* when the current command was read */
+	void	(*cont)(struct sess *);	/* run when the timer fires */
+	struct sess *prev, *next;	/* live sessions */
+	int	eof;			/* client closed its side */
+	int	quit;			/* QUIT received */
+	int	crlf_data;		/* DATA line ended with CRLF */
+	int	skip_line;		/* discarding an over-long line */
+	int	data_too_big;
+	int	backend_failed;		/* this session saw a backend failure */
+	/* The reply being written. */
+	struct evbuffer *reply;		/* bytes not yet written */
+	long	reply_interval;		/* ms between stutter writes */
+	struct timeval reply_due;	/* latest time for the last byte */
+	void	(*after)(struct sess *); /* run when the reply is complete */
+	/* The current transaction. */
+	char   *mail_from;		/* strdup'd reverse path, NULL = none */
+	char   *mail_params;		/* forwarded MAIL parameters */
+	int	rcpt;			/* RCPT commands in this transaction */
+	int	rcpt_ok;		/* accepted by the backend */
+	enum msg_stage stage;
+	struct canon canon;
+	struct spool *spool;		/* canonical message content */
+	int	spool_failed;		/* the spool could not be written */
+	struct timeval data_deadline;	/* DATA/BDAT: smtp_timeout, moved on
+					   by min_data_rate per byte */
+	long	bdat_left;		/* bytes left in the BDAT chunk */
+	int	bdat_last;
+	int	bdat_txn;		/* this transaction sends BDAT chunks */
+	enum sess_state bdat_prev;	/* state to return to after a chunk */
+	const char *bdat_error;		/* reply after the chunk, or NULL */
+	int	out_blocked;		/* input paused: output over its mark */
+	int	read_paused;		/* EV_READ off: input full, not served */
+	int	pregreet;		/* talked before the banner */
+	int	pipe_warned;		/* improper pipelining logged */
+	int	barelf_warned;		/* bare LF in a command logged */
+	char   *pending;		/* command held for the backend */
+	char   *pending_args;		/* its arguments, for BDAT */
+};
 
 /* Live sessions, for shutdown. */
 static struct sess *sess_list;
@@ -93,6 +161,7 @@ static char sess_line[65536 + 2];	/* the command being parsed */
 static void sess_readcb(struct bufferevent *, void *);
 static void sess_eventcb(struct bufferevent *, short, void *);
 static int sess_process(struct sess *);
+static void sess_free(struct sess *, const char *reason);
 static void sess_timer_cb(evutil_socket_t, short, void *);
 static void sess_wd_cb(evutil_socket_t, short, void *);
 static void sess_watch(struct sess *);
@@ -117,7 +186,7 @@ struct sess_cmd {
 };
 
 /* sess_state_name - printable state */
-const char *
+static const char *
 sess_state_name(enum sess_state st)
 {
 	return state_names[st];
@@ -127,58 +196,98 @@ sess_state_name(enum sess_state st)
 static void
 sess_enter_state(struct sess *s, enum sess_state st)
 {
-	log_debug("%s: %s -> %s", s->id, sess_state_name(s->state),
+	log_debug("%s: %s -> %s", s->sum.id, sess_state_name(s->state),
 	    sess_state_name(st));
 	s->state = st;
 	sess_watch(s);
 }
 
-/* sess_add_reason - append a reason for the class decision */
-void
-sess_add_reason(struct sess *s, const char *fmt, ...)
-{
-	va_list	ap;
-	char	buf[256], *grown;
-	int	n;
-
-	if (s->nreasons == SESS_MAX_REASONS)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(buf))
-		n = sizeof(buf) - 1;
-	if ((grown = realloc(s->reasons, s->reasons_len + n + 1)) == NULL)
-		return;
-	s->reasons = grown;
-	memcpy(s->reasons + s->reasons_len, buf, n + 1);
-	s->reasons_len += n + 1;
-	s->nreasons++;
-}
-
-/* sess_clear_reasons - start the reasons over (a new decision) */
-void
-sess_clear_reasons(struct sess *s)
-{
-	free(s->reasons);
-	s->reasons = NULL;
-	s->reasons_len = 0;
-	s->nreasons = 0;
-}
-
-/* sess_reason - the i-th reason */
+/* sess_reason - the i-th reason, "" when there is none */
 static const char *
 sess_reason(const struct sess *s, int i)
 {
-	const char *r = s->reasons;
+	const char *r = evr_reason(&s->sum, i);
 
-	if (i >= s->nreasons)
-		return "";
-	while (i-- > 0)
-		r += strlen(r) + 1;
-	return r;
+	return r != NULL ? r : "";
+}
+
+/* sess_pol_input - what the decision reads, from the session */
+static void
+sess_pol_input(const struct sess *s, struct pol_input *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->cf = ms->cf;
+	in->peer = &s->sum.peer.sa;
+	in->fp = s->sum.fp;
+	in->dnsbl = s->sum.dnsbl;
+	in->domain = s->sum.domain;
+	in->violations = s->sum.violations;
+	in->violation = s->sum.violation;
+	in->control = s->explore_drawn ? s->sum.control : -1;
+	in->explore_draw = s->explore_draw;
+}
+
+/* sess_set_class - switch the session's class (live counts follow) */
+static void
+sess_set_class(struct sess *s, const char *name)
+{
+	const struct shclass *c = conf_class(ms->cf, name);
+	int	idx = ms_class_index(name);
+
+	if (c == NULL || idx < 0)
+		return;
+	if (s->sum.class_idx >= 0)
+		ms->class_count[s->sum.class_idx]--;
+	s->cls = *c;
+	s->sum.class_idx = idx;
+	ms->class_count[idx]++;
+}
+
+/* sess_classify - ask the policy, keep its reasons, apply its class */
+static void
+sess_classify(struct sess *s)
+{
+	struct pol_input in;
+	struct pol_verdict v;
+	char   *r;
+
+	sess_pol_input(s, &in);
+	pol_classify(&in, &v);
+	if ((r = malloc(v.reasons_len ? v.reasons_len : 1)) != NULL) {
+		memcpy(r, v.reasons, v.reasons_len);
+		free(s->sum.reasons);
+		s->sum.reasons = r;
+		s->sum.reasons_len = v.reasons_len;
+		s->sum.nreasons = v.nreasons;
+	}
+	s->sum.score = v.score;
+	s->sum.control = v.control;
+	s->sum.static_class = v.static_class;
+	s->explore_drawn = 1;
+	if (s->sum.class_idx < 0 || strcmp(s->cls.name, v.class_name) != 0)
+		sess_set_class(s, v.class_name);
+}
+
+/* sess_learn - one outcome of this session teaches reputation */
+static void
+sess_learn(const struct sess *s, enum outcome oc)
+{
+	struct pol_input in;
+
+	sess_pol_input(s, &in);
+	pol_learn(&in, oc);
+}
+
+/* sess_learn_listing - a block list's listing teaches each key once */
+static void
+sess_learn_listing(struct sess *s)
+{
+	struct pol_input in;
+
+	if (!s->sum.counted)
+		return;		/* a refused connection teaches nothing */
+	sess_pol_input(s, &in);
+	s->listed_kinds = pol_learn_listing(&in, s->listed_kinds);
 }
 
 /* ms_since - milliseconds from tv to now */
@@ -190,122 +299,6 @@ ms_since(const struct timeval *tv)
 	gettimeofday(&now, NULL);
 	timersub(&now, tv, &d);
 	return d.tv_sec * 1000L + d.tv_usec / 1000;
-}
-
-/* client_find - the per-client entry for sa, created when create is set */
-static struct client *
-client_find(const struct sockaddr *sa, int create)
-{
-	uint8_t	key[17];
-	uint32_t h = 2166136261u;
-	struct client *c;
-	int	i;
-
-	addr_key(sa, 32, 64, key);
-	for (i = 0; i < 17; i++)
-		h = (h ^ key[i]) * 16777619u;
-	h %= CLIENT_BUCKETS;
-	for (c = clients[h]; c; c = c->next)
-		if (memcmp(c->key, key, 17) == 0)
-			return c;
-	if (!create || (c = calloc(1, sizeof(*c))) == NULL)
-		return NULL;
-	memcpy(c->key, key, 17);
-	c->next = clients[h];
-	clients[h] = c;
-	return c;
-}
-
-/* client_release - one session of this client ended */
-static void
-client_release(const struct sockaddr *sa, int class_idx)
-{
-	struct client *c = client_find(sa, 0), **pp;
-	uint32_t h = 2166136261u;
-	int	i;
-
-	if (c == NULL)
-		return;
-	c->total--;
-	if (class_idx >= 0)
-		c->by_class[class_idx]--;
-	if (c->total > 0)
-		return;
-	for (i = 0; i < 17; i++)
-		h = (h ^ c->key[i]) * 16777619u;
-	for (pp = &clients[h % CLIENT_BUCKETS]; *pp; pp = &(*pp)->next)
-		if (*pp == c) {
-			*pp = c->next;
-			free(c);
-			return;
-		}
-}
-
-/*
- * Fingerprints repeat: sessions share one refcounted copy per raw
- * signature and hop distance, so a held session costs a pointer, not a
- * 500-byte result.
- */
-struct fp_ref {
-	struct fp_ref *next;
-	unsigned refs;
-	uint32_t hash;
-	struct fp_result r;
-};
-
-#define FP_BUCKETS	1024
-static struct fp_ref *fp_table[FP_BUCKETS];
-
-/* fp_ref_of - the entry that holds r */
-static struct fp_ref *
-fp_ref_of(struct fp_result *r)
-{
-	return (struct fp_ref *)((char *)r - offsetof(struct fp_ref, r));
-}
-
-/* fp_intern - a shared copy of r */
-static struct fp_result *
-fp_intern(const struct fp_result *r)
-{
-	uint32_t h = 2166136261u;
-	const char *p;
-	struct fp_ref *e;
-
-	for (p = r->raw_sig; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	for (e = fp_table[h % FP_BUCKETS]; e; e = e->next)
-		if (e->hash == h && strcmp(e->r.raw_sig, r->raw_sig) == 0 &&
-		    strcmp(e->r.os, r->os) == 0) {
-			e->refs++;
-			return &e->r;
-		}
-	if ((e = malloc(sizeof(*e))) == NULL)
-		return NULL;
-	e->refs = 1;
-	e->hash = h;
-	e->r = *r;
-	e->next = fp_table[h % FP_BUCKETS];
-	fp_table[h % FP_BUCKETS] = e;
-	return &e->r;
-}
-
-/* fp_release - drop a session's reference */
-static void
-fp_release(struct fp_result *r)
-{
-	struct fp_ref *e, **pp;
-
-	if (r == NULL)
-		return;
-	e = fp_ref_of(r);
-	if (--e->refs > 0)
-		return;
-	for (pp = &fp_table[e->hash % FP_BUCKETS]; *pp; pp = &(*pp)->next)
-		if (*pp == e) {
-			*pp = e->next;
-			break;
-		}
-	free(e);
 }
 
 /*
@@ -409,7 +402,7 @@ sess_session_end(const struct sess *s, struct timeval *end)
 {
 	if (sess_observe() || s->cls.session_time <= 0)
 		return 0;
-	ms_add(&s->start, s->cls.session_time, end);
+	ms_add(&s->sum.start, s->cls.session_time, end);
 	return 1;
 }
 
@@ -455,8 +448,8 @@ sess_wd_cb(evutil_socket_t fd, short what, void *arg)
 		sess_free(s, "close timeout");
 		return;
 	}
-	if (!s->quit && s->outcome != OC_BACKEND_ERROR)
-		s->outcome = OC_ABANDONED;
+	if (!s->quit && s->sum.outcome != OC_BACKEND_ERROR)
+		s->sum.outcome = OC_ABANDONED;
 	if (s->state == SESS_TLS) {
 		/* Nothing can be said in plaintext any more. */
 		sess_free(s, "TLS handshake timeout");
@@ -470,10 +463,10 @@ sess_wd_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (s->busy)
 		log_warnx("%s: deadline passed in state %s while waiting "
-		    "(step %s)", s->id, sess_state_name(s->state), s->verb);
+		    "(step %s)", s->sum.id, sess_state_name(s->state), s->verb);
 	else if (s->state == SESS_DATA || s->state == SESS_BDAT)
 		log_info("%s: content from [%s]:%d too slow (min_data_rate "
-		    "%ld bytes/s)", s->id, s->ip, s->port,
+		    "%ld bytes/s)", s->sum.id, s->sum.ip, s->sum.port,
 		    ms->cf->min_data_rate);
 	sess_close(s, OC_ABANDONED, "421 4.4.2 %s Error: timeout exceeded",
 	    ms->cf->myhostname);
@@ -562,7 +555,7 @@ sess_out_full(struct sess *s)
 		return 0;
 	if (!s->out_blocked) {
 		s->out_blocked = 1;
-		log_debug("%s: output over %d bytes: input paused", s->id,
+		log_debug("%s: output over %d bytes: input paused", s->sum.id,
 		    SESS_OUTPUT_HIWAT);
 		/* The filter's write callback does not see the socket. */
 		if (bufferevent_get_underlying(s->bev) != NULL)
@@ -732,7 +725,7 @@ sess_due(struct sess *s, enum shp_stage stage, struct timeval *due)
 	long	d = shp_delay_ms(&s->cls, stage, sess_observe());
 	struct timeval add = { d / 1000, (d % 1000) * 1000 };
 
-	adm_delay(s, d);
+	adm_delay(s->sum.class_idx, d);
 	timeradd(&s->cmd_time, &add, due);
 }
 
@@ -802,15 +795,15 @@ sess_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void
 sess_decide_again(struct sess *s, const char *what)
 {
-	int	before = s->class_idx;
+	int	before = s->sum.class_idx;
 	char	was[CONF_NAME_MAX];
 
 	snprintf(was, sizeof(was), "%s", s->cls.name);
-	pol_classify(s);
+	sess_classify(s);
 	sess_reclassed(s, before);
 	if (strcmp(was, s->cls.name) != 0)
-		log_info("%s: %s: class %s -> %s (score %+.1f)", s->id, what,
-		    was, s->cls.name, s->score);
+		log_info("%s: %s: class %s -> %s (score %+.1f)", s->sum.id, what,
+		    was, s->cls.name, s->sum.score);
 	sess_rearm_banner(s, 0);
 }
 
@@ -830,7 +823,7 @@ sess_rearm_banner(struct sess *s, int only_later)
 	d = shp_delay_ms(&s->cls, SHP_GREETING, sess_observe());
 	add.tv_sec = d / 1000;
 	add.tv_usec = (d % 1000) * 1000;
-	timeradd(&s->start, &add, &due);
+	timeradd(&s->sum.start, &add, &due);
 	if (only_later && timercmp(&due, &s->reply_due, <))
 		return;
 	sess_reply_at(s, &due);
@@ -841,13 +834,16 @@ static void
 sess_dnsbl_done(void *arg, const struct dnsbl_result *r)
 {
 	struct sess *s = arg;
+	struct dnsbl_result *copy;
 
 	s->dnsbl_req = NULL;
-	if ((s->dnsbl = malloc(sizeof(*s->dnsbl))) != NULL)
-		*s->dnsbl = *r;
+	if ((copy = malloc(sizeof(*copy))) != NULL) {
+		*copy = *r;
+		s->sum.dnsbl = copy;
+	}
 	sess_decide_again(s, "dnsbl");
 	/* after the decision: in its own score the listing is the weight */
-	pol_learn_listing(s);
+	sess_learn_listing(s);
 }
 
 /* sess_fcrdns_done - the reverse name is verified, or not */
@@ -858,12 +854,12 @@ sess_fcrdns_done(void *arg, const char *name, const char *org)
 
 	s->fcrdns_req = NULL;
 	if (name != NULL)
-		s->ptr_name = strdup(name);
+		s->sum.ptr_name = strdup(name);
 	if (org != NULL)
-		s->domain = strdup(org);
+		s->sum.domain = strdup(org);
 	sess_decide_again(s, "reverse name");
 	/* a listing that came first teaches the domain key now */
-	pol_learn_listing(s);
+	sess_learn_listing(s);
 }
 
 /*
@@ -874,68 +870,49 @@ sess_fcrdns_done(void *arg, const char *name, const char *org)
 static void
 sess_learn_msg(struct sess *s, enum outcome oc)
 {
-	static const int map[] = {
-		[OC_NONE] = -1, [OC_DELIVERED] = POL_DELIVERED,
-		[OC_REJECTED] = POL_REJECTED, [OC_DEFERRED] = POL_DEFERRED,
-		[OC_ABANDONED] = POL_ABANDONED,
-		[OC_PROTOCOL_ERROR] = POL_PROTOCOL_ERROR,
-		[OC_BACKEND_ERROR] = -1,
-	};
-
 	s->learned = 1;
-	if (map[oc] >= 0)
-		pol_learn(s, (enum pol_outcome)map[oc]);
+	sess_learn(s, oc);	/* the policy ignores our backend errors */
 }
 
 /* sess_msg_end - log and write the message record; reset the transaction */
 static void
 sess_msg_end(struct sess *s, enum outcome oc, const char *reply)
 {
+	struct evr_message m;
 	struct evbuffer *b;
-	struct jw w;
-	char	id[32], line[200];
-	struct timeval now;
+	char	line[200];
 
 	if (s->mail_from == NULL)
 		return;
-	gettimeofday(&now, NULL);
-	snprintf(id, sizeof(id), "%s.%d", s->id, s->msgno);
+	memset(&m, 0, sizeof(m));
+	m.sess = &s->sum;
+	m.msgno = s->sum.msgno;
+	gettimeofday(&m.time, NULL);
+	m.mail_from = s->mail_from;
+	m.rcpt = s->rcpt;
+	m.rcpt_accepted = s->rcpt_ok;
+	m.size = s->canon.size;
+	m.outcome = oc;
+	m.stage = s->stage;
 	if (reply != NULL) {
 		size_t	n = strcspn(reply, "\r\n");
 
 		snprintf(line, sizeof(line), "%.*s", (int)(n < 190 ? n : 190),
 		    reply);
+		m.reply = line;
 	}
-	log_info("%s: from=<%s>, nrcpt=%d/%d, size=%zu, class=%s, "
-	    "outcome=%s, stage=%s, reply=%s", id, s->mail_from, s->rcpt_ok,
-	    s->rcpt, s->canon.size, s->cls.name, outcome_name(oc),
+	log_info("%s.%d: from=<%s>, nrcpt=%d/%d, size=%zu, class=%s, "
+	    "outcome=%s, stage=%s, reply=%s", s->sum.id, m.msgno, s->mail_from,
+	    s->rcpt_ok, s->rcpt, s->canon.size, s->cls.name, outcome_name(oc),
 	    msg_stage_name(s->stage), reply ? line : "none");
 	ms->st.messages++;
 	if (oc == OC_DELIVERED)
 		ms->st.delivered++;
-	adm_msg_end(s, oc);
+	adm_msg_end(&s->sum, oc);
 	sess_learn_msg(s, oc);
 	if ((b = evbuffer_new()) != NULL) {
-		jw_begin(&w, b);
-		jw_str(&w, "type", "message");
-		jw_str(&w, "session", s->id);
-		jw_str(&w, "id", id);
-		jw_time(&w, "time", &now);
-		jw_str(&w, "mail_from", s->mail_from);
-		jw_int(&w, "rcpt", s->rcpt);
-		jw_int(&w, "rcpt_accepted", s->rcpt_ok);
-		jw_int(&w, "size", (long long)s->canon.size);
-		jw_str(&w, "class", s->cls.name);
-		jw_str(&w, "outcome", outcome_name(oc));
-		jw_str(&w, "stage", msg_stage_name(s->stage));
-		jw_str(&w, "reply", reply ? line : NULL);
-		jw_str(&w, "client_ip", s->ip);
-		jw_str(&w, "raw_sig", s->fp ? s->fp->raw_sig : NULL);
-		jw_str(&w, "os", s->fp ? s->fp->os : NULL);
-		jw_bool(&w, "control", s->control);
-		jw_end(&w);
-		evbuffer_add(b, "\n", 1);
-		evlog_append(b);
+		if (evr_message_json(&m, b) == 0)
+			evlog_append(b);
 		evbuffer_free(b);
 	}
 	free(s->mail_from);
@@ -971,66 +948,30 @@ static void
 sess_record(struct sess *s)
 {
 	struct evbuffer *b = evbuffer_new();
-	const char *reasons[SESS_MAX_REASONS];
-	struct timeval now;
-	char	fpjson[1024];
-	struct jw w;
-	int	i;
 
 	if (b == NULL)
 		return;
-	gettimeofday(&now, NULL);
-	for (i = 0; i < s->nreasons; i++)
-		reasons[i] = sess_reason(s, i);
-	jw_begin(&w, b);
-	jw_str(&w, "type", "session");
-	jw_str(&w, "id", s->id);
-	jw_time(&w, "start", &s->start);
-	jw_time(&w, "end", &now);
-	jw_str(&w, "client_ip", s->ip);
-	jw_int(&w, "client_port", s->port);
-	jw_str(&w, "helo", s->helo);
-	jw_bool(&w, "tls", s->tls);
-	jw_str(&w, "class", s->cls.name);
-	jw_strlist(&w, "reasons", reasons, s->nreasons);
-	if (s->fp != NULL && fp_result_json(s->fp, fpjson, sizeof(fpjson)) > 0)
-		jw_raw(&w, "fp", fpjson);
-	else
-		jw_null(&w, "fp");
-	if (s->dnsbl != NULL &&
-	    dnsbl_result_json(s->dnsbl, fpjson, sizeof(fpjson)) > 0)
-		jw_raw(&w, "dnsbl", fpjson);
-	else
-		jw_null(&w, "dnsbl");
-	jw_num(&w, "score", s->score);
-	jw_bool(&w, "control", s->control);
-	jw_str(&w, "domain", s->domain);
-	jw_int(&w, "messages", s->messages);
-	jw_str(&w, "outcome", outcome_name(s->outcome));
-	if (s->outcome == OC_ABANDONED && s->eof)
-		jw_num(&w, "gave_up_after_s", ms_since(&s->start) / 1000.0);
-	else
-		jw_null(&w, "gave_up_after_s");
-	jw_bool(&w, "observe", sess_observe());
-	jw_int(&w, "violations", s->violations);
-	jw_end(&w);
-	evbuffer_add(b, "\n", 1);
-	evlog_append(b);
+	gettimeofday(&s->sum.end, NULL);
+	s->sum.observe = sess_observe();
+	s->sum.gave_up_after_s = s->sum.outcome == OC_ABANDONED && s->eof ?
+	    ms_since(&s->sum.start) / 1000.0 : -1;
+	if (evr_session_json(&s->sum, b) == 0)
+		evlog_append(b);
 	evbuffer_free(b);
 }
 
 /* sess_free - the only teardown: records, counters, memory */
-void
+static void
 sess_free(struct sess *s, const char *reason)
 {
 	if (s->mail_from != NULL)
 		sess_msg_end(s, s->backend_failed ? OC_BACKEND_ERROR :
 		    OC_ABANDONED, NULL);
 	/* A sender that gave up or broke the protocol before any message. */
-	if (s->counted && !s->learned && s->outcome == OC_ABANDONED)
-		pol_learn(s, POL_ABANDONED);
-	else if (s->counted && !s->learned && s->outcome == OC_PROTOCOL_ERROR)
-		pol_learn(s, POL_PROTOCOL_ERROR);
+	if (s->sum.counted && !s->learned &&
+	    (s->sum.outcome == OC_ABANDONED ||
+	    s->sum.outcome == OC_PROTOCOL_ERROR))
+		sess_learn(s, s->sum.outcome);
 	if (s->dnsbl_req != NULL) {
 		dnsbl_cancel(s->dnsbl_req);
 		s->dnsbl_req = NULL;
@@ -1039,12 +980,12 @@ sess_free(struct sess *s, const char *reason)
 		fcrdns_cancel(s->fcrdns_req);
 		s->fcrdns_req = NULL;
 	}
-	fb_remember(s);
-	adm_sess_end(s);
+	fb_remember(&s->sum);
+	adm_sess_end(&s->sum);
 	log_info("%s: disconnect from [%s]:%d class=%s outcome=%s "
-	    "messages=%d duration=%.3fs%s%s", s->id, s->ip, s->port,
-	    s->cls.name, outcome_name(s->outcome), s->messages,
-	    ms_since(&s->start) / 1000.0, reason ? " reason=" : "",
+	    "messages=%d duration=%.3fs%s%s", s->sum.id, s->sum.ip, s->sum.port,
+	    s->cls.name, outcome_name(s->sum.outcome), s->sum.messages,
+	    ms_since(&s->sum.start) / 1000.0, reason ? " reason=" : "",
 	    reason ? reason : "");
 	sess_record(s);
 	evtimer_del(&s->timer);
@@ -1060,12 +1001,12 @@ sess_free(struct sess *s, const char *reason)
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 	}
-	if (s->counted) {
-		client_release(&s->peer.sa, s->class_idx);
+	if (s->sum.counted) {
+		client_release(&s->sum.peer.sa, s->sum.class_idx);
 		ms->nsess--;
 	}
-	if (s->class_idx >= 0)
-		ms->class_count[s->class_idx]--;
+	if (s->sum.class_idx >= 0)
+		ms->class_count[s->sum.class_idx]--;
 	if (s->prev)
 		s->prev->next = s->next;
 	else if (sess_list == s)
@@ -1076,18 +1017,18 @@ sess_free(struct sess *s, const char *reason)
 	s->reply = NULL;
 	spool_free(s->spool);
 	s->spool = NULL;
-	fp_release(s->fp);
-	free(s->dnsbl);
-	free(s->ptr_name);
-	free(s->domain);
-	free(s->reasons);
-	free(s->helo);
+	fp_release(s->sum.fp);
+	free((void *)s->sum.dnsbl);
+	free(s->sum.ptr_name);
+	free(s->sum.domain);
+	free(s->sum.reasons);
+	free(s->sum.helo);
 	free(s->mail_from);
 	free(s->mail_params);
 	free(s->pending);
 	free(s->pending_args);
 	free(s);
-	daemon_session_gone();
+	ms_session_gone();
 }
 
 /* sess_flushed - 1 when nothing is left to write, TLS layer included */
@@ -1136,7 +1077,7 @@ sess_close(struct sess *s, enum outcome oc, const char *fmt, ...)
 	evtimer_del(&s->timer);
 	s->cont = NULL;
 	s->busy = 1;
-	s->outcome = oc;
+	s->sum.outcome = oc;
 	sess_enter_state(s, SESS_CLOSING);
 	evtimer_add(&s->wd, &tv);	/* then it is freed, sent or not */
 	if (s->bk != NULL) {
@@ -1160,11 +1101,11 @@ sess_close(struct sess *s, enum outcome oc, const char *fmt, ...)
 static void
 sess_error(struct sess *s, enum shp_stage stage, const char *reply)
 {
-	log_info("%s: reject: %s from [%s]:%d: %s", s->id, s->verb[0] ?
-	    s->verb : "input", s->ip, s->port, reply);
+	log_info("%s: reject: %s from [%s]:%d: %s", s->sum.id, s->verb[0] ?
+	    s->verb : "input", s->sum.ip, s->sum.port, reply);
 	if (++s->errors >= ms->cf->smtp_error_limit) {
-		log_info("%s: too many errors from [%s]:%d", s->id, s->ip,
-		    s->port);
+		log_info("%s: too many errors from [%s]:%d", s->sum.id, s->sum.ip,
+		    s->sum.port);
 		sess_close(s, OC_PROTOCOL_ERROR, "421 4.7.0 %s Error: too many "
 		    "errors", ms->cf->myhostname);
 		return;
@@ -1180,7 +1121,7 @@ sess_error(struct sess *s, enum shp_stage stage, const char *reply)
 static void
 sess_backend_down(struct sess *s, const char *text)
 {
-	log_warnx("%s: backend %s: %.*s", s->id, ms->cf->backend.text,
+	log_warnx("%s: backend %s: %.*s", s->sum.id, ms->cf->backend.text,
 	    (int)strcspn(text, "\r\n"), text);
 	ms->st.backend_errors++;
 	s->backend_failed = 1;
@@ -1201,23 +1142,24 @@ sess_tempfail_txn(struct sess *s, const char *text)
 	sess_backend_down(s, text);
 	evbuffer_add_printf(s->reply, "451 4.3.0 Error: temporary failure, "
 	    "try again later\r\n");
-	s->outcome = OC_BACKEND_ERROR;
+	s->sum.outcome = OC_BACKEND_ERROR;
 	sess_msg_end(s, OC_BACKEND_ERROR, said ? text : NULL);
 	sess_reply_at(s, &s->reply_due);
 }
 
 /* sess_mail_reply - the backend answered MAIL */
 static void
-sess_mail_reply(struct sess *s, int code, const char *text)
+sess_mail_reply(void *arg, int code, const char *text)
 {
+	struct sess *s = arg;
 	if (code < 0 || code == 421)
 		return sess_tempfail_txn(s, text);
 	s->backend_failed = 0;
 	if (code >= 200 && code < 300) {
 		s->bk_txn = 1;
 		sess_enter_state(s, SESS_MAIL);
-		if (s->outcome == OC_BACKEND_ERROR)
-			s->outcome = OC_COMPLETED;
+		if (s->sum.outcome == OC_BACKEND_ERROR)
+			s->sum.outcome = OC_COMPLETED;
 	} else
 		sess_msg_end(s, msg_outcome_of(code), text);
 	sess_relay(s, text);
@@ -1225,8 +1167,9 @@ sess_mail_reply(struct sess *s, int code, const char *text)
 
 /* sess_send_mail - backend ready: forward MAIL */
 static void
-sess_bk_ready(struct sess *s, int code, const char *text)
+sess_bk_ready(void *arg, int code, const char *text)
 {
+	struct sess *s = arg;
 	char	line[SESS_PATH_MAX + 600];
 
 	if (code < 0)
@@ -1238,8 +1181,9 @@ sess_bk_ready(struct sess *s, int code, const char *text)
 
 /* sess_bk_reset - the backend answered our RSET: now the MAIL */
 static void
-sess_bk_reset(struct sess *s, int code, const char *text)
+sess_bk_reset(void *arg, int code, const char *text)
 {
+	struct sess *s = arg;
 	if (code < 0 || code == 421)
 		return sess_tempfail_txn(s, text);
 	s->bk_txn = 0;
@@ -1271,22 +1215,23 @@ sess_mail_go(struct sess *s)
 		return;
 	}
 	if (!bk_can_open()) {
-		log_warnx("%s: backend_max_connections (%ld) reached", s->id,
+		log_warnx("%s: backend_max_connections (%ld) reached", s->sum.id,
 		    ms->cf->backend_max_connections);
 		evbuffer_add_printf(s->reply, "451 4.3.2 Too busy, try again "
 		    "later\r\n");
-		s->outcome = OC_BACKEND_ERROR;
+		s->sum.outcome = OC_BACKEND_ERROR;
 		sess_msg_end(s, OC_BACKEND_ERROR, NULL);
 		return sess_reply_at(s, &s->reply_due);
 	}
-	if ((s->bk = bk_open(s, sess_bk_ready)) == NULL)
+	if ((s->bk = bk_open(&s->sum, &s->local, s, sess_bk_ready)) == NULL)
 		return sess_tempfail_txn(s, "cannot allocate a connection");
 }
 
 /* sess_rcpt_reply - the backend answered RCPT */
 static void
-sess_rcpt_reply(struct sess *s, int code, const char *text)
+sess_rcpt_reply(void *arg, int code, const char *text)
 {
+	struct sess *s = arg;
 	if (code < 0 || code == 421)
 		return sess_tempfail_txn(s, text);
 	if (code >= 200 && code < 300) {
@@ -1315,12 +1260,13 @@ sess_rcpt_go(struct sess *s)
 
 /* sess_dot_reply - the backend's verdict on the message */
 static void
-sess_dot_reply(struct sess *s, int code, const char *text)
+sess_dot_reply(void *arg, int code, const char *text)
 {
+	struct sess *s = arg;
 	if (code < 0 || code == 421)
 		return sess_tempfail_txn(s, text);
 	s->bk_txn = 0;
-	s->messages++;
+	s->sum.messages++;
 	sess_msg_end(s, msg_outcome_of(code), text);
 	sess_relay(s, text);
 }
@@ -1340,7 +1286,7 @@ sess_dot_go(struct sess *s)
 		return sess_reply_at(s, &s->reply_due);
 	}
 	if (s->canon.bad && ms->cf->bare_policy == BARE_REJECT) {
-		log_info("%s: message refused: %s in content", s->id,
+		log_info("%s: message refused: %s in content", s->sum.id,
 		    canon_bad_text(s->canon.bad));
 		evbuffer_add_printf(s->reply, "550 5.5.2 Error: %s received\r\n",
 		    canon_bad_text(s->canon.bad));
@@ -1359,7 +1305,7 @@ sess_dot_go(struct sess *s)
 	content = spool_take(s->spool, err, sizeof(err));
 	s->spool = NULL;
 	if (content == NULL) {
-		log_warnx("%s: %s", s->id, err);
+		log_warnx("%s: %s", s->sum.id, err);
 		evbuffer_add_printf(s->reply, "451 4.3.0 Error: queue file "
 		    "read error\r\n");
 		sess_msg_end(s, OC_BACKEND_ERROR, NULL);
@@ -1370,8 +1316,9 @@ sess_dot_go(struct sess *s)
 
 /* sess_rset_reply - the backend answered RSET */
 static void
-sess_rset_reply(struct sess *s, int code, const char *text)
+sess_rset_reply(void *arg, int code, const char *text)
 {
+	struct sess *s = arg;
 	if (code < 0) {
 		sess_backend_down(s, text);
 		s->backend_failed = 0;
@@ -1403,9 +1350,9 @@ sess_size_limit(void)
 {
 	long	lim = ms->cf->message_size_limit;
 
-	if (ms->caps.has_size && ms->caps.size > 0 &&
-	    (lim == 0 || ms->caps.size < lim))
-		lim = ms->caps.size;
+	if (bk_caps()->has_size && bk_caps()->size > 0 &&
+	    (lim == 0 || bk_caps()->size < lim))
+		lim = bk_caps()->size;
 	return lim > 0 ? lim : SESS_HARD_SIZE;
 }
 
@@ -1425,16 +1372,10 @@ sess_apply_rate(struct sess *s)
 static void
 sess_reclassed(struct sess *s, int before)
 {
-	struct client *c;
-
-	if (before == s->class_idx)
+	if (before == s->sum.class_idx)
 		return;
-	if (s->counted && (c = client_find(&s->peer.sa, 0)) != NULL) {
-		if (before >= 0)
-			c->by_class[before]--;
-		if (s->class_idx >= 0)
-			c->by_class[s->class_idx]++;
-	}
+	if (s->sum.counted)
+		client_reclass(&s->sum.peer.sa, before, s->sum.class_idx);
 	sess_apply_rate(s);
 }
 
@@ -1442,11 +1383,19 @@ sess_reclassed(struct sess *s, int before)
 static void
 sess_violation(struct sess *s, const char *what)
 {
-	int	before = s->class_idx;
+	int	before = s->sum.class_idx;
+	char	was[CONF_NAME_MAX];
 
-	pol_violation(s, what);
+	s->sum.violations++;
+	s->sum.violation = what;
+	ms->st.violations++;
+	snprintf(was, sizeof(was), "%s", s->cls.name);
+	sess_classify(s);
+	log_info("%s: violation: %s from [%s]:%d; class %s -> %s%s", s->sum.id,
+	    what, s->sum.ip, s->sum.port, was, s->cls.name,
+	    ms->cf->observe ? " (observe)" : "");
 	sess_reclassed(s, before);
-	if (before != s->class_idx)
+	if (before != s->sum.class_idx)
 		sess_rearm_banner(s, 1);
 }
 
@@ -1508,9 +1457,9 @@ check_helo(struct sess *s, char *args)
 static void
 sess_set_helo(struct sess *s, const char *name, int esmtp)
 {
-	free(s->helo);
-	s->helo = strdup(name);
-	s->esmtp = esmtp;
+	free(s->sum.helo);
+	s->sum.helo = strdup(name);
+	s->sum.esmtp = esmtp;
 	sess_txn_abandon(s);
 	sess_enter_state(s, SESS_READY);
 }
@@ -1519,7 +1468,7 @@ sess_set_helo(struct sess *s, const char *name, int esmtp)
 static void
 do_ehlo(struct sess *s, char *args)
 {
-	const struct bk_caps *c = &ms->caps;
+	const struct bk_caps *c = bk_caps();
 	char	size[32];
 	const char *kw[12];
 	struct timeval due;
@@ -1534,7 +1483,7 @@ do_ehlo(struct sess *s, char *args)
 	}
 	if (ms->cf->vrfy_command)
 		kw[n++] = "VRFY";
-	if (ms->tls != NULL && !s->tls)
+	if (ms->tls != NULL && !s->sum.tls)
 		kw[n++] = "STARTTLS";
 	if (c->enhanced)
 		kw[n++] = "ENHANCEDSTATUSCODES";
@@ -1576,7 +1525,7 @@ check_mail(struct sess *s, char *args)
 		return reply;
 	}
 	if (!sess_observe() && s->cls.max_messages > 0 &&
-	    s->msgno >= s->cls.max_messages)
+	    s->sum.msgno >= s->cls.max_messages)
 		return "452 4.5.3 Error: too many messages in this session";
 	fwd = evbuffer_new();
 	for (p = params; (w = strsep(&p, " ")) != NULL;) {
@@ -1591,8 +1540,8 @@ check_mail(struct sess *s, char *args)
 				    "limit";
 			}
 		} else if (strcasecmp(w, "BODY=7BIT") == 0 ||
-		    (strcasecmp(w, "BODY=8BITMIME") == 0 && ms->caps.eightbit) ||
-		    (strcasecmp(w, "SMTPUTF8") == 0 && ms->caps.smtputf8)) {
+		    (strcasecmp(w, "BODY=8BITMIME") == 0 && bk_caps()->eightbit) ||
+		    (strcasecmp(w, "SMTPUTF8") == 0 && bk_caps()->smtputf8)) {
 			/* offered, forwarded as given */
 		} else {
 			snprintf(reply, sizeof(reply), "555 5.5.4 Unsupported "
@@ -1617,7 +1566,7 @@ static void
 do_mail(struct sess *s, char *args)
 {
 	(void)args;
-	s->msgno++;
+	s->sum.msgno++;
 	s->rcpt = s->rcpt_ok = 0;
 	s->stage = MST_MAIL;
 	canon_init(&s->canon, 0, 1);
@@ -1697,12 +1646,12 @@ sess_trace_header(struct sess *s, struct evbuffer *b)
 	if (*ms->cf->trace_header == 0 || b == NULL)
 		return;
 	evbuffer_add_printf(b, "%s: id=%s.%d; class=%s;%s", ms->cf->trace_header,
-	    s->id, s->msgno, s->cls.name, s->control ? " control=yes;" : "");
-	if (s->fp != NULL) {
-		evbuffer_add_printf(b, "\r\n\trawsig=%s; key=\"", s->fp->key_hash);
-		hdr_quoted(b, s->fp->key);
+	    s->sum.id, s->sum.msgno, s->cls.name, s->sum.control ? " control=yes;" : "");
+	if (s->sum.fp != NULL) {
+		evbuffer_add_printf(b, "\r\n\trawsig=%s; key=\"", s->sum.fp->key_hash);
+		hdr_quoted(b, s->sum.fp->key);
 		evbuffer_add_printf(b, "\";\r\n\tos=\"");
-		hdr_quoted(b, s->fp->os);
+		hdr_quoted(b, s->sum.fp->os);
 		evbuffer_add_printf(b, "\"\r\n");
 	} else
 		evbuffer_add_printf(b, " rawsig=none\r\n");
@@ -1715,7 +1664,7 @@ sess_spool_start(struct sess *s)
 	spool_free(s->spool);
 	s->spool_failed = 0;
 	if ((s->spool = spool_new()) == NULL) {
-		log_warnx("%s: out of memory for a message", s->id);
+		log_warnx("%s: out of memory for a message", s->sum.id);
 		s->spool_failed = 1;
 		return;
 	}
@@ -1745,7 +1694,7 @@ sess_spool_settle(struct sess *s)
 		return;
 	}
 	if (spool_settle(s->spool, err, sizeof(err)) < 0) {
-		log_warnx("%s: %s; the message will get 451", s->id, err);
+		log_warnx("%s: %s; the message will get 451", s->sum.id, err);
 		s->spool_failed = 1;
 		spool_discard(s->spool);
 	}
@@ -1794,7 +1743,7 @@ check_bdat(struct sess *s, char *args)
 	s->bdat_error = NULL;
 	if (*end && strcasecmp(end, " LAST") != 0)
 		s->bdat_error = "501 5.5.4 Syntax: BDAT count [LAST]";
-	else if (!ms->caps.chunking)
+	else if (!bk_caps()->chunking)
 		s->bdat_error = "502 5.5.1 Error: command not available";
 	else if (s->state == SESS_HELO)
 		s->bdat_error = "503 5.5.1 Error: send HELO/EHLO first";
@@ -1867,7 +1816,7 @@ do_noop(struct sess *s, char *args)
 static void
 sess_quit_done(struct sess *s)
 {
-	sess_close(s, s->outcome, "221 2.0.0 Bye");
+	sess_close(s, s->sum.outcome, "221 2.0.0 Bye");
 }
 
 /* do_quit - goodbye (no delay: the client is leaving anyway) */
@@ -1877,8 +1826,8 @@ do_quit(struct sess *s, char *args)
 	(void)args;
 	s->quit = 1;
 	sess_txn_abandon(s);
-	if (s->outcome != OC_BACKEND_ERROR)
-		s->outcome = OC_COMPLETED;
+	if (s->sum.outcome != OC_BACKEND_ERROR)
+		s->sum.outcome = OC_COMPLETED;
 	sess_quit_done(s);
 }
 
@@ -1906,8 +1855,8 @@ do_help(struct sess *s, char *args)
 {
 	(void)args;
 	sess_reply(s, SHP_MAIL, "214 2.0.0 Commands: EHLO HELO MAIL RCPT "
-	    "DATA%s RSET NOOP QUIT%s", ms->caps.chunking ? " BDAT" : "",
-	    ms->tls && !s->tls ? " STARTTLS" : "");
+	    "DATA%s RSET NOOP QUIT%s", bk_caps()->chunking ? " BDAT" : "",
+	    ms->tls && !s->sum.tls ? " STARTTLS" : "");
 }
 
 /* do_refused - XCLIENT, XFORWARD, AUTH: never for clients */
@@ -1915,8 +1864,8 @@ static void
 do_refused(struct sess *s, char *args)
 {
 	(void)args;
-	log_warnx("%s: refused %s from [%s]:%d", s->id, s->verb, s->ip,
-	    s->port);
+	log_warnx("%s: refused %s from [%s]:%d", s->sum.id, s->verb, s->sum.ip,
+	    s->sum.port);
 	sess_error(s, SHP_MAIL, "502 5.5.1 Error: command not available");
 }
 
@@ -1924,7 +1873,7 @@ do_refused(struct sess *s, char *args)
 static const char *
 check_starttls(struct sess *s, char *args)
 {
-	if (ms->tls == NULL || s->tls)
+	if (ms->tls == NULL || s->sum.tls)
 		return "502 5.5.1 Error: command not available";
 	if (*args)
 		return "501 5.5.4 Syntax: STARTTLS";
@@ -1944,7 +1893,7 @@ sess_tls_go(struct sess *s)
 	/* CVE-2011-0411: anything sent with STARTTLS is not trusted. */
 	if (evbuffer_get_length(in) > 0) {
 		log_info("%s: discarded %zu bytes pipelined after STARTTLS",
-		    s->id, evbuffer_get_length(in));
+		    s->sum.id, evbuffer_get_length(in));
 		evbuffer_drain(in, evbuffer_get_length(in));
 	}
 	if ((ssl = SSL_new(ms->tls)) == NULL) {
@@ -2057,8 +2006,8 @@ sess_command(struct sess *s, char *line, int more)
 	if ((cmd->flags & CMD_JUNK) &&
 	    ++s->junk > ms->cf->smtp_junk_command_limit &&
 	    ++s->errors >= ms->cf->smtp_error_limit) {
-		log_info("%s: too many %s commands from [%s]:%d", s->id,
-		    cmd->name, s->ip, s->port);
+		log_info("%s: too many %s commands from [%s]:%d", s->sum.id,
+		    cmd->name, s->sum.ip, s->sum.port);
 		sess_close(s, OC_PROTOCOL_ERROR, "421 4.7.0 %s Error: too many "
 		    "errors", ms->cf->myhostname);
 		return;
@@ -2176,8 +2125,8 @@ sess_has_line(struct sess *s)
 static void
 sess_end_eof(struct sess *s)
 {
-	if (!s->quit && s->outcome != OC_BACKEND_ERROR)
-		s->outcome = OC_ABANDONED;
+	if (!s->quit && s->sum.outcome != OC_BACKEND_ERROR)
+		s->sum.outcome = OC_ABANDONED;
 	sess_free(s, "client closed");
 }
 
@@ -2327,15 +2276,15 @@ sess_eventcb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		/* TLS handshake complete: start over, RFC 3207 4.2. */
-		s->tls = 1;
+		s->sum.tls = 1;
 		s->busy = 0;
-		free(s->helo);
-		s->helo = NULL;
-		s->esmtp = 0;
+		free(s->sum.helo);
+		s->sum.helo = NULL;
+		s->sum.esmtp = 0;
 		gettimeofday(&s->last_reply, NULL);
 		sess_enter_state(s, SESS_HELO);
-		log_info("%s: TLS established with [%s]:%d", s->id, s->ip,
-		    s->port);
+		log_info("%s: TLS established with [%s]:%d", s->sum.id, s->sum.ip,
+		    s->sum.port);
 		sess_process(s);
 		return;
 	}
@@ -2345,11 +2294,11 @@ sess_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (what & BEV_EVENT_WRITING) {
-			s->outcome = OC_ABANDONED;
+			s->sum.outcome = OC_ABANDONED;
 			sess_free(s, "write timeout");
 			return;
 		}
-		s->outcome = OC_ABANDONED;
+		s->sum.outcome = OC_ABANDONED;
 		sess_close(s, OC_ABANDONED, "421 4.4.2 %s Error: timeout "
 		    "exceeded", ms->cf->myhostname);
 		return;
@@ -2377,8 +2326,8 @@ sess_eventcb(struct bufferevent *bev, short what, void *arg)
 		unsigned long e = bufferevent_get_openssl_error(s->bev);
 
 		s->eof = 1;
-		if (!s->quit && s->outcome != OC_BACKEND_ERROR)
-			s->outcome = s->state == SESS_TLS ? OC_PROTOCOL_ERROR :
+		if (!s->quit && s->sum.outcome != OC_BACKEND_ERROR)
+			s->sum.outcome = s->state == SESS_TLS ? OC_PROTOCOL_ERROR :
 			    OC_ABANDONED;
 		sess_free(s, e ? "TLS error" : "connection error");
 	}
@@ -2425,25 +2374,26 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		close(fd);
 		return;
 	}
-	gettimeofday(&s->start, NULL);
-	s->cmd_time = s->start;
-	s->last_reply = s->start;
-	snprintf(s->id, sizeof(s->id), "%08lX%04lX", (unsigned long)
-	    (s->start.tv_sec & 0xffffffff), sess_counter++ & 0xffff);
+	gettimeofday(&s->sum.start, NULL);
+	s->cmd_time = s->sum.start;
+	s->last_reply = s->sum.start;
+	snprintf(s->sum.id, sizeof(s->sum.id), "%08lX%04lX", (unsigned long)
+	    (s->sum.start.tv_sec & 0xffffffff), sess_counter++ & 0xffff);
 	memset(&ss, 0, sizeof(ss));
 	memcpy(&ss, sa, salen < sizeof(ss) ? salen : sizeof(ss));
 	addr_unmap(&ss);
-	memcpy(&s->peer, &ss, sizeof(s->peer));
+	memcpy(&s->sum.peer, &ss, sizeof(s->sum.peer));
 	memset(&ss, 0, sizeof(ss));
 	if (getsockname(fd, (struct sockaddr *)&ss, &llen) == 0) {
 		addr_unmap(&ss);
 		memcpy(&s->local, &ss, sizeof(s->local));
 	}
-	addr_ntop(&s->peer.sa, s->ip, sizeof(s->ip), &s->port);
-	if (synlen > 0 && (syn[0] >> 4) == 4 && s->peer.sa.sa_family != AF_INET)
-		log_warnx("%s: SYN is IPv4 but the peer is %s", s->id, s->ip);
-	s->class_idx = -1;
-	s->outcome = OC_COMPLETED;
+	addr_ntop(&s->sum.peer.sa, s->sum.ip, sizeof(s->sum.ip), &s->sum.port);
+	if (synlen > 0 && (syn[0] >> 4) == 4 && s->sum.peer.sa.sa_family != AF_INET)
+		log_warnx("%s: SYN is IPv4 but the peer is %s", s->sum.id, s->sum.ip);
+	s->sum.class_idx = -1;
+	s->sum.class_name = s->cls.name;
+	s->sum.outcome = OC_COMPLETED;
 	evtimer_assign(&s->timer, ms->base, sess_timer_cb, s);
 	evtimer_assign(&s->wd, ms->base, sess_wd_cb, s);
 	s->next = sess_list;
@@ -2458,46 +2408,47 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 
 		if (fp_fingerprint_syn(ms->sigdb, syn, (size_t)synlen, &r, err,
 		    sizeof(err)) < 0)
-			log_warnx("%s: SYN from [%s]:%d: %s", s->id, s->ip,
-			    s->port, err);
+			log_warnx("%s: SYN from [%s]:%d: %s", s->sum.id, s->sum.ip,
+			    s->sum.port, err);
 		else
-			s->fp = fp_intern(&r);
+			s->sum.fp = fp_intern(&r);
 	} else if (synlen <= 0)
 		ms->st.syn_missing++;
 
-	pol_classify(s);
-	adm_sess_start(s);
-	if (!s->static_class && !ms->stopping) {
-		s->dnsbl_req = dnsbl_lookup(&s->peer.sa, sess_dnsbl_done, s);
+	s->explore_draw = drand48();
+	sess_classify(s);
+	adm_sess_start(&s->sum);
+	if (!s->sum.static_class && !ms->stopping) {
+		s->dnsbl_req = dnsbl_lookup(&s->sum.peer.sa, sess_dnsbl_done, s);
 		if (dnsbl_evdns() != NULL)
-			s->fcrdns_req = fcrdns_lookup(dnsbl_evdns(), &s->peer.sa,
+			s->fcrdns_req = fcrdns_lookup(dnsbl_evdns(), &s->sum.peer.sa,
 			    ms->cf->dnsbl_timeout, sess_fcrdns_done, s);
 	}
 
 	/* Caps: global, per client, per class. */
-	cl = client_find(&s->peer.sa, 1);
+	cl = client_find(&s->sum.peer.sa, 1);
 	if (ms->stopping)
 		refuse = "service shutting down";
 	else if (ms->nsess >= ms->cf->max_connections)
 		refuse = "too many connections";
 	else if (cl == NULL || cl->total >= ms->cf->max_connections_per_client)
 		refuse = "too many connections from your address";
-	else if (!sess_observe() && s->class_idx >= 0 &&
-	    ms->class_count[s->class_idx] > ms->cf->max_connections *
+	else if (!sess_observe() && s->sum.class_idx >= 0 &&
+	    ms->class_count[s->sum.class_idx] > ms->cf->max_connections *
 	    s->cls.max_share / 100)
 		refuse = "too many connections of your class";
 	else if (!sess_observe() && s->cls.max_per_client > 0 &&
-	    s->class_idx >= 0 &&
-	    cl->by_class[s->class_idx] >= s->cls.max_per_client)
+	    s->sum.class_idx >= 0 &&
+	    cl->by_class[s->sum.class_idx] >= s->cls.max_per_client)
 		refuse = "too many connections from your address";
 	log_info("%s: connect from [%s]:%d class=%s reasons=\"%s%s%s\" fp=%s%s%s",
-	    s->id, s->ip, s->port, s->cls.name, sess_reason(s, 0),
-	    s->nreasons > 1 ? "; " : "", sess_reason(s, 1),
-	    s->fp ? s->fp->os : "null", s->fp ? " " : "",
-	    s->fp ? s->fp->raw_sig : "");
+	    s->sum.id, s->sum.ip, s->sum.port, s->cls.name, sess_reason(s, 0),
+	    s->sum.nreasons > 1 ? "; " : "", sess_reason(s, 1),
+	    s->sum.fp ? s->sum.fp->os : "null", s->sum.fp ? " " : "",
+	    s->sum.fp ? s->sum.fp->raw_sig : "");
 	if (refuse != NULL) {
 		ms->st.refused++;
-		log_warnx("%s: refused [%s]:%d: %s", s->id, s->ip, s->port,
+		log_warnx("%s: refused [%s]:%d: %s", s->sum.id, s->sum.ip, s->sum.port,
 		    refuse);
 		sess_close(s, OC_REFUSED, "421 4.7.0 %s Error: %s",
 		    ms->cf->myhostname, refuse);
@@ -2505,16 +2456,16 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 		if (cl != NULL && cl->total == 0) {
 			/* Not counted: drop the empty entry again. */
 			cl->total = 1;
-			client_release(&s->peer.sa, -1);
+			client_release(&s->sum.peer.sa, -1);
 		}
 		return;
 	}
-	s->counted = 1;
+	s->sum.counted = 1;
 	ms->nsess++;
 	cl->total++;
-	if (s->class_idx >= 0) {
-		cl->by_class[s->class_idx]++;
-		ms->st.by_class[s->class_idx]++;
+	if (s->sum.class_idx >= 0) {
+		cl->by_class[s->sum.class_idx]++;
+		ms->st.by_class[s->sum.class_idx]++;
 	}
 
 	sess_apply_rate(s);
@@ -2536,11 +2487,11 @@ sess_shutdown_all(const char *why)
 	while (sess_list != NULL) {
 		struct sess *s = sess_list;
 
-		if (s->state != SESS_CLOSING && !s->tls) {
+		if (s->state != SESS_CLOSING && !s->sum.tls) {
 			char	line[400];
 			int	n;
 
-			s->outcome = s->quit ? OC_COMPLETED : OC_ABANDONED;
+			s->sum.outcome = s->quit ? OC_COMPLETED : OC_ABANDONED;
 			/*
 			 * Best effort, straight to the socket (a bufferevent's
 			 * output cannot be drained from outside): tell the
@@ -2550,7 +2501,7 @@ sess_shutdown_all(const char *why)
 			    "%s\r\n", ms->cf->myhostname, why);
 			if (n > 0 && n < (int)sizeof(line) &&
 			    write(bufferevent_getfd(s->bev), line, (size_t)n) < 0)
-				log_debug("%s: 421 at shutdown: %s", s->id,
+				log_debug("%s: 421 at shutdown: %s", s->sum.id,
 				    strerror(errno));
 		}
 		sess_free(s, why);

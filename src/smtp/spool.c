@@ -2,9 +2,9 @@
  * spool.c - message content of one transaction, in memory or in an
  *	     unlinked file, under one memory budget for all sessions
  *
- * Exports spool_init(), spool_deinit(), spool_check(), spool_new(), spool_buf(),
- * spool_settle(), spool_discard(), spool_take(), spool_free(),
- * spool_mem_used(), spool_files_total() and spool_in_file().
+ * Exports spool_init(), spool_deinit(), spool_check(), spool_new(),
+ * spool_buf(), spool_settle(), spool_discard(), spool_take(), spool_free()
+ * and spool_in_file(); it counts in ms->st.spool_mem and spool_files.
  *
  * The canonicaliser appends a message's content to spool_buf(); after each
  * append the session calls spool_settle().  While the content of all
@@ -41,7 +41,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "daemon/daemon.h"
+#include "daemon/runtime.h"
 #include "smtp/spool.h"
 #include "util/log.h"
 
@@ -52,12 +52,10 @@
 struct spool {
 	struct evbuffer *buf;	/* content, or staging for the file */
 	int	fd;		/* the unlinked file, -1 while in memory */
-	size_t	counted;	/* bytes of buf counted in spool_mem */
+	size_t	counted;	/* bytes of buf counted in ms->st.spool_mem */
 	size_t	in_file;	/* bytes written to fd */
 };
 
-static size_t spool_mem;		/* bytes counted, all spools */
-static unsigned long spool_files;	/* spools that went to a file */
 static char spool_dir[256];
 static size_t spool_freed;		/* counted bytes freed since a trim */
 static struct event *spool_trim_ev;
@@ -190,7 +188,7 @@ spool_uncount(struct spool *sp)
 	static const struct timeval tv = { SPOOL_TRIM_MS / 1000,
 	    (SPOOL_TRIM_MS % 1000) * 1000 };
 
-	spool_mem -= sp->counted;
+	ms->st.spool_mem -= sp->counted;
 	spool_freed += sp->counted;
 	sp->counted = 0;
 	if (spool_freed >= SPOOL_TRIM && spool_trim_ev != NULL &&
@@ -225,13 +223,13 @@ spool_settle(struct spool *sp, char *err, size_t errlen)
 
 	if (sp->fd >= 0)
 		return len >= SPOOL_STAGE ? spool_flush(sp, err, errlen) : 0;
-	spool_mem += len - sp->counted;
+	ms->st.spool_mem += len - sp->counted;
 	sp->counted = len;
-	if (spool_mem <= (size_t)ms->cf->spool_memory)
+	if (ms->st.spool_mem <= (size_t)ms->cf->spool_memory)
 		return 0;
 	if ((sp->fd = spool_open_file(err, errlen)) < 0)
 		return -1;
-	spool_files++;
+	ms->st.spool_files++;
 	spool_uncount(sp);
 	return spool_flush(sp, err, errlen);
 }
@@ -308,18 +306,4 @@ spool_deinit(void)
 		event_free(spool_trim_ev);
 		spool_trim_ev = NULL;
 	}
-}
-
-/* spool_mem_used - bytes of content in memory, all sessions */
-size_t
-spool_mem_used(void)
-{
-	return spool_mem;
-}
-
-/* spool_files_total - spools that went to a file since start */
-unsigned long
-spool_files_total(void)
-{
-	return spool_files;
 }

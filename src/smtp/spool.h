@@ -21,8 +21,6 @@ int	spool_settle(struct spool *, char *err, size_t errlen);
 void	spool_discard(struct spool *);
 struct evbuffer *spool_take(struct spool *, char *err, size_t errlen);
 void	spool_free(struct spool *);
-size_t	spool_mem_used(void);
-unsigned long spool_files_total(void);
 int	spool_in_file(const struct spool *);
 
 #endif
