@@ -43,9 +43,9 @@
 #include "daemon/runtime.h"
 #include "fp/fp.h"
 #include "log/eventlog.h"
-#include "rep/rep.h"
+#include "log/evrec.h"
+#include "policy/policy.h"
 #include "util/addr.h"
-#include "util/json.h"
 #include "util/log.h"
 
 struct fb_entry {
@@ -130,9 +130,12 @@ fb_http_feedback(struct evhttp_request *req, void *arg)
 	struct evkeyvalq q;
 	const struct fb_entry *e;
 	const char *id, *verdict, *query;
-	struct rep_key keys[REPK_NKINDS];
+	struct pol_input in;
+	struct fp_result fp;
+	struct evr_feedback f;
+	struct evbuffer *b;
 	char	sid[16];
-	int	spam, n, i;
+	int	spam, n;
 
 	(void)arg;
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST)
@@ -162,26 +165,27 @@ fb_http_feedback(struct evhttp_request *req, void *arg)
 		evhttp_clear_headers(&q);
 		return;
 	}
-	n = rep_keys_for(&e->peer.sa, *e->key_hash ? e->key_hash : NULL,
-	    *e->os ? e->os : NULL, *e->domain ? e->domain : NULL, keys);
-	for (i = 0; i < n; i++)
-		rep_update(&keys[i], spam ? OC_SPAM : OC_HAM, 1.0);
+	/* The session's keys, as the policy derives them. */
+	memset(&in, 0, sizeof(in));
+	memset(&fp, 0, sizeof(fp));
+	in.cf = ms->cf;
+	in.peer = &e->peer.sa;
+	if (*e->key_hash) {
+		snprintf(fp.key_hash, sizeof(fp.key_hash), "%s", e->key_hash);
+		snprintf(fp.os, sizeof(fp.os), "%s", e->os);
+		in.fp = &fp;
+	}
+	in.domain = *e->domain ? e->domain : NULL;
+	n = pol_learn(&in, spam ? OC_SPAM : OC_HAM);
 	fb.verdicts++;
-	{
-		struct evbuffer *b = evbuffer_new();
-		struct timeval now;
-		struct jw w;
-
-		gettimeofday(&now, NULL);
-		jw_begin(&w, b);
-		jw_str(&w, "type", "feedback");
-		jw_time(&w, "time", &now);
-		jw_str(&w, "session", sid);
-		jw_str(&w, "message", strchr(id, '.') ? id : NULL);
-		jw_str(&w, "verdict", verdict);
-		jw_end(&w);
-		evbuffer_add(b, "\n", 1);
-		evlog_append(b);
+	memset(&f, 0, sizeof(f));
+	gettimeofday(&f.time, NULL);
+	f.session = sid;
+	f.message = strchr(id, '.') ? id : NULL;
+	f.verdict = spam ? OC_SPAM : OC_HAM;
+	if ((b = evbuffer_new()) != NULL) {
+		if (evr_feedback_json(&f, b) == 0)
+			evlog_append(b);
 		evbuffer_free(b);
 	}
 	log_info("feedback: %s is %s: %d keys updated", id, verdict, n);

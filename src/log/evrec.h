@@ -112,9 +112,18 @@ struct evr_message {
 	const char *reply;		/* the final reply's first line, or NULL */
 };
 
+/* A downstream filter's verdict on a session or one of its messages. */
+struct evr_feedback {
+	struct timeval time;
+	const char *session;		/* session id */
+	const char *message;		/* "<session>.<n>", or NULL */
+	enum outcome verdict;		/* OC_SPAM or OC_HAM */
+};
+
 /* The JSON lines (newline included) appended to b; -1 when out of memory. */
 int	evr_session_json(const struct evr_session *, struct evbuffer *b);
 int	evr_message_json(const struct evr_message *, struct evbuffer *b);
+int	evr_feedback_json(const struct evr_feedback *, struct evbuffer *b);
 /* The i-th reason of a summary, or NULL. */
 const char *evr_reason(const struct evr_session *, int i);
 

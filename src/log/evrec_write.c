@@ -1,7 +1,7 @@
 /*
  * evrec_write.c - the session and message records' JSON lines
  *
- * Exports evr_session_json() and evr_message_json().  Every key written
+ * Exports evr_session_json(), evr_message_json() and evr_feedback_json().  Every key written
  * here is one the record reader (evrec_read.c) knows; doc/internals/
  * eventlog.md lists them.
  */
@@ -90,6 +90,22 @@ evr_message_json(const struct evr_message *m, struct evbuffer *b)
 	jw_str(&w, "raw_sig", s->fp ? s->fp->raw_sig : NULL);
 	jw_str(&w, "os", s->fp ? s->fp->os : NULL);
 	jw_bool(&w, "control", s->control);
+	jw_end(&w);
+	return evbuffer_add(b, "\n", 1);
+}
+
+/* evr_feedback_json - the feedback record line */
+int
+evr_feedback_json(const struct evr_feedback *f, struct evbuffer *b)
+{
+	struct jw w;
+
+	jw_begin(&w, b);
+	jw_str(&w, "type", "feedback");
+	jw_time(&w, "time", &f->time);
+	jw_str(&w, "session", f->session);
+	jw_str(&w, "message", f->message);
+	jw_str(&w, "verdict", outcome_name(f->verdict));
 	jw_end(&w);
 	return evbuffer_add(b, "\n", 1);
 }

@@ -246,12 +246,13 @@ pol_update(const struct pol_input *in, enum outcome o, unsigned skip)
 }
 
 /* pol_learn - one outcome updates every key of the input (listed: not ip) */
-void
+int
 pol_learn(const struct pol_input *in, enum outcome oc)
 {
 	if ((unsigned)oc >= OC_NLEARN)
-		return;			/* ours (backend error), or no outcome */
-	(void)pol_update(in, oc, oc == OC_LISTED ? POL_NOT_LISTED : 0);
+		return 0;		/* ours (backend error), or no outcome */
+	return __builtin_popcount(pol_update(in, oc,
+	    oc == OC_LISTED ? POL_NOT_LISTED : 0));
 }
 
 /* pol_listed - 1 when a block list (positive weight) listed the client */

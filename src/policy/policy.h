@@ -56,14 +56,16 @@ struct pol_verdict {
  * applies).  Called again whenever an input changes; the caller passes
  * the earlier v->control back as in->control.
  * pol_learn: one outcome (OC_F_GOOD or OC_F_BAD, or OC_DEFERRED) counted
- * for every reputation key of the input; OC_LISTED never for the ip key.
+ * for every reputation key of the input; OC_LISTED never for the ip key;
+ * returns the number of keys taught (0 for an outcome reputation does not
+ * count, such as OC_BACKEND_ERROR).
  * pol_learn_listing: when a block list (positive weight) listed the
  * client, one OC_LISTED for each key kind not in `done` (bits
  * 1 << enum rep_keykind) and not ip; returns done plus the kinds taught.
  * pol_reason: the i-th reason of a verdict, or NULL.
  */
 void	pol_classify(const struct pol_input *, struct pol_verdict *);
-void	pol_learn(const struct pol_input *, enum outcome);
+int	pol_learn(const struct pol_input *, enum outcome);
 unsigned pol_learn_listing(const struct pol_input *, unsigned done);
 const char *pol_reason(const struct pol_verdict *, int i);
 
