@@ -142,7 +142,7 @@ pol_static(const struct conf *cf, const struct sockaddr *peer)
 {
 	int	i;
 
-	for (i = 0; i < cf->nmap; i++)
+	for (i = 0; peer != NULL && i < cf->nmap; i++)
 		if (addr_cidr_match(&cf->map[i].net, peer))
 			return &cf->map[i];
 	return NULL;

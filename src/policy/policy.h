@@ -24,7 +24,8 @@ struct dnsbl_result;
 /* Everything the decision reads. */
 struct pol_input {
 	const struct conf *cf;		/* thresholds, weights, map, classes */
-	const struct sockaddr *peer;	/* the client (IPv4-mapped folded) */
+	const struct sockaddr *peer;	/* the client (IPv4-mapped folded);
+					   NULL: none */
 	const struct fp_result *fp;	/* NULL: no saved SYN */
 	const struct dnsbl_result *dnsbl; /* NULL: no answer yet */
 	const char *domain;		/* verified organisational domain */
