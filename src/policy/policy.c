@@ -64,20 +64,36 @@
 #include "policy/policy.h"
 #include "rep/rep.h"
 
-/* pol_reason_add - append a reason to the verdict (cut when it is full) */
-static void __attribute__((format(printf, 2, 3)))
-pol_reason_add(struct pol_verdict *v, const char *fmt, ...)
+/*
+ * Room kept for the decision's own reasons (the score line and the
+ * violation line), so that inputs never crowd out why the class is what
+ * it is.
+ */
+#define POL_RESERVE	(2 * POL_REASON_MAX)
+
+/*
+ * pol_reason_add - append a reason to the verdict, each cut at
+ * POL_REASON_MAX; an input's reason (final = 0) leaves POL_RESERVE bytes
+ * free, and once one does not fit no later input reason is added, so the
+ * reasons kept are always the first ones, in order
+ */
+static void __attribute__((format(printf, 3, 4)))
+pol_reason_add(struct pol_verdict *v, int final, const char *fmt, ...)
 {
 	char	r[POL_REASON_MAX];
-	size_t	n;
+	size_t	n, room = sizeof(v->reasons) - (final ? 0 : POL_RESERVE);
 	va_list	ap;
 
+	if (!final && v->reasons_cut)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(r, sizeof(r), fmt, ap);
 	va_end(ap);
 	n = strlen(r) + 1;
-	if (v->reasons_len + n > sizeof(v->reasons))
+	if (v->reasons_len + n > room) {
+		v->reasons_cut = 1;
 		return;
+	}
 	memcpy(v->reasons + v->reasons_len, r, n);
 	v->reasons_len += n;
 	v->nreasons++;
@@ -167,7 +183,7 @@ pol_classify(const struct pol_input *in, struct pol_verdict *v)
 		char	net[INET6_ADDRSTRLEN];
 
 		inet_ntop(m->net.family, m->net.addr, net, sizeof(net));
-		pol_reason_add(v, "client_class_map %s/%d = %s", net,
+		pol_reason_add(v, 1, "client_class_map %s/%d = %s", net,
 		    m->net.plen, m->class_name);
 		v->static_class = 1;
 		cls = m->class_name;
@@ -176,7 +192,7 @@ pol_classify(const struct pol_input *in, struct pol_verdict *v)
 	if (in->dnsbl != NULL) {
 		for (i = 0; i < in->dnsbl->nhits; i++) {
 			score += in->dnsbl->hits[i].weight;
-			pol_reason_add(v, "dnsbl %s = %+g",
+			pol_reason_add(v, 0, "dnsbl %s = %+g",
 			    in->dnsbl->hits[i].zone, in->dnsbl->hits[i].weight);
 		}
 	}
@@ -193,7 +209,7 @@ pol_classify(const struct pol_input *in, struct pol_verdict *v)
 		    (e.evidence + (double)cf->rep_evidence_scale);
 		score += c;
 		if (fabs(c) >= 0.05)
-			pol_reason_add(v, "%s %s (bad %.2f, n=%.0f) = %+.1f",
+			pol_reason_add(v, 0, "%s %s (bad %.2f, n=%.0f) = %+.1f",
 			    rep_keykind_name(keys[i].kind),
 			    pol_key_text(in, &keys[i], kt, sizeof(kt)), e.p_spam,
 			    e.evidence, c);
@@ -209,13 +225,13 @@ pol_classify(const struct pol_input *in, struct pol_verdict *v)
 		    in->explore_draw < cf->explore_share &&
 		    conf_class(cf, "normal") != NULL;
 	if (v->control) {
-		pol_reason_add(v, "score %+.1f; control group -> normal", score);
+		pol_reason_add(v, 1, "score %+.1f; control group -> normal", score);
 		cls = "normal";
 	} else
-		pol_reason_add(v, "score %+.1f -> %s", score, cls);
+		pol_reason_add(v, 1, "score %+.1f -> %s", score, cls);
 decided:
 	if (in->violations > 0 && *cf->violation_class) {
-		pol_reason_add(v, "violation %s -> %s",
+		pol_reason_add(v, 1, "violation %s -> %s",
 		    in->violation ? in->violation : "?", cf->violation_class);
 		cls = cf->violation_class;
 	}

@@ -48,6 +48,8 @@ struct pol_verdict {
 	int	control;		/* 1: exploration control group */
 	int	static_class;		/* 1: client_class_map decided */
 	int	nreasons;
+	int	reasons_cut;		/* inputs' reasons were left out: no
+					   room (the decision's own never are) */
 	size_t	reasons_len;		/* bytes used in reasons */
 	char	reasons[POL_REASONS_MAX]; /* each ended by NUL */
 };

@@ -846,6 +846,7 @@ test_reasons(void **state)
 	pol_classify(&in, &v);
 	assert_int_equal(v.nreasons, 1);
 	assert_int_equal(v.reasons_len, strlen("score +0.0 -> normal") + 1);
+	assert_int_equal(v.reasons_cut, 0);
 	assert_string_equal(pol_reason(&v, 0), "score +0.0 -> normal");
 	assert_null(pol_reason(&v, 1));
 	assert_null(pol_reason(&v, -1));
@@ -864,10 +865,12 @@ test_reasons(void **state)
 
 	/*
 	 * A full buffer: eight 63-character zones (80 bytes each with the
-	 * NUL), six reputation reasons and the score line each cut at 199
-	 * characters (the weights make their numbers 200 digits long):
-	 * 640 + 6 x 200 + 200 = 2040 bytes; the violation line (29) does not
-	 * fit in the 8 left and is dropped whole.
+	 * NUL), then reputation reasons cut at 199 characters (the weights
+	 * make their numbers 200 digits long).  Inputs leave 2 x 200 bytes
+	 * for the decision's own lines: 640 + 5 x 200 = 1640 fit in 1648,
+	 * the sixth reputation reason does not and is left out
+	 * (reasons_cut); the score line (200) and the violation line (29)
+	 * always fit: 1640 + 200 + 29 = 1869 bytes.
 	 */
 	cf = start(ov);
 	for (i = 0; i < DNSBL_MAX_HITS; i++) {
@@ -885,8 +888,9 @@ test_reasons(void **state)
 	in.violation = "bare LF";
 	pol_classify(&in, &v);
 	assert_int_equal(strlen(zones[0]), 63);
-	assert_int_equal(v.nreasons, DNSBL_MAX_HITS + REPK_NKINDS + 1);
-	assert_int_equal(v.reasons_len, 2040);
+	assert_int_equal(v.nreasons, DNSBL_MAX_HITS + REPK_NKINDS - 1 + 2);
+	assert_int_equal(v.reasons_len, 1869);
+	assert_int_equal(v.reasons_cut, 1);
 	assert_true(v.reasons_len <= sizeof(v.reasons));
 	for (i = 0, len = 0; i < v.nreasons; i++) {
 		r = pol_reason(&v, i);
@@ -905,7 +909,9 @@ test_reasons(void **state)
 	assert_null(pol_reason(&v, v.nreasons));
 	assert_memory_equal(pol_reason(&v, DNSBL_MAX_HITS), "ip 192.0.2.7 "
 	    "(bad 0.86, n=5) = +5972531564", 40);
-	assert_memory_equal(pol_reason(&v, v.nreasons - 1), "score +", 7);
+	assert_memory_equal(pol_reason(&v, v.nreasons - 2), "score +", 7);
+	assert_string_equal(pol_reason(&v, v.nreasons - 1),
+	    "violation bare LF -> hostile");
 	assert_string_equal(v.class_name, "hostile");	/* still decided */
 	stop(NULL);
 }
