@@ -43,21 +43,20 @@
  * read three times (and only up to its length at the first pass, so a log
  * being appended to is read consistently).
  */
-#include <sys/queue.h>
 #include <sys/stat.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "log/evread.h"
 #include "report/evaluate.h"
-#include "report/evfields.h"
+#include "report/join.h"
 #include "util/jsonl.h"
 #include "util/log.h"
 #include "util/strmap.h"
@@ -72,7 +71,8 @@ static const char *const ev_feat_names[EVAL_NFEAT] = {
 };
 
 /*
- * Messages waiting for their session record.
+ * Messages waiting for their session record: a list in the session's join
+ * slot.
  */
 struct ev_pmsg {
 	struct ev_pmsg *next;
@@ -81,12 +81,8 @@ struct ev_pmsg {
 	char	buf[];
 };
 
-struct ev_psess {
-	struct strmap_ent *ent;		/* in ev.sessions; ent->p is us */
-	TAILQ_ENTRY(ev_psess) age;	/* oldest first message first */
+struct ev_slot {
 	struct ev_pmsg *head, **tail;
-	int64_t	first_ms;		/* time of the first message */
-	size_t	n;			/* messages waiting */
 };
 
 /* What a session record adds to its messages. */
@@ -94,7 +90,7 @@ struct ev_sinfo {
 	const char *key;	/* fp.key, or NULL */
 	const char *os;		/* fp.os, or NULL */
 	const char *ip;		/* client_ip, or NULL */
-	char	dnsbl[EV_VAL];	/* "?" unknown, "" not listed, "z1,z2" */
+	const char *dnsbl;	/* "?" unknown, "" not listed, "z1,z2" */
 };
 
 struct ev_set {
@@ -107,47 +103,18 @@ enum ev_pass { EV_SCAN = 1, EV_TRAIN, EV_TEST };
 
 struct ev {
 	const struct eval_opts *o;
-	const char *path;
 	enum ev_pass pass;
 	unsigned used;			/* union of the sets' masks */
 	struct strmap fb;		/* "m\0id" / "s\0id" -> a: 1 spam 2 ham */
 	struct strmap counts;		/* feature byte + value -> bad, good */
-	struct strmap sessions;		/* session id -> ev_psess */
-	TAILQ_HEAD(, ev_psess) ages;
-	size_t	npending;
-	int64_t	now_ms;			/* latest time seen this pass */
 	struct ev_set sets[EVAL_MAX_SETS];
 	struct eval_stats *st;
-	int	warned;
 	int	oom;
 	/* the time histogram */
 	uint64_t hist[EV_HIST];
 	int64_t	h_t0, h_w;		/* base and bucket width, ms */
 	uint64_t h_n;
 };
-
-/* ev_warn - a file:line warning, in the first pass only, and counted */
-static void __attribute__((format(printf, 3, 4)))
-ev_warn(struct ev *e, unsigned long lineno, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	if (e->pass != EV_SCAN)
-		return;
-	e->st->garbage++;
-	if (e->warned >= e->o->max_warnings) {
-		if (e->warned++ == e->o->max_warnings)
-			log_warnx("%s: further warnings suppressed",
-			    e->path);
-		return;
-	}
-	e->warned++;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log_warnx("%s:%lu: %s", e->path, lineno, msg);
-}
 
 /* eval_opts_init - defaults: every feature alone, then all together */
 void
@@ -231,79 +198,6 @@ eval_parse_features(const char *list, struct eval_opts *o, char *err,
 			return 0;
 		p = end + 1;
 	}
-}
-
-/* days_from_civil - days since 1970-01-01 (Howard Hinnant's algorithm) */
-static int64_t
-days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-/* digits - n decimal digits at s; -1 if not */
-static int
-digits(const char *s, int n)
-{
-	int v = 0;
-
-	while (n--) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		v = v * 10 + (*s++ - '0');
-	}
-	return v;
-}
-
-/* eval_time_ms - RFC 3339 to Unix milliseconds; 0 or -1 */
-int
-eval_time_ms(const char *s, int64_t *ms)
-{
-	int Y, M, D, h, m, sec, frac = 0, scale = 100, oh, om;
-	int64_t t;
-
-	if (s == NULL || strlen(s) < 20)
-		return -1;
-	if ((Y = digits(s, 4)) < 0 || s[4] != '-' ||
-	    (M = digits(s + 5, 2)) < 1 || M > 12 || s[7] != '-' ||
-	    (D = digits(s + 8, 2)) < 1 || D > 31 ||
-	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-	    (h = digits(s + 11, 2)) < 0 || h > 23 || s[13] != ':' ||
-	    (m = digits(s + 14, 2)) < 0 || m > 59 || s[16] != ':' ||
-	    (sec = digits(s + 17, 2)) < 0 || sec > 60)
-		return -1;
-	s += 19;
-	if (*s == '.') {
-		s++;
-		if (*s < '0' || *s > '9')
-			return -1;
-		for (; *s >= '0' && *s <= '9'; s++) {
-			frac += (*s - '0') * scale;
-			scale /= 10;
-		}
-	}
-	t = (days_from_civil(Y, (unsigned)M, (unsigned)D) * 86400 +
-	    h * 3600 + m * 60 + sec) * 1000 + frac;
-	if ((*s == 'Z' || *s == 'z') && s[1] == '\0') {
-		*ms = t;
-		return 0;
-	}
-	if ((*s == '+' || *s == '-') && (oh = digits(s + 1, 2)) >= 0 &&
-	    oh < 24 && s[3] == ':' && (om = digits(s + 4, 2)) >= 0 &&
-	    om < 60 && s[6] == '\0') {
-		t -= (*s == '+' ? 1 : -1) * (int64_t)(oh * 3600 + om * 60) *
-		    1000;
-		*ms = t;
-		return 0;
-	}
-	return -1;
 }
 
 /* eval_rawsig_key - "4:57+7:..." to its key "4:64:..."; 0 or -1 */
@@ -515,13 +409,13 @@ ev_use(struct ev *e, const struct ev_pmsg *m, const struct ev_sinfo *si)
 	e->st->test++;
 }
 
-/* psess_flush - use and free a session's waiting messages */
+/* slot_use - use and free a session's waiting messages (si NULL: orphans) */
 static void
-psess_flush(struct ev *e, struct ev_psess *ps, const struct ev_sinfo *si)
+slot_use(struct ev *e, struct ev_slot *sl, const struct ev_sinfo *si)
 {
 	struct ev_pmsg *m, *next;
 
-	for (m = ps->head; m != NULL; m = next) {
+	for (m = sl->head; m != NULL; m = next) {
 		next = m->next;
 		if (!e->oom)
 			ev_use(e, m, si);
@@ -529,22 +423,7 @@ psess_flush(struct ev *e, struct ev_psess *ps, const struct ev_sinfo *si)
 			e->st->unjoined++;
 		free(m);
 	}
-	e->npending -= ps->n;
-	TAILQ_REMOVE(&e->ages, ps, age);
-	strmap_del(&e->sessions, ps->ent);
-	free(ps);
-}
-
-/* evict - flush sessions too old to expect their record, or too many */
-static void
-evict(struct ev *e)
-{
-	struct ev_psess *ps;
-
-	while ((ps = TAILQ_FIRST(&e->ages)) != NULL &&
-	    (ps->first_ms + e->o->session_max_age_ms < e->now_ms ||
-	    e->npending > e->o->max_pending))
-		psess_flush(e, ps, NULL);
+	sl->head = NULL;
 }
 
 /* pmsg_new - one block holding a message and copies of its three strings */
@@ -585,235 +464,170 @@ verdict(struct ev *e, char kind, const char *id)
 	return ent ? (int)ent->a : 0;
 }
 
-/* on_message - a message record */
-static void
-on_message(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
+/* on_message - a message record: counted, or held for its session */
+static int
+on_message(void *arg, struct join *j, const struct evr_rmessage *r,
     unsigned long lineno)
 {
-	const char *sid = jl_get_str(d, r, "session"),
-	    *id = jl_get_str(d, r, "id"),
-	    *oc = jl_get_str(d, r, "outcome");
-	struct ev_psess *ps;
+	struct ev *e = arg;
+	struct ev_slot *sl;
 	struct ev_pmsg *m;
-	struct strmap_ent *ent;
-	int64_t t;
-	int bad, v;
+	unsigned fl = outcome_flags(r->outcome);
+	int	bad, v, isnew;
 
-	if (sid == NULL || id == NULL || oc == NULL) {
-		ev_warn(e, lineno, "message record without a string '%s'",
-		    sid == NULL ? "session" : id == NULL ? "id" : "outcome");
-		return;
-	}
-	if (eval_time_ms(jl_get_str(d, r, "time"), &t) < 0) {
-		ev_warn(e, lineno, "message record without a valid 'time'");
-		return;
-	}
-	if (strcmp(oc, "delivered") == 0)
-		bad = 0;
-	else if (strcmp(oc, "rejected") == 0 || strcmp(oc, "abandoned") == 0 ||
-	    strcmp(oc, "protocol_error") == 0)
-		bad = 1;
+	(void)lineno;
+	if (!(fl & OC_F_MSG))
+		bad = -1;		/* an unknown outcome */
 	else
-		bad = -1;		/* deferred, backend_error, unknown */
+		bad = fl & OC_F_GOOD ? 0 : fl & OC_F_BAD ? 1 : -1;
 	if (e->pass == EV_SCAN) {
 		e->st->messages++;
-		hist_add(e, t);
-		return;
+		hist_add(e, r->time_ms);
+		return 0;
 	}
-	if (t > e->now_ms)
-		e->now_ms = t;
-	if ((v = verdict(e, 'm', id)) == 0)
-		v = verdict(e, 's', sid);
+	if ((v = verdict(e, 'm', r->id)) == 0)
+		v = verdict(e, 's', r->session);
 	if (v)
 		bad = v == 1;
-	if (bad < 0) {
+	if (bad < 0) {			/* deferred, backend_error, unknown */
 		if (e->pass == EV_TRAIN)
 			e->st->unlabelled++;
-		return;
+		return 0;
 	}
-	if ((e->pass == EV_TRAIN) != (t < e->st->split_ms))
-		return;
-	if (strmap_insert(&e->sessions, sid, strlen(sid), &ent) < 0) {
-		e->oom = 1;
-		return;
-	}
-	if ((ps = ent->p) == NULL) {
-		if ((ps = calloc(1, sizeof(*ps))) == NULL) {
-			strmap_del(&e->sessions, ent);
-			e->oom = 1;
-			return;
-		}
-		ps->ent = ent;
-		ps->tail = &ps->head;
-		ps->first_ms = t;
-		ent->p = ps;
-		TAILQ_INSERT_TAIL(&e->ages, ps, age);
-	}
-	if ((m = pmsg_new(jl_get_str(d, r, "client_ip"),
-	    jl_get_str(d, r, "raw_sig"), jl_get_str(d, r, "os"))) == NULL) {
-		e->oom = 1;
-		return;
-	}
+	if ((e->pass == EV_TRAIN) != (r->time_ms < e->st->split_ms))
+		return 0;
+	if ((sl = join_hold(j, r, 0, &isnew)) == NULL)
+		return -1;
+	if (isnew)
+		sl->tail = &sl->head;
+	if ((m = pmsg_new(r->client_ip, r->raw_sig, r->os)) == NULL)
+		return -1;
 	m->bad = bad;
-	*ps->tail = m;
-	ps->tail = &m->next;
-	ps->n++;
-	if (++e->npending > e->st->peak_pending)
-		e->st->peak_pending = e->npending;
-}
-
-/* dnsbl_value - "?" when no list was asked, "" not listed, else the zones */
-static void
-dnsbl_value(const struct jl_doc *d, const struct jl_val *dn, char *out,
-    size_t len)
-{
-	if (evf_dnsbl_zones(d, dn, out, len) < 0)
-		snprintf(out, len, "?");
+	*sl->tail = m;
+	sl->tail = &m->next;
+	return 0;
 }
 
 /* on_session - a session record: join it with its waiting messages */
-static void
-on_session(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
+static int
+on_session(void *arg, const struct evr_rsession *r, void *slot,
     unsigned long lineno)
 {
-	const char *id = jl_get_str(d, r, "id");
-	const struct jl_val *fp;
+	struct ev *e = arg;
 	struct ev_sinfo si;
-	struct strmap_ent *ent;
-	int64_t t;
 
-	if (id == NULL) {
-		ev_warn(e, lineno, "session record without a string 'id'");
-		return;
-	}
+	(void)lineno;
 	if (e->pass == EV_SCAN) {
 		e->st->sessions++;
-		return;
+		return 0;
 	}
-	if (eval_time_ms(jl_get_str(d, r, "end"), &t) == 0 && t > e->now_ms)
-		e->now_ms = t;
-	if ((ent = strmap_find(&e->sessions, id, strlen(id))) == NULL)
-		return;
-	fp = jl_get(d, r, "fp");
-	si.key = jl_get_str(d, fp, "key");
-	si.os = jl_get_str(d, fp, "os");
-	si.ip = jl_get_str(d, r, "client_ip");
-	dnsbl_value(d, jl_get(d, r, "dnsbl"), si.dnsbl, sizeof(si.dnsbl));
-	psess_flush(e, ent->p, &si);
+	if (slot == NULL)
+		return 0;
+	si.key = r->fp_key;
+	si.os = r->fp_os;
+	si.ip = r->client_ip;
+	si.dnsbl = r->dnsbl_asked ? r->dnsbl_zones : "?";
+	slot_use(e, slot, &si);
+	return e->oom ? -1 : 0;
+}
+
+/* on_orphan - messages whose session record did not come */
+static int
+on_orphan(void *arg, void *slot, int64_t first_ms)
+{
+	struct ev *e = arg;
+
+	(void)first_ms;
+	slot_use(e, slot, NULL);
+	return e->oom ? -1 : 0;
+}
+
+/* on_discard - free what a session holds, unused */
+static void
+on_discard(void *arg, void *slot)
+{
+	struct ev_slot *sl = slot;
+	struct ev_pmsg *m, *next;
+
+	(void)arg;
+	for (m = sl->head; m != NULL; m = next) {
+		next = m->next;
+		free(m);
+	}
+	sl->head = NULL;
 }
 
 /* on_feedback - a feedback record: remember its verdict (first pass) */
-static void
-on_feedback(struct ev *e, const struct jl_doc *d, const struct jl_val *r,
+static int
+on_feedback(void *arg, struct join *j, const struct evr_rfeedback *r,
     unsigned long lineno)
 {
-	const char *sid = jl_get_str(d, r, "session"),
-	    *mid = jl_get_str(d, r, "message"),
-	    *v = jl_get_str(d, r, "verdict");
-	const struct jl_val *mv = jl_get(d, r, "message");
-	const char *id;
+	struct ev *e = arg;
 	struct strmap_ent *ent;
-	char k[512];
-	size_t n;
+	const char *id;
+	char	k[512];
+	size_t	n;
 
-	if (sid == NULL && mid == NULL) {
-		ev_warn(e, lineno, "feedback record without a string "
-		    "'session'");
-		return;
-	}
-	if (mv != NULL && mv->type != JL_NULL && mid == NULL) {
-		ev_warn(e, lineno, "feedback record whose 'message' is neither "
-		    "a string nor null");
-		return;
-	}
-	if (v == NULL || (strcmp(v, "spam") != 0 && strcmp(v, "ham") != 0)) {
-		ev_warn(e, lineno, "feedback record without a 'verdict' of "
-		    "\"spam\" or \"ham\"");
-		return;
-	}
 	if (e->pass != EV_SCAN)
-		return;
-	id = mid ? mid : sid;
+		return 0;
+	id = r->message ? r->message : r->session;
 	if ((n = strlen(id)) + 2 > sizeof(k)) {
-		ev_warn(e, lineno, "feedback record with an over-long id");
-		return;
+		join_warn(j, lineno, "feedback record with an over-long id");
+		return 0;
 	}
-	k[0] = mid ? 'm' : 's';
+	k[0] = r->message ? 'm' : 's';
 	k[1] = '\0';
 	memcpy(k + 2, id, n);
-	if (strmap_insert(&e->fb, k, n + 2, &ent) < 0) {
-		e->oom = 1;
-		return;
-	}
-	ent->a = strcmp(v, "spam") == 0 ? 1 : 2;
+	if (strmap_insert(&e->fb, k, n + 2, &ent) < 0)
+		return -1;
+	ent->a = r->verdict == OC_SPAM ? 1 : 2;
 	e->st->feedback++;
+	return 0;
 }
 
-/* ev_pass - one pass over the file */
+static const struct join_ops ev_join_ops = {
+	.message = on_message,
+	.session = on_session,
+	.orphan = on_orphan,
+	.feedback = on_feedback,
+	.discard = on_discard,
+};
+
+/* ev_pass - one pass over the file (up to limit bytes; 0 = all) */
 static int
-ev_pass(struct ev *e, struct jl_reader *rd, struct jl_doc *doc,
+ev_pass(struct ev *e, const char *path, struct jl_reader *rd,
     enum ev_pass pass, uint64_t limit, char *err, size_t errlen)
 {
-	const struct jl_val *root, *tv;
-	const char *line, *type;
-	char perr[160];
-	size_t len, i;
-	int rc;
+	const struct join_stats *js;
+	struct join_opts jo;
+	struct join *j;
+	int	rc;
 
+	memset(&jo, 0, sizeof(jo));
+	jo.name = path;
+	jo.flags = EVR_R_SESSION | EVR_R_MESSAGE | EVR_R_FEEDBACK |
+	    EVR_R_MSG_ID;
+	jo.quiet = pass != EV_SCAN;	/* the first pass warns for all */
+	jo.max_warnings = e->o->max_warnings;
+	jo.max_age_ms = e->o->session_max_age_ms;
+	jo.max_open = SIZE_MAX;
+	jo.max_held = e->o->max_pending;
+	jo.slot_size = sizeof(struct ev_slot);
 	e->pass = pass;
-	e->now_ms = INT64_MIN;
 	jl_reader_rewind(rd, limit);
-	while ((rc = jl_read_line(rd, &line, &len)) != JL_EOF) {
-		if (rc == JL_ERR) {
-			snprintf(err, errlen, "cannot read %s: %s", e->path,
-			    strerror(errno));
-			return -1;
-		}
-		if (pass == EV_SCAN)
-			e->st->lines++;
-		if (rc == JL_TOOLONG) {
-			ev_warn(e, rd->lineno, "line longer than %zu bytes",
-			    rd->max);
-			continue;
-		}
-		for (i = 0; i < len && (line[i] == ' ' || line[i] == '\t'); i++)
-			;
-		if (i == len)
-			continue;		/* blank */
-		if (jl_parse(doc, line, len, perr, sizeof(perr)) < 0) {
-			ev_warn(e, rd->lineno, "not JSON: %s", perr);
-			continue;
-		}
-		root = jl_root(doc);
-		if (root->type != JL_OBJ) {
-			ev_warn(e, rd->lineno, "not a JSON object");
-			continue;
-		}
-		tv = jl_get(doc, root, "type");
-		if ((type = jl_str(doc, tv)) == NULL) {
-			ev_warn(e, rd->lineno, "record without a string 'type'");
-			continue;
-		}
-		if (strcmp(type, "message") == 0)
-			on_message(e, doc, root, rd->lineno);
-		else if (strcmp(type, "session") == 0)
-			on_session(e, doc, root, rd->lineno);
-		else if (strcmp(type, "feedback") == 0)
-			on_feedback(e, doc, root, rd->lineno);
-		/* Other types are for other readers. */
-		if (e->oom)
-			break;
-		if (pass != EV_SCAN)
-			evict(e);
-	}
-	if (!e->oom && pass != EV_SCAN)
-		while (!TAILQ_EMPTY(&e->ages))
-			psess_flush(e, TAILQ_FIRST(&e->ages), NULL);
-	if (e->oom) {
+	if ((j = join_new(&jo, &ev_join_ops, e)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	return 0;
+	rc = join_run(j, rd, err, errlen);
+	js = join_stats(j);
+	if (pass == EV_SCAN) {
+		e->st->lines = js->lines;
+		e->st->garbage = js->garbage;
+	} else if (js->peak_held > e->st->peak_pending)
+		e->st->peak_pending = js->peak_held;
+	join_free(j);
+	return rc;
 }
 
 /* point_cmp - highest score first */
@@ -899,8 +713,6 @@ eval_run(const char *path, const struct eval_opts *o,
     struct eval_result *res, struct eval_stats *st, char *err, size_t errlen)
 {
 	struct jl_reader rd;
-	struct jl_doc doc;
-	struct ev_psess *ps;
 	struct stat sb;
 	uint64_t limit;
 	struct ev *e;
@@ -925,19 +737,14 @@ eval_run(const char *path, const struct eval_opts *o,
 		return -1;
 	}
 	e->o = o;
-	e->path = path;
 	e->st = st;
-	TAILQ_INIT(&e->ages);
 	for (i = 0; i < o->nsets; i++) {
 		e->sets[i].mask = o->sets[i];
 		e->used |= o->sets[i];
 	}
 	jl_reader_init(&rd, f, o->max_line);
-	jl_doc_init(&doc);
-	if (ev_pass(e, &rd, &doc, EV_SCAN, 0, err, errlen) < 0)
+	if (ev_pass(e, path, &rd, EV_SCAN, 0, err, errlen) < 0)
 		goto out;
-	if (st->garbage > (unsigned long)o->max_warnings)
-		log_warnx("%s: %lu unusable lines in all", path, st->garbage);
 	if (o->train_fraction <= 0)
 		st->split_ms = INT64_MIN;
 	else if (o->train_fraction >= 1)
@@ -946,8 +753,8 @@ eval_run(const char *path, const struct eval_opts *o,
 		st->split_ms = hist_split(e, o->train_fraction);
 	/* Later passes stop where the first did: the log may be growing. */
 	limit = rd.consumed ? rd.consumed : 1;
-	if (ev_pass(e, &rd, &doc, EV_TRAIN, limit, err, errlen) < 0 ||
-	    ev_pass(e, &rd, &doc, EV_TEST, limit, err, errlen) < 0)
+	if (ev_pass(e, path, &rd, EV_TRAIN, limit, err, errlen) < 0 ||
+	    ev_pass(e, path, &rd, EV_TEST, limit, err, errlen) < 0)
 		goto out;
 	st->keys = e->counts.n;
 	for (i = 0; i < o->nsets; i++) {
@@ -960,23 +767,11 @@ eval_run(const char *path, const struct eval_opts *o,
 	}
 	rc = 0;
 out:
-	while ((ps = TAILQ_FIRST(&e->ages)) != NULL) {
-		struct ev_pmsg *m, *next;
-
-		for (m = ps->head; m != NULL; m = next) {
-			next = m->next;
-			free(m);
-		}
-		TAILQ_REMOVE(&e->ages, ps, age);
-		free(ps);
-	}
-	strmap_free(&e->sessions, NULL);
 	strmap_free(&e->fb, NULL);
 	strmap_free(&e->counts, NULL);
 	for (i = 0; i < o->nsets; i++)
 		strmap_free(&e->sets[i].scores, NULL);
 	free(e);
-	jl_doc_free(&doc);
 	jl_reader_free(&rd);
 	fclose(f);
 	return rc;

@@ -70,7 +70,6 @@ int	eval_run(const char *path, const struct eval_opts *,
 	    struct eval_result *res, struct eval_stats *, char *err,
 	    size_t errlen);
 void	eval_metrics(struct eval_point *, size_t n, struct eval_result *);
-int	eval_time_ms(const char *, int64_t *ms);
 int	eval_rawsig_key(const char *raw, char *key, size_t len);
 int	eval_prefix(const char *ip, char *out, size_t len);
 int	eval_main(int argc, char **argv);

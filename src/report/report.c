@@ -55,25 +55,24 @@
  * frees it with rp_report_free().  It is an error to use a report after
  * freeing it, or to call a writer on a report rp_run() did not fill.
  */
-#include <sys/queue.h>
 #include <sys/stat.h>
 
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "log/evread.h"
 #include "log/evrec.h"
 #include "report/evaluate.h"
-#include "util/jsonl.h"
-#include "report/evfields.h"
+#include "report/join.h"
 #include "report/report.h"
 #include "report/svg.h"
+#include "util/jsonl.h"
 #include "util/log.h"
 #include "util/strmap.h"
 
@@ -96,20 +95,18 @@ const char *const rp_wait_buckets[RP_NWAIT] = {
 	"1-2m", "2-5m", "5-10m", ">=10m"
 };
 
-/* Message outcomes are indices of rp_open.oc[] (enum outcome); OC_NONE
+/* Message outcomes are indices of rp_slot.oc[] (enum outcome); OC_NONE
  * collects names that are not message outcomes. */
 #define RP_NOC	OC_N
 
 /*
- * Open sessions: message outcomes waiting for their session record.
+ * A session waiting for its record (its join slot): its message outcomes,
+ * and its first message's four strings in case the record never comes.
  */
-struct rp_open {
-	struct strmap_ent *ent;		/* in rp.open; ent->p is us */
-	TAILQ_ENTRY(rp_open) age;	/* oldest first message first */
+struct rp_slot {
 	uint64_t oc[RP_NOC];		/* messages by outcome */
-	int64_t	first_ms;		/* time of the first message */
 	const char *ip, *os, *raw, *cls;	/* into buf; NULL when absent */
-	char	buf[];
+	char	buf[];			/* the slot's extra bytes */
 };
 
 /* What one session contributes, from its record or its messages. */
@@ -131,36 +128,12 @@ struct rp_dim {
 
 struct rp {
 	const struct rp_opts *o;
-	const char *path;
 	struct rp_dim dims[3];	/* --by, os, rawsig (shared when equal) */
 	int	ndims;
-	struct strmap open;	/* session id -> rp_open */
-	TAILQ_HEAD(, rp_open) ages;
-	int64_t	now_ms;		/* latest time seen */
 	struct rp_stats *st;
-	int	warned;
+	uint64_t size;		/* the log's bytes (0 = unknown) */
 	int	oom;
 };
-
-/* rp_warn - a file:line warning, capped, and counted */
-static void __attribute__((format(printf, 3, 4)))
-rp_warn(struct rp *r, unsigned long lineno, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	r->st->garbage++;
-	if (r->warned >= r->o->max_warnings) {
-		if (r->warned++ == r->o->max_warnings)
-			log_warnx("%s: further warnings suppressed", r->path);
-		return;
-	}
-	r->warned++;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log_warnx("%s:%lu: %s", r->path, lineno, msg);
-}
 
 /* rp_opts_init - defaults: by OS, everything, 20 warnings */
 void
@@ -198,7 +171,7 @@ rp_parse_since(const char *s, int64_t now_ms, int64_t *since, char *err,
 	double n;
 	int64_t unit;
 
-	if (eval_time_ms(s, since) == 0)
+	if (evr_time_ms(s, since) == 0)
 		return 0;
 	errno = 0;
 	n = strtod(s, &end);
@@ -388,189 +361,112 @@ label_hour(char *out, int64_t ms)
 	snprintf(out, RP_VAL, "%02d", (int)h);
 }
 
-/* open_flush - count an open session as an orphan and free it */
-static void
-open_flush(struct rp *r, struct rp_open *op)
+/* on_orphan - count a session seen only through its messages */
+static int
+on_orphan(void *arg, void *slot, int64_t first_ms)
 {
+	struct rp *r = arg;
+	struct rp_slot *op = slot;
 	struct rp_sess s;
 
-	if (!r->oom) {
-		memset(&s, 0, sizeof(s));
-		s.ip = op->ip;
-		s.start_ms = op->first_ms;
-		s.wait = -1;
-		label_set(s.label[RP_BY_OS], op->os, "(unknown)");
-		label_rawsig(s.label[RP_BY_RAWSIG], NULL, op->raw, "(unknown)");
-		label_set(s.label[RP_BY_CLASS], op->cls, "(unknown)");
-		label_set(s.label[RP_BY_DNSBL], NULL, "(unknown)");
-		label_hour(s.label[RP_BY_HOUR], op->first_ms);
-		r->st->orphans++;
-		rp_count(r, &s, op->oc);
-	}
-	TAILQ_REMOVE(&r->ages, op, age);
-	strmap_del(&r->open, op->ent);
-	free(op);
+	memset(&s, 0, sizeof(s));
+	s.ip = op->ip;
+	s.start_ms = first_ms;
+	s.wait = -1;
+	label_set(s.label[RP_BY_OS], op->os, "(unknown)");
+	label_rawsig(s.label[RP_BY_RAWSIG], NULL, op->raw, "(unknown)");
+	label_set(s.label[RP_BY_CLASS], op->cls, "(unknown)");
+	label_set(s.label[RP_BY_DNSBL], NULL, "(unknown)");
+	label_hour(s.label[RP_BY_HOUR], first_ms);
+	r->st->orphans++;
+	rp_count(r, &s, op->oc);
+	return r->oom ? -1 : 0;
 }
 
-/* evict - count sessions too old to expect their record, or too many */
-static void
-evict(struct rp *r)
+/* on_message - a message record: its outcome waits for its session */
+static int
+on_message(void *arg, struct join *j, const struct evr_rmessage *m,
+    unsigned long lineno)
 {
-	struct rp_open *op;
-
-	while ((op = TAILQ_FIRST(&r->ages)) != NULL &&
-	    (op->first_ms + r->o->session_max_age_ms < r->now_ms ||
-	    r->open.n > r->o->max_open))
-		open_flush(r, op);
-}
-
-/* open_new - an open session holding copies of four strings */
-static struct rp_open *
-open_new(const char *ip, const char *os, const char *raw, const char *cls)
-{
-	const char *in[4] = { ip, os, raw, cls };
-	size_t len[4], tot = 0, i;
-	struct rp_open *op;
+	const char *in[4] = { m->client_ip, m->os, m->raw_sig, m->class_name };
+	size_t	len[4], tot = 0, i;
+	struct rp_slot *op;
 	const char **out[4];
-	char *p;
+	char	*p;
+	int	isnew;
 
+	(void)arg;
+	(void)lineno;
 	for (i = 0; i < 4; i++) {
 		len[i] = in[i] ? strnlen(in[i], RP_VAL - 1) + 1 : 0;
 		tot += len[i];
 	}
-	if ((op = calloc(1, sizeof(*op) + tot)) == NULL)
-		return NULL;
-	out[0] = &op->ip;
-	out[1] = &op->os;
-	out[2] = &op->raw;
-	out[3] = &op->cls;
-	p = op->buf;
-	for (i = 0; i < 4; i++) {
-		if (in[i] == NULL)
-			continue;
-		memcpy(p, in[i], len[i] - 1);
-		p[len[i] - 1] = '\0';
-		*out[i] = p;
-		p += len[i];
-	}
-	return op;
-}
-
-/* on_message - a message record: its outcome waits for its session */
-static void
-on_message(struct rp *r, const struct jl_doc *d, const struct jl_val *v,
-    unsigned long lineno)
-{
-	const char *sid = jl_get_str(d, v, "session"),
-	    *oc = jl_get_str(d, v, "outcome");
-	struct rp_open *op;
-	struct strmap_ent *e;
-	int64_t t;
-	int i;
-
-	if (sid == NULL || oc == NULL) {
-		rp_warn(r, lineno, "message record without a string '%s'",
-		    sid == NULL ? "session" : "outcome");
-		return;
-	}
-	if (eval_time_ms(jl_get_str(d, v, "time"), &t) < 0) {
-		rp_warn(r, lineno, "message record without a valid 'time'");
-		return;
-	}
-	if (t > r->now_ms)
-		r->now_ms = t;
-	if (strmap_insert(&r->open, sid, strlen(sid), &e) < 0) {
-		r->oom = 1;
-		return;
-	}
-	if ((op = e->p) == NULL) {
-		op = open_new(jl_get_str(d, v, "client_ip"),
-		    jl_get_str(d, v, "os"), jl_get_str(d, v, "raw_sig"),
-		    jl_get_str(d, v, "class"));
-		if (op == NULL) {
-			strmap_del(&r->open, e);
-			r->oom = 1;
-			return;
+	if ((op = join_hold(j, m, tot, &isnew)) == NULL)
+		return -1;
+	if (isnew) {
+		/* Copies of the first message's strings, for an orphan. */
+		out[0] = &op->ip;
+		out[1] = &op->os;
+		out[2] = &op->raw;
+		out[3] = &op->cls;
+		p = op->buf;
+		for (i = 0; i < 4; i++) {
+			if (in[i] == NULL)
+				continue;
+			memcpy(p, in[i], len[i] - 1);
+			p[len[i] - 1] = '\0';
+			*out[i] = p;
+			p += len[i];
 		}
-		op->ent = e;
-		op->first_ms = t;
-		e->p = op;
-		TAILQ_INSERT_TAIL(&r->ages, op, age);
-		if (r->open.n > r->st->peak_open)
-			r->st->peak_open = r->open.n;
 	}
-	i = outcome_parse(oc);
-	if (i < 0 || !(outcome_flags((enum outcome)i) & OC_F_MSG))
-		i = OC_NONE;
-	op->oc[i]++;
+	op->oc[m->outcome]++;
+	return 0;
 }
 
 /* label_dnsbl - "(not asked)", "(not listed)", else the sorted zones */
 static void
-label_dnsbl(const struct jl_doc *d, const struct jl_val *dn, char *out)
+label_dnsbl(const struct evr_rsession *rs, char *out)
 {
-	if (evf_dnsbl_zones(d, dn, out, RP_VAL) < 0)
+	if (!rs->dnsbl_asked)
 		snprintf(out, RP_VAL, "(not asked)");
-	else if (out[0] == '\0')
+	else if (rs->dnsbl_zones[0] == '\0')
 		snprintf(out, RP_VAL, "(not listed)");
+	else
+		snprintf(out, RP_VAL, "%s", rs->dnsbl_zones);
 }
 
 /* on_session - a session record: count it with its waiting messages */
-static void
-on_session(struct rp *r, const struct jl_doc *d, const struct jl_val *v,
+static int
+on_session(void *arg, const struct evr_rsession *rs, void *slot,
     unsigned long lineno)
 {
 	static const uint64_t none[RP_NOC];
-	const char *id = jl_get_str(d, v, "id"), *oc;
-	const struct jl_val *fp, *w, *nm;
-	struct rp_open *op = NULL;
+	struct rp *r = arg;
+	struct rp_slot *op = slot;
 	struct rp_sess s;
-	struct strmap_ent *e;
-	int64_t t;
 
-	if (id == NULL) {
-		rp_warn(r, lineno, "session record without a string 'id'");
-		return;
-	}
+	(void)lineno;
 	memset(&s, 0, sizeof(s));
-	if (eval_time_ms(jl_get_str(d, v, "start"), &s.start_ms) < 0) {
-		rp_warn(r, lineno, "session record without a valid 'start'");
-		return;
-	}
-	if (eval_time_ms(jl_get_str(d, v, "end"), &t) == 0 && t > r->now_ms)
-		r->now_ms = t;
-	if ((e = strmap_find(&r->open, id, strlen(id))) != NULL)
-		op = e->p;
-	s.ip = jl_get_str(d, v, "client_ip");
+	s.start_ms = rs->start_ms;
+	s.ip = rs->client_ip;
 	if (s.ip == NULL && op != NULL)
 		s.ip = op->ip;
-	fp = jl_get(d, v, "fp");
-	if (fp == NULL || fp->type != JL_OBJ) {
+	if (!rs->fp) {
 		label_set(s.label[RP_BY_OS], NULL, "(no SYN)");
 		label_set(s.label[RP_BY_RAWSIG], NULL, "(no SYN)");
 	} else {
-		label_set(s.label[RP_BY_OS], jl_get_str(d, fp, "os"),
+		label_set(s.label[RP_BY_OS], rs->fp_os, "(unknown)");
+		label_rawsig(s.label[RP_BY_RAWSIG], rs->fp_key, rs->fp_raw_sig,
 		    "(unknown)");
-		label_rawsig(s.label[RP_BY_RAWSIG], jl_get_str(d, fp, "key"),
-		    jl_get_str(d, fp, "raw_sig"), "(unknown)");
 	}
-	label_set(s.label[RP_BY_CLASS], jl_get_str(d, v, "class"),
-	    "(unknown)");
-	label_dnsbl(d, jl_get(d, v, "dnsbl"), s.label[RP_BY_DNSBL]);
+	label_set(s.label[RP_BY_CLASS], rs->class_name, "(unknown)");
+	label_dnsbl(rs, s.label[RP_BY_DNSBL]);
 	label_hour(s.label[RP_BY_HOUR], s.start_ms);
-	oc = jl_get_str(d, v, "outcome");
-	s.abandoned = oc != NULL && strcmp(oc, "abandoned") == 0;
-	nm = jl_get(d, v, "messages");
-	s.gave_up = s.abandoned && op == NULL &&
-	    (nm == NULL || nm->type != JL_NUM || nm->num == 0);
-	w = jl_get(d, v, "gave_up_after_s");
-	s.wait = w != NULL && w->type == JL_NUM && w->num >= 0 ? w->num : -1;
+	s.abandoned = rs->outcome == OC_ABANDONED;
+	s.gave_up = s.abandoned && op == NULL && rs->messages == 0;
+	s.wait = rs->gave_up_after_s;
 	rp_count(r, &s, op ? op->oc : none);
-	if (op != NULL) {
-		TAILQ_REMOVE(&r->ages, op, age);
-		strmap_del(&r->open, op->ent);
-		free(op);
-	}
+	return r->oom ? -1 : 0;
 }
 
 /* progress - a bar on stderr: done of total bytes (total 0 = unknown) */
@@ -596,72 +492,18 @@ progress(unsigned long lines, uint64_t done, uint64_t total, int final)
 	    (int)(done * 100 / total), lines);
 }
 
-/* rp_read - the pass over the log */
-static int
-rp_read(struct rp *r, struct jl_reader *rd, uint64_t size, char *err,
-    size_t errlen)
+/* on_progress - the join's progress hook */
+static void
+on_progress(void *arg, unsigned long lines, uint64_t done)
 {
-	const struct jl_val *root;
-	const char *line, *type;
-	struct jl_doc doc;
-	char perr[160];
-	size_t len, i;
-	int rc;
-
-	jl_doc_init(&doc);
-	while ((rc = jl_read_line(rd, &line, &len)) != JL_EOF) {
-		if (rc == JL_ERR) {
-			snprintf(err, errlen, "cannot read %s: %s", r->path,
-			    strerror(errno));
-			jl_doc_free(&doc);
-			return -1;
-		}
-		r->st->lines++;
-		if (r->o->progress && (r->st->lines & 0x3fff) == 0)
-			progress(r->st->lines, rd->consumed, size, 0);
-		if (rc == JL_TOOLONG) {
-			rp_warn(r, rd->lineno, "line longer than %zu bytes",
-			    rd->max);
-			continue;
-		}
-		for (i = 0; i < len && (line[i] == ' ' || line[i] == '\t' ||
-		    line[i] == '\r'); i++)
-			;
-		if (i == len)
-			continue;		/* blank */
-		if (jl_parse(&doc, line, len, perr, sizeof(perr)) < 0) {
-			rp_warn(r, rd->lineno, "not JSON: %s", perr);
-			continue;
-		}
-		root = jl_root(&doc);
-		if (root->type != JL_OBJ) {
-			rp_warn(r, rd->lineno, "not a JSON object");
-			continue;
-		}
-		if ((type = jl_get_str(&doc, root, "type")) == NULL) {
-			rp_warn(r, rd->lineno, "record without a string 'type'");
-			continue;
-		}
-		if (strcmp(type, "message") == 0)
-			on_message(r, &doc, root, rd->lineno);
-		else if (strcmp(type, "session") == 0)
-			on_session(r, &doc, root, rd->lineno);
-		/* Feedback and other types are for other readers. */
-		if (r->oom)
-			break;
-		evict(r);
-	}
-	jl_doc_free(&doc);
-	if (r->o->progress)
-		progress(0, 0, 0, 1);
-	while (!r->oom && !TAILQ_EMPTY(&r->ages))
-		open_flush(r, TAILQ_FIRST(&r->ages));
-	if (r->oom) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	return 0;
+	progress(lines, done, ((struct rp *)arg)->size, 0);
 }
+
+static const struct join_ops rp_join_ops = {
+	.message = on_message,
+	.session = on_session,
+	.orphan = on_orphan,
+};
 
 /* group_cmp - most sessions first, then by label */
 static int
@@ -759,10 +601,11 @@ int
 rp_run(const char *path, const struct rp_opts *o, struct rp_report *rep,
     char *err, size_t errlen)
 {
+	struct join_ops ops = rp_join_ops;
+	struct join_opts jo;
 	struct jl_reader rd;
-	struct rp_open *op;
+	struct join *j = NULL;
 	struct stat sb;
-	uint64_t size = 0;
 	struct rp *r;
 	FILE *f;
 	int i, rc = -1, stdin_ = strcmp(path, "-") == 0;
@@ -782,30 +625,46 @@ rp_run(const char *path, const struct rp_opts *o, struct rp_report *rep,
 			fclose(f);
 		return -1;
 	}
-	if (S_ISREG(sb.st_mode))
-		size = (uint64_t)sb.st_size;
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		if (!stdin_)
 			fclose(f);
 		return -1;
 	}
+	if (S_ISREG(sb.st_mode))
+		r->size = (uint64_t)sb.st_size;
 	r->o = o;
-	r->path = stdin_ ? "(stdin)" : path;
 	r->st = &rep->st;
-	r->now_ms = INT64_MIN;
-	TAILQ_INIT(&r->ages);
 	r->dims[r->ndims++].by = o->by;
 	if (o->by != RP_BY_OS)
 		r->dims[r->ndims++].by = RP_BY_OS;
 	if (o->by != RP_BY_RAWSIG)
 		r->dims[r->ndims++].by = RP_BY_RAWSIG;
+	memset(&jo, 0, sizeof(jo));
+	jo.name = stdin_ ? "(stdin)" : path;
+	jo.flags = EVR_R_SESSION | EVR_R_MESSAGE | EVR_R_SESS_START;
+	jo.cr_blank = 1;
+	jo.max_warnings = o->max_warnings;
+	jo.max_age_ms = o->session_max_age_ms;
+	jo.max_open = o->max_open;
+	jo.max_held = SIZE_MAX;
+	jo.slot_size = sizeof(struct rp_slot);
+	if (o->progress)
+		ops.progress = on_progress;
 	jl_reader_init(&rd, f, o->max_line ? o->max_line : JL_MAX_LINE);
-	if (rp_read(r, &rd, size, err, errlen) < 0)
+	if ((j = join_new(&jo, &ops, r)) == NULL) {
+		snprintf(err, errlen, "out of memory");
 		goto out;
-	if (rep->st.garbage > (unsigned long)o->max_warnings)
-		log_warnx("%s: %lu unusable lines in all", r->path,
-		    rep->st.garbage);
+	}
+	rc = join_run(j, &rd, err, errlen);
+	if (o->progress)
+		progress(0, 0, 0, 1);
+	rep->st.lines = join_stats(j)->lines;
+	rep->st.garbage = join_stats(j)->garbage;
+	rep->st.peak_open = join_stats(j)->peak_open;
+	if (rc < 0)
+		goto out;
+	rc = -1;
 	for (i = 0; i < r->ndims; i++) {
 		rep->st.keys += r->dims[i].senders.n;
 		if (dim_table(&r->dims[i], r->dims[i].by == o->by ? &rep->by :
@@ -821,11 +680,7 @@ oom:
 	snprintf(err, errlen, "out of memory");
 	rp_report_free(rep);
 out:
-	while ((op = TAILQ_FIRST(&r->ages)) != NULL) {
-		TAILQ_REMOVE(&r->ages, op, age);
-		free(op);
-	}
-	strmap_free(&r->open, NULL);
+	join_free(j);
 	for (i = 0; i < r->ndims; i++) {
 		strmap_free(&r->dims[i].groups, free);
 		strmap_free(&r->dims[i].senders, NULL);

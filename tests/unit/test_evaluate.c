@@ -1,8 +1,8 @@
 /*
  * test_evaluate.c - cmocka tests for src/report/evaluate.c
  *
- * What it tests: RFC 3339 times (time_cases[]), raw signature to key
- * (rawsig_cases[]), address to prefix (prefix_cases[]), --features lists
+ * What it tests (RFC 3339 times are test_evread.c's): raw signature to
+ * key (rawsig_cases[]), address to prefix (prefix_cases[]), --features lists
  * (feature_cases[]), the figures from distinct scores (metric_cases[]: 0%
  * FP with ties, the 0.1% FP allowance, undefined rates), and eval_run() on
  * small hand-written logs: messages joined with a session record that comes
@@ -24,50 +24,6 @@
 
 #include "report/evaluate.h"
 
-struct time_case {
-	const char *in;
-	int	ok;
-	int64_t	ms;
-};
-
-static const struct time_case time_cases[] = {
-	{"1970-01-01T00:00:00Z", 1, 0},
-	{"1970-01-01T00:00:00.001Z", 1, 1},
-	{"2026-11-27T20:44:03.120Z", 1, 1795812243120LL},
-	{"2026-11-27T20:44:03.12Z", 1, 1795812243120LL},
-	{"2026-11-27T20:44:03.123456Z", 1, 1795812243123LL},
-	{"2026-11-27t20:44:03z", 1, 1795812243000LL},
-	{"2026-11-27T21:44:03+01:00", 1, 1795812243000LL},
-	{"2026-11-27T19:14:03-01:30", 1, 1795812243000LL},
-	{"2000-02-29T00:00:00Z", 1, 951782400000LL},
-	{"2026-11-27T20:44:03", 0, 0},
-	{"2026-11-27T20:44:03.Z", 0, 0},
-	{"2026-13-27T20:44:03Z", 0, 0},
-	{"2026-11-27T24:00:00Z", 0, 0},
-	{"2026-11-27T20:44:03Zjunk", 0, 0},
-	{"27/11/2026 20:44:03", 0, 0},
-	{"", 0, 0},
-};
-
-/* test_time - every row of time_cases[] */
-static void
-test_time(void **state)
-{
-	size_t i;
-	int64_t ms;
-
-	(void)state;
-	assert_int_equal(eval_time_ms(NULL, &ms), -1);
-	for (i = 0; i < sizeof(time_cases) / sizeof(time_cases[0]); i++) {
-		int rc = eval_time_ms(time_cases[i].in, &ms);
-
-		if (rc != (time_cases[i].ok ? 0 : -1))
-			fail_msg("'%s': rc %d", time_cases[i].in, rc);
-		if (rc == 0 && ms != time_cases[i].ms)
-			fail_msg("'%s': %lld, want %lld", time_cases[i].in,
-			    (long long)ms, (long long)time_cases[i].ms);
-	}
-}
 
 struct str_case {
 	const char *in;
@@ -406,7 +362,6 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_rawsig_prefix),
 		cmocka_unit_test(test_features),
 		cmocka_unit_test(test_metrics),
