@@ -42,14 +42,19 @@
  *  - --since keeps the sessions that started at or after T (orphans: whose
  *    first message is at or after T).
  *
- * Method: one streaming pass.  Message records come before their session
- * record (written at session end), so a session's message outcomes wait
- * in an open-session entry (a few counters and four short strings) until
- * the record arrives.  A session whose record never comes is counted as
- * an orphan once the log's clock is session_max_age_ms past its first
- * message, when more than max_open sessions wait, or at the end.  Memory
- * is bounded by the distinct (group, address) pairs, the groups and the
- * open sessions, never by the log's length.
+ * Method: one streaming pass through the join (join.c).  Message records
+ * come before their session record (written at session end), so a
+ * session's message outcomes wait in its join slot (a few counters and
+ * four short strings) until the record arrives.  A session whose record
+ * never comes is counted as an orphan once the log's clock is
+ * session_max_age_ms past its first message, when more than max_open
+ * sessions wait, or at the end.  Memory is bounded by the distinct
+ * (group, address) pairs, the groups and the open sessions, never by the
+ * log's length.
+ *
+ * Output: the four formats (JSON, CSV, text, HTML) write the columns of
+ * one table, rp_cols[]: a column is one row there, with its names, where
+ * its value comes from (event log or store) and in which formats it shows.
  *
  * Memory: rp_run() fills an rp_report whose tables it owns; the caller
  * frees it with rp_report_free().  It is an error to use a report after
@@ -750,23 +755,48 @@ put_term(FILE *f, unsigned long cp, const char *p, size_t len)
 		fwrite(p, 1, len, f);
 }
 
-/* json_num - a number, or null when undefined */
-static void
-json_num(FILE *f, const char *key, double v)
-{
-	if (v < 0)
-		fprintf(f, ",\"%s\":null", key);
-	else
-		fprintf(f, ",\"%s\":%.6g", key, v);
-}
-
 /*
- * From a store (rep->store): the decayed counts fill delivered, rejected,
- * deferred, abandoned, protocol_error, attempts and the success rate, and
- * add spam, ham, listed, p_spam, evidence and updated; the per-session figures
+ * The columns.  One row per column of a group, in output order: its JSON
+ * key and CSV header, its text and HTML headers (NULL: not in that table),
+ * where its value comes from, and when it is shown.  From a store
+ * (rep->store) the decayed counts fill delivered, rejected, deferred,
+ * abandoned, protocol_error, attempts and the success rate, and add spam,
+ * ham, listed, p_spam, evidence and updated; the per-session figures
  * (senders, sessions, messages, gave_up, backend_error, other, waits) are
- * unknown: null in JSON, empty in CSV, "-" in text.
+ * unknown: null in JSON, empty in CSV, "-" in text and HTML.
  */
+
+/* What a value is, which decides how each format writes it. */
+enum rp_vk {
+	RP_V_NONE,	/* unknown or undefined: null, empty, "-" */
+	RP_V_INT,	/* a count */
+	RP_V_NUM,	/* a decayed count (from a store) */
+	RP_V_RATE,	/* a share, 0..1 */
+	RP_V_SECS,	/* seconds */
+	RP_V_PROB,	/* a probability (p_spam) */
+	RP_V_TIME	/* a time, as text */
+};
+
+struct rp_val {
+	enum rp_vk k;
+	uint64_t u;		/* RP_V_INT */
+	double	d;		/* RP_V_NUM, RATE, SECS, PROB */
+	char	s[40];		/* RP_V_TIME */
+};
+
+#define RP_C_STORE	0x01	/* in JSON and CSV from a store only */
+#define RP_C_TSTORE	0x02	/* in the text table from a store only */
+
+struct rp_col {
+	const char *name;	/* JSON key and CSV header */
+	const char *text;	/* text header (NULL = not in the text table) */
+	const char *html;	/* HTML header (NULL = not in the HTML table) */
+	unsigned flags;		/* RP_C_* */
+	int	off;		/* event log: a uint64_t of rp_group (-1 none) */
+	int	oc;		/* store: est.counts[oc] (-1 none) */
+	void	(*get)(const struct rp_group *, int store, struct rp_val *);
+				/* else: computed (NULL = off / oc) */
+};
 
 /* time_str - ms since the epoch as RFC 3339 UTC, seconds */
 static void
@@ -780,50 +810,136 @@ time_str(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
-/* store_json - rp_write_json() for a report from a store */
-static int
-store_json(FILE *f, const struct rp_report *rep)
+/* col_attempts - attempts, counted or decayed */
+static void
+col_attempts(const struct rp_group *g, int store, struct rp_val *v)
 {
-	const struct rp_table *t = &rep->by;
-	const struct rp_group *g;
-	const double *c;
-	char	ts[40];
-	size_t	i;
-
-	for (i = 0; i < t->n; i++) {
-		g = &t->g[i];
-		c = g->est.counts;
-		fprintf(f, "{\"type\":\"group\",\"by\":\"%s\",\"group\":\"",
-		    rp_by_names[t->by]);
-		utf8_each(f, g->label, put_json);
-		fprintf(f, "\",\"senders\":null,\"ok_senders\":null,"
-		    "\"bad_senders\":null,\"sessions\":null,\"messages\":null,"
-		    "\"attempts\":%.10g,\"delivered\":%.10g",
-		    rp_store_attempts(g), c[OC_DELIVERED]);
-		json_num(f, "success_rate", rp_success_rate(g));
-		time_str(g->updated_ms, ts, sizeof(ts));
-		fprintf(f, ",\"rejected\":%.10g,\"deferred\":%.10g,"
-		    "\"abandoned\":%.10g,\"gave_up\":null,"
-		    "\"protocol_error\":%.10g,\"backend_error\":null,"
-		    "\"other\":null,\"waited\":null,\"wait_mean_s\":null,"
-		    "\"wait_max_s\":null,\"spam\":%.10g,\"ham\":%.10g,"
-		    "\"listed\":%.10g,\"p_spam\":%.6g,\"evidence\":%.10g,"
-		    "\"updated\":\"%s\"}\n",
-		    c[OC_REJECTED], c[OC_DEFERRED], c[OC_ABANDONED],
-		    c[OC_PROTOCOL_ERROR], c[OC_SPAM], c[OC_HAM],
-		    c[OC_LISTED], g->est.p_spam, g->est.evidence, ts);
+	if (store) {
+		v->k = RP_V_NUM;
+		v->d = rp_store_attempts(g);
+	} else {
+		v->k = RP_V_INT;
+		v->u = rp_attempts(g);
 	}
-	time_str(rep->st.now_ms, ts, sizeof(ts));
-	fprintf(f, "{\"type\":\"summary\",\"by\":\"%s\",\"source\":\"store\","
-	    "\"store\":\"", rp_by_names[t->by]);
-	utf8_each(f, rep->source, put_json);
-	fprintf(f, "\",\"groups\":%zu,\"keys\":%zu,\"ip_keys\":%llu,"
-	    "\"decayed_to\":\"%s\",\"half_life_s\":%.10g,\"lines\":null,"
-	    "\"garbage\":null,\"sessions\":null,\"messages\":null,"
-	    "\"filtered\":null,\"orphans\":null}\n", t->n, rep->st.store_keys,
-	    (unsigned long long)rep->st.ip_keys, ts,
-	    rep->st.half_life_ms / 1000);
-	return ferror(f) ? -1 : 0;
+}
+
+/* col_success - the success rate, or undefined */
+static void
+col_success(const struct rp_group *g, int store, struct rp_val *v)
+{
+	(void)store;
+	v->d = rp_success_rate(g);
+	v->k = v->d < 0 ? RP_V_NONE : RP_V_RATE;
+}
+
+/* col_wait_mean - the mean wait of abandoned sessions */
+static void
+col_wait_mean(const struct rp_group *g, int store, struct rp_val *v)
+{
+	v->k = store || g->waited == 0 ? RP_V_NONE : RP_V_SECS;
+	v->d = g->waited ? g->wait_sum / (double)g->waited : 0;
+}
+
+/* col_wait_max - the longest wait of abandoned sessions */
+static void
+col_wait_max(const struct rp_group *g, int store, struct rp_val *v)
+{
+	v->k = store || g->waited == 0 ? RP_V_NONE : RP_V_SECS;
+	v->d = g->wait_max;
+}
+
+/* col_p_spam - the store's estimate */
+static void
+col_p_spam(const struct rp_group *g, int store, struct rp_val *v)
+{
+	(void)store;
+	v->k = RP_V_PROB;
+	v->d = g->est.p_spam;
+}
+
+/* col_evidence - the store's decayed evidence */
+static void
+col_evidence(const struct rp_group *g, int store, struct rp_val *v)
+{
+	(void)store;
+	v->k = RP_V_NUM;
+	v->d = g->est.evidence;
+}
+
+/* col_updated - when the store last wrote the key */
+static void
+col_updated(const struct rp_group *g, int store, struct rp_val *v)
+{
+	(void)store;
+	v->k = RP_V_TIME;
+	time_str(g->updated_ms, v->s, sizeof(v->s));
+}
+
+#define G(f)	((int)offsetof(struct rp_group, f))
+
+static const struct rp_col rp_cols[] = {
+	{"senders", "senders", "senders", 0, G(senders), -1, NULL},
+	{"ok_senders", "ok", "ok senders", 0, G(ok_senders), -1, NULL},
+	{"bad_senders", "failed", "failed senders", 0, G(bad_senders), -1,
+	    NULL},
+	{"sessions", "sessions", "sessions", 0, G(sessions), -1, NULL},
+	{"messages", "messages", "messages", 0, G(messages), -1, NULL},
+	{"attempts", NULL, NULL, 0, -1, -1, col_attempts},
+	{"delivered", "delivered", "delivered", 0, G(delivered),
+	    OC_DELIVERED, NULL},
+	{"success_rate", "success", "success", 0, -1, -1, col_success},
+	{"rejected", "rejected", "rejected", 0, G(rejected), OC_REJECTED,
+	    NULL},
+	{"deferred", "deferred", "deferred", 0, G(deferred), OC_DEFERRED,
+	    NULL},
+	{"abandoned", "abandoned", "abandoned", 0, G(abandoned), OC_ABANDONED,
+	    NULL},
+	{"gave_up", "gave_up", "gave up", 0, G(early), -1, NULL},
+	{"protocol_error", "proto_err", NULL, RP_C_TSTORE, G(protocol_error),
+	    OC_PROTOCOL_ERROR, NULL},
+	{"backend_error", NULL, NULL, 0, G(backend_error), -1, NULL},
+	{"other", NULL, NULL, 0, G(other), -1, NULL},
+	{"waited", NULL, NULL, 0, G(waited), -1, NULL},
+	{"wait_mean_s", NULL, NULL, 0, -1, -1, col_wait_mean},
+	{"wait_max_s", NULL, NULL, 0, -1, -1, col_wait_max},
+	{"spam", "spam", NULL, RP_C_STORE | RP_C_TSTORE, -1, OC_SPAM, NULL},
+	{"ham", "ham", NULL, RP_C_STORE | RP_C_TSTORE, -1, OC_HAM, NULL},
+	{"listed", "listed", NULL, RP_C_STORE | RP_C_TSTORE, -1, OC_LISTED,
+	    NULL},
+	{"p_spam", "p_spam", NULL, RP_C_STORE | RP_C_TSTORE, -1, -1,
+	    col_p_spam},
+	{"evidence", NULL, NULL, RP_C_STORE, -1, -1, col_evidence},
+	{"updated", NULL, NULL, RP_C_STORE, -1, -1, col_updated},
+};
+
+#undef G
+
+#define RP_NCOLS	(sizeof(rp_cols) / sizeof(rp_cols[0]))
+
+/* col_value - a column's value for a group */
+static void
+col_value(const struct rp_col *c, const struct rp_group *g, int store,
+    struct rp_val *v)
+{
+	v->k = RP_V_NONE;
+	if (c->get != NULL)
+		c->get(g, store, v);
+	else if (store && c->oc >= 0) {
+		v->k = RP_V_NUM;
+		v->d = g->est.counts[c->oc];
+	} else if (!store && c->off >= 0) {
+		v->k = RP_V_INT;
+		memcpy(&v->u, (const char *)g + c->off, sizeof(v->u));
+	}
+}
+
+/* col_in - is the column in JSON and CSV (text: in the text table)? */
+static int
+col_in(const struct rp_col *c, int store, int text)
+{
+	if (text)
+		return c->text != NULL && (store || !(c->flags & RP_C_TSTORE));
+	return store || !(c->flags & RP_C_STORE);
 }
 
 /* rp_write_json - one object per group per line, then a summary line */
@@ -831,89 +947,52 @@ int
 rp_write_json(FILE *f, const struct rp_report *rep)
 {
 	const struct rp_table *t = &rep->by;
-	const struct rp_group *g;
-	size_t i;
-
-	if (rep->store)
-		return store_json(f, rep);
-	for (i = 0; i < t->n; i++) {
-		g = &t->g[i];
-		fprintf(f, "{\"type\":\"group\",\"by\":\"%s\",\"group\":\"",
-		    rp_by_names[t->by]);
-		utf8_each(f, g->label, put_json);
-		fprintf(f, "\",\"senders\":%llu,\"ok_senders\":%llu,"
-		    "\"bad_senders\":%llu,\"sessions\":%llu,\"messages\":%llu,"
-		    "\"attempts\":%llu,\"delivered\":%llu",
-		    (unsigned long long)g->senders,
-		    (unsigned long long)g->ok_senders,
-		    (unsigned long long)g->bad_senders,
-		    (unsigned long long)g->sessions,
-		    (unsigned long long)g->messages,
-		    (unsigned long long)rp_attempts(g),
-		    (unsigned long long)g->delivered);
-		json_num(f, "success_rate", rp_success_rate(g));
-		fprintf(f, ",\"rejected\":%llu,\"deferred\":%llu,"
-		    "\"abandoned\":%llu,\"gave_up\":%llu,"
-		    "\"protocol_error\":%llu,\"backend_error\":%llu,"
-		    "\"other\":%llu,\"waited\":%llu",
-		    (unsigned long long)g->rejected,
-		    (unsigned long long)g->deferred,
-		    (unsigned long long)g->abandoned,
-		    (unsigned long long)g->early,
-		    (unsigned long long)g->protocol_error,
-		    (unsigned long long)g->backend_error,
-		    (unsigned long long)g->other,
-		    (unsigned long long)g->waited);
-		json_num(f, "wait_mean_s", g->waited ?
-		    g->wait_sum / (double)g->waited : -1);
-		json_num(f, "wait_max_s", g->waited ? g->wait_max : -1);
-		fputs("}\n", f);
-	}
-	fprintf(f, "{\"type\":\"summary\",\"by\":\"%s\",\"groups\":%zu,"
-	    "\"lines\":%lu,\"garbage\":%lu,\"sessions\":%llu,"
-	    "\"messages\":%llu,\"filtered\":%llu,\"orphans\":%llu}\n",
-	    rp_by_names[t->by], t->n, rep->st.lines, rep->st.garbage,
-	    (unsigned long long)rep->st.sessions,
-	    (unsigned long long)rep->st.messages,
-	    (unsigned long long)rep->st.filtered,
-	    (unsigned long long)rep->st.orphans);
-	return ferror(f) ? -1 : 0;
-}
-
-static const char rp_csv_head[] = "by,group,senders,ok_senders,bad_senders,"
-    "sessions,messages,attempts,delivered,success_rate,rejected,deferred,"
-    "abandoned,gave_up,protocol_error,backend_error,other,waited,"
-    "wait_mean_s,wait_max_s";
-
-/* store_csv - rp_write_csv() for a report from a store: unknown = empty */
-static int
-store_csv(FILE *f, const struct rp_report *rep)
-{
-	const struct rp_table *t = &rep->by;
-	const struct rp_group *g;
-	const double *c;
-	double	sr;
+	const struct rp_col *c;
+	struct rp_val v;
 	char	ts[40];
 	size_t	i;
 
-	fprintf(f, "%s,spam,ham,listed,p_spam,evidence,updated\r\n",
-	    rp_csv_head);
 	for (i = 0; i < t->n; i++) {
-		g = &t->g[i];
-		c = g->est.counts;
-		fprintf(f, "%s,\"", rp_by_names[t->by]);
-		utf8_each(f, g->label, put_csv);
-		fprintf(f, "\",,,,,,%.10g,%.10g,", rp_store_attempts(g),
-		    c[OC_DELIVERED]);
-		if ((sr = rp_success_rate(g)) >= 0)
-			fprintf(f, "%.6f", sr);
-		time_str(g->updated_ms, ts, sizeof(ts));
-		fprintf(f, ",%.10g,%.10g,%.10g,,%.10g,,,,,,%.10g,%.10g,%.10g,"
-		    "%.6g,%.10g,%s\r\n", c[OC_REJECTED], c[OC_DEFERRED],
-		    c[OC_ABANDONED], c[OC_PROTOCOL_ERROR], c[OC_SPAM],
-		    c[OC_HAM], c[OC_LISTED], g->est.p_spam, g->est.evidence,
-		    ts);
+		fprintf(f, "{\"type\":\"group\",\"by\":\"%s\",\"group\":\"",
+		    rp_by_names[t->by]);
+		utf8_each(f, t->g[i].label, put_json);
+		fputc('"', f);
+		for (c = rp_cols; c < rp_cols + RP_NCOLS; c++) {
+			if (!col_in(c, rep->store, 0))
+				continue;
+			col_value(c, &t->g[i], rep->store, &v);
+			fprintf(f, ",\"%s\":", c->name);
+			switch (v.k) {
+			case RP_V_NONE: fputs("null", f); break;
+			case RP_V_INT: fprintf(f, "%llu",
+			    (unsigned long long)v.u); break;
+			case RP_V_NUM: fprintf(f, "%.10g", v.d); break;
+			case RP_V_TIME: fprintf(f, "\"%s\"", v.s); break;
+			default: fprintf(f, "%.6g", v.d); break;
+			}
+		}
+		fputs("}\n", f);
 	}
+	if (rep->store) {
+		time_str(rep->st.now_ms, ts, sizeof(ts));
+		fprintf(f, "{\"type\":\"summary\",\"by\":\"%s\",\"source\":"
+		    "\"store\",\"store\":\"", rp_by_names[t->by]);
+		utf8_each(f, rep->source, put_json);
+		fprintf(f, "\",\"groups\":%zu,\"keys\":%zu,\"ip_keys\":%llu,"
+		    "\"decayed_to\":\"%s\",\"half_life_s\":%.10g,\"lines\":"
+		    "null,\"garbage\":null,\"sessions\":null,\"messages\":null,"
+		    "\"filtered\":null,\"orphans\":null}\n", t->n,
+		    rep->st.store_keys, (unsigned long long)rep->st.ip_keys, ts,
+		    rep->st.half_life_ms / 1000);
+	} else
+		fprintf(f, "{\"type\":\"summary\",\"by\":\"%s\",\"groups\":%zu,"
+		    "\"lines\":%lu,\"garbage\":%lu,\"sessions\":%llu,"
+		    "\"messages\":%llu,\"filtered\":%llu,\"orphans\":%llu}\n",
+		    rp_by_names[t->by], t->n, rep->st.lines, rep->st.garbage,
+		    (unsigned long long)rep->st.sessions,
+		    (unsigned long long)rep->st.messages,
+		    (unsigned long long)rep->st.filtered,
+		    (unsigned long long)rep->st.orphans);
 	return ferror(f) ? -1 : 0;
 }
 
@@ -922,41 +1001,35 @@ int
 rp_write_csv(FILE *f, const struct rp_report *rep)
 {
 	const struct rp_table *t = &rep->by;
-	const struct rp_group *g;
-	double sr;
-	size_t i;
+	const struct rp_col *c;
+	struct rp_val v;
+	size_t	i;
 
-	if (rep->store)
-		return store_csv(f, rep);
-	fprintf(f, "%s\r\n", rp_csv_head);
+	fputs("by,group", f);
+	for (c = rp_cols; c < rp_cols + RP_NCOLS; c++)
+		if (col_in(c, rep->store, 0))
+			fprintf(f, ",%s", c->name);
+	fputs("\r\n", f);
 	for (i = 0; i < t->n; i++) {
-		g = &t->g[i];
 		fprintf(f, "%s,\"", rp_by_names[t->by]);
-		utf8_each(f, g->label, put_csv);
-		fprintf(f, "\",%llu,%llu,%llu,%llu,%llu,%llu,%llu,",
-		    (unsigned long long)g->senders,
-		    (unsigned long long)g->ok_senders,
-		    (unsigned long long)g->bad_senders,
-		    (unsigned long long)g->sessions,
-		    (unsigned long long)g->messages,
-		    (unsigned long long)rp_attempts(g),
-		    (unsigned long long)g->delivered);
-		if ((sr = rp_success_rate(g)) >= 0)
-			fprintf(f, "%.6f", sr);
-		fprintf(f, ",%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,",
-		    (unsigned long long)g->rejected,
-		    (unsigned long long)g->deferred,
-		    (unsigned long long)g->abandoned,
-		    (unsigned long long)g->early,
-		    (unsigned long long)g->protocol_error,
-		    (unsigned long long)g->backend_error,
-		    (unsigned long long)g->other,
-		    (unsigned long long)g->waited);
-		if (g->waited)
-			fprintf(f, "%.3f,%.3f", g->wait_sum / (double)g->waited,
-			    g->wait_max);
-		else
-			fputs(",", f);
+		utf8_each(f, t->g[i].label, put_csv);
+		fputc('"', f);
+		for (c = rp_cols; c < rp_cols + RP_NCOLS; c++) {
+			if (!col_in(c, rep->store, 0))
+				continue;
+			col_value(c, &t->g[i], rep->store, &v);
+			fputc(',', f);
+			switch (v.k) {
+			case RP_V_NONE: break;
+			case RP_V_INT: fprintf(f, "%llu",
+			    (unsigned long long)v.u); break;
+			case RP_V_NUM: fprintf(f, "%.10g", v.d); break;
+			case RP_V_RATE: fprintf(f, "%.6f", v.d); break;
+			case RP_V_SECS: fprintf(f, "%.3f", v.d); break;
+			case RP_V_PROB: fprintf(f, "%.6g", v.d); break;
+			case RP_V_TIME: fputs(v.s, f); break;
+			}
+		}
 		fputs("\r\n", f);
 	}
 	return ferror(f) ? -1 : 0;
@@ -997,51 +1070,19 @@ term_label(FILE *f, const char *s, int w)
 		fputc(' ', f);
 }
 
-/* pct - a rate as a percentage, or "-" */
-static void
-pct(FILE *f, double v)
+/* text_sep - the text table's gap before a column: two spaces before the
+ * first and before the success rate, else one */
+static const char *
+text_sep(const struct rp_col *c, int first)
 {
-	if (v < 0)
-		fprintf(f, "  %7s", "-");
-	else
-		fprintf(f, "  %6.1f%%", v * 100);
+	return first || c->get == col_success ? "  " : " ";
 }
 
-/* store_text - the rows of rp_write_text() for a report from a store */
-static void
-store_text(FILE *f, const struct rp_report *rep, int w)
+/* text_width - the text table's width of a column */
+static int
+text_width(const struct rp_col *c)
 {
-	const struct rp_table *t = &rep->by;
-	const struct rp_group *g;
-	const double *c;
-	char	ts[40];
-	size_t	i;
-
-	time_str(rep->st.now_ms, ts, sizeof(ts));
-	fprintf(f, "reputation store %s: %zu %s keys, %llu ip keys; counts "
-	    "decayed to %s (half-life %.4gh); success = delivered / attempts;"
-	    "\nsenders, sessions, messages and gave_up are not in the store "
-	    "(-)\n\n", rep->source, t->n, rp_by_names[t->by],
-	    (unsigned long long)rep->st.ip_keys, ts,
-	    rep->st.half_life_ms / 3600e3);
-	term_label(f, rp_by_names[t->by], w);
-	fprintf(f, "  %9s %9s %9s %9s %9s %9s  %7s %9s %9s %9s %9s %9s "
-	    "%9s %9s %9s %7s\n", "senders", "ok", "failed", "sessions",
-	    "messages", "delivered", "success", "rejected", "deferred",
-	    "abandoned", "gave_up", "proto_err", "spam", "ham", "listed",
-	    "p_spam");
-	for (i = 0; i < t->n; i++) {
-		g = &t->g[i];
-		c = g->est.counts;
-		term_label(f, g->label, w);
-		fprintf(f, "  %9s %9s %9s %9s %9s %9.1f", "-", "-", "-", "-",
-		    "-", c[OC_DELIVERED]);
-		pct(f, rp_success_rate(g));
-		fprintf(f, " %9.1f %9.1f %9.1f %9s %9.1f %9.1f %9.1f %9.1f "
-		    "%7.3f\n", c[OC_REJECTED], c[OC_DEFERRED],
-		    c[OC_ABANDONED], "-", c[OC_PROTOCOL_ERROR], c[OC_SPAM],
-		    c[OC_HAM], c[OC_LISTED], g->est.p_spam);
-	}
+	return c->get == col_success || c->get == col_p_spam ? 7 : 9;
 }
 
 /* rp_write_text - an aligned table */
@@ -1049,9 +1090,11 @@ int
 rp_write_text(FILE *f, const struct rp_report *rep)
 {
 	const struct rp_table *t = &rep->by;
-	const struct rp_group *g;
-	size_t i, l;
-	int w = 5;
+	const struct rp_col *c;
+	struct rp_val v;
+	char	ts[40];
+	size_t	i, l;
+	int	w = 5, first;
 
 	for (i = 0; i < t->n; i++) {
 		l = strlen(t->g[i].label);
@@ -1061,33 +1104,47 @@ rp_write_text(FILE *f, const struct rp_report *rep)
 	if (w > 56)
 		w = 56;
 	if (rep->store) {
-		store_text(f, rep, w);
-		return ferror(f) ? -1 : 0;
-	}
-	fprintf(f, "%lu sessions, %llu messages from %lu lines (%lu skipped); "
-	    "success = delivered / attempts\n\n", (unsigned long)rep->st.sessions,
-	    (unsigned long long)rep->st.messages, rep->st.lines,
-	    rep->st.garbage);
+		time_str(rep->st.now_ms, ts, sizeof(ts));
+		fprintf(f, "reputation store %s: %zu %s keys, %llu ip keys; "
+		    "counts decayed to %s (half-life %.4gh); success = "
+		    "delivered / attempts;\nsenders, sessions, messages and "
+		    "gave_up are not in the store (-)\n\n", rep->source, t->n,
+		    rp_by_names[t->by], (unsigned long long)rep->st.ip_keys,
+		    ts, rep->st.half_life_ms / 3600e3);
+	} else
+		fprintf(f, "%lu sessions, %llu messages from %lu lines (%lu "
+		    "skipped); success = delivered / attempts\n\n",
+		    (unsigned long)rep->st.sessions,
+		    (unsigned long long)rep->st.messages, rep->st.lines,
+		    rep->st.garbage);
 	term_label(f, rp_by_names[t->by], w);
-	fprintf(f, "  %9s %9s %9s %9s %9s %9s  %7s %9s %9s %9s %9s\n",
-	    "senders", "ok", "failed", "sessions", "messages", "delivered",
-	    "success", "rejected", "deferred", "abandoned", "gave_up");
+	for (c = rp_cols, first = 1; c < rp_cols + RP_NCOLS; c++) {
+		if (!col_in(c, rep->store, 1))
+			continue;
+		fprintf(f, "%s%*s", text_sep(c, first), text_width(c),
+		    c->text);
+		first = 0;
+	}
+	fputc('\n', f);
 	for (i = 0; i < t->n; i++) {
-		g = &t->g[i];
-		term_label(f, g->label, w);
-		fprintf(f, "  %9llu %9llu %9llu %9llu %9llu %9llu",
-		    (unsigned long long)g->senders,
-		    (unsigned long long)g->ok_senders,
-		    (unsigned long long)g->bad_senders,
-		    (unsigned long long)g->sessions,
-		    (unsigned long long)g->messages,
-		    (unsigned long long)g->delivered);
-		pct(f, rp_success_rate(g));
-		fprintf(f, " %9llu %9llu %9llu %9llu\n",
-		    (unsigned long long)g->rejected,
-		    (unsigned long long)g->deferred,
-		    (unsigned long long)g->abandoned,
-		    (unsigned long long)g->early);
+		term_label(f, t->g[i].label, w);
+		for (c = rp_cols, first = 1; c < rp_cols + RP_NCOLS; c++) {
+			if (!col_in(c, rep->store, 1))
+				continue;
+			col_value(c, &t->g[i], rep->store, &v);
+			fputs(text_sep(c, first), f);
+			first = 0;
+			switch (v.k) {
+			case RP_V_INT: fprintf(f, "%9llu",
+			    (unsigned long long)v.u); break;
+			case RP_V_NUM: fprintf(f, "%9.1f", v.d); break;
+			case RP_V_RATE: fprintf(f, "%6.1f%%", v.d * 100); break;
+			case RP_V_PROB: fprintf(f, "%7.3f", v.d); break;
+			default: fprintf(f, "%*s", text_width(c), "-");
+			    break;
+			}
+		}
+		fputc('\n', f);
 	}
 	return ferror(f) ? -1 : 0;
 }
@@ -1315,9 +1372,9 @@ html_page(FILE *f, const struct rp_report *rep, const struct rp_chart *c,
     int nc)
 {
 	const struct rp_table *t = &rep->by;
-	const struct rp_group *g;
+	const struct rp_col *col;
+	struct rp_val v;
 	char ts[40];
-	double sr;
 	size_t i;
 	int k;
 
@@ -1358,54 +1415,30 @@ html_page(FILE *f, const struct rp_report *rep, const struct rp_chart *c,
 		fputs("</div>\n", f);
 	}
 	fprintf(f, "<h2>By %s</h2>\n<div class=\"scroll\"><table>\n"
-	    "<tr><th>%s</th><th>senders</th>"
-	    "<th>ok senders</th><th>failed senders</th><th>sessions</th>"
-	    "<th>messages</th><th>delivered</th><th>success</th>"
-	    "<th>rejected</th><th>deferred</th><th>abandoned</th>"
-	    "<th>gave up</th></tr>\n", rp_by_names[t->by],
-	    rp_by_names[t->by]);
+	    "<tr><th>%s</th>", rp_by_names[t->by], rp_by_names[t->by]);
+	for (col = rp_cols; col < rp_cols + RP_NCOLS; col++)
+		if (col->html != NULL)
+			fprintf(f, "<th>%s</th>", col->html);
+	fputs("</tr>\n", f);
 	for (i = 0; i < t->n; i++) {
-		g = &t->g[i];
 		fputs("<tr><td class=\"l\">", f);
-		svg_text(f, g->label, 0);
-		if (rep->store) {
-			const double *dc = g->est.counts;
-
-			fputs("</td><td class=\"n\">-</td><td class=\"n\">-"
-			    "</td><td class=\"n\">-</td><td class=\"n\">-</td>"
-			    "<td class=\"n\">-</td>", f);
-			fprintf(f, "<td class=\"n\">%.1f</td>",
-			    dc[OC_DELIVERED]);
-			if ((sr = rp_success_rate(g)) >= 0)
-				fprintf(f, "<td class=\"n\">%.1f%%</td>",
-				    sr * 100);
-			else
-				fputs("<td class=\"n\">-</td>", f);
-			fprintf(f, "<td class=\"n\">%.1f</td><td class=\"n\">"
-			    "%.1f</td><td class=\"n\">%.1f</td><td class=\"n\">"
-			    "-</td></tr>\n", dc[OC_REJECTED],
-			    dc[OC_DEFERRED], dc[OC_ABANDONED]);
-			continue;
+		svg_text(f, t->g[i].label, 0);
+		fputs("</td>", f);
+		for (col = rp_cols; col < rp_cols + RP_NCOLS; col++) {
+			if (col->html == NULL)
+				continue;
+			col_value(col, &t->g[i], rep->store, &v);
+			switch (v.k) {
+			case RP_V_INT: fprintf(f, "<td class=\"n\">%llu</td>",
+			    (unsigned long long)v.u); break;
+			case RP_V_NUM: fprintf(f, "<td class=\"n\">%.1f</td>",
+			    v.d); break;
+			case RP_V_RATE: fprintf(f, "<td class=\"n\">%.1f%%</td>",
+			    v.d * 100); break;
+			default: fputs("<td class=\"n\">-</td>", f); break;
+			}
 		}
-		fprintf(f, "</td><td class=\"n\">%llu</td><td class=\"n\">%llu"
-		    "</td><td class=\"n\">%llu</td><td class=\"n\">%llu</td>"
-		    "<td class=\"n\">%llu</td><td class=\"n\">%llu</td>",
-		    (unsigned long long)g->senders,
-		    (unsigned long long)g->ok_senders,
-		    (unsigned long long)g->bad_senders,
-		    (unsigned long long)g->sessions,
-		    (unsigned long long)g->messages,
-		    (unsigned long long)g->delivered);
-		if ((sr = rp_success_rate(g)) >= 0)
-			fprintf(f, "<td class=\"n\">%.1f%%</td>", sr * 100);
-		else
-			fputs("<td class=\"n\">-</td>", f);
-		fprintf(f, "<td class=\"n\">%llu</td><td class=\"n\">%llu</td>"
-		    "<td class=\"n\">%llu</td><td class=\"n\">%llu</td></tr>\n",
-		    (unsigned long long)g->rejected,
-		    (unsigned long long)g->deferred,
-		    (unsigned long long)g->abandoned,
-		    (unsigned long long)g->early);
+		fputs("</tr>\n", f);
 	}
 	fputs("</table></div>\n</body>\n</html>\n", f);
 	return ferror(f) ? -1 : 0;
