@@ -22,6 +22,7 @@
  * caller's struct jl_doc and are valid until its next jl_parse(); it is an
  * error to keep them longer.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,17 +149,77 @@ evr_dnsbl_zones(const struct jl_doc *d, const struct jl_val *dn, char *out,
 	return 0;
 }
 
+/* The members a record is read from; one walk finds them all. */
+enum evr_field {
+	F_TYPE, F_SESSION, F_ID, F_OUTCOME, F_TIME, F_CLIENT_IP, F_OS,
+	F_RAW_SIG, F_CLASS, F_START, F_END, F_FP, F_DNSBL, F_MESSAGES,
+	F_GAVE_UP, F_MESSAGE, F_VERDICT, F_N
+};
+
+#define K(s)	{ s, sizeof(s) - 1 }
+static const struct {
+	const char *name;
+	uint32_t len;
+} fields[F_N] = {
+	[F_TYPE] = K("type"), [F_SESSION] = K("session"), [F_ID] = K("id"),
+	[F_OUTCOME] = K("outcome"), [F_TIME] = K("time"),
+	[F_CLIENT_IP] = K("client_ip"), [F_OS] = K("os"),
+	[F_RAW_SIG] = K("raw_sig"), [F_CLASS] = K("class"),
+	[F_START] = K("start"), [F_END] = K("end"), [F_FP] = K("fp"),
+	[F_DNSBL] = K("dnsbl"), [F_MESSAGES] = K("messages"),
+	[F_GAVE_UP] = K("gave_up_after_s"), [F_MESSAGE] = K("message"),
+	[F_VERDICT] = K("verdict"),
+};
+#undef K
+
+/* The fields of each name length (the names are at most 15 bytes). */
+static const signed char bylen[16][6] = {
+	[2] = { F_ID, F_OS, F_FP, -1 },
+	[3] = { F_END, -1 },
+	[4] = { F_TYPE, F_TIME, -1 },
+	[5] = { F_CLASS, F_START, F_DNSBL, -1 },
+	[7] = { F_SESSION, F_OUTCOME, F_RAW_SIG, F_MESSAGE, F_VERDICT, -1 },
+	[8] = { F_MESSAGES, -1 },
+	[9] = { F_CLIENT_IP, -1 },
+	[15] = { F_GAVE_UP, -1 },
+};
+
+/* walk - the first member of obj with each field's name (as jl_get()) */
+static void
+walk(const struct jl_doc *d, const struct jl_val *obj,
+    const struct jl_val *v[F_N])
+{
+	const struct jl_val *m;
+	const signed char *c;
+	const char *k;
+
+	memset(v, 0, sizeof(v[0]) * F_N);
+	for (m = jl_first(d, obj); m != NULL; m = jl_next(d, m)) {
+		if (m->klen >= 16)
+			continue;
+		k = d->str + m->key;
+		for (c = bylen[m->klen]; *c >= 0 && c < bylen[m->klen] + 6;
+		    c++)
+			if (k[0] == fields[*c].name[0] &&
+			    memcmp(k, fields[*c].name, m->klen) == 0) {
+				if (v[*c] == NULL)
+					v[*c] = m;
+				break;
+			}
+	}
+}
+
 /* read_message - the message record of root; 0 or -1 with err */
 static int
-read_message(const struct jl_doc *d, const struct jl_val *r, unsigned flags,
-    struct evr_rmessage *m, char *err, size_t errlen)
+read_message(const struct jl_doc *d, const struct jl_val *const v[F_N],
+    unsigned flags, struct evr_rmessage *m, char *err, size_t errlen)
 {
 	const char *oc;
 	int	i;
 
-	m->session = jl_get_str(d, r, "session");
-	m->id = jl_get_str(d, r, "id");
-	oc = jl_get_str(d, r, "outcome");
+	m->session = jl_str(d, v[F_SESSION]);
+	m->id = jl_str(d, v[F_ID]);
+	oc = jl_str(d, v[F_OUTCOME]);
 	if (m->session == NULL || (m->id == NULL && (flags & EVR_R_MSG_ID)) ||
 	    oc == NULL) {
 		snprintf(err, errlen, "message record without a string '%s'",
@@ -166,33 +227,33 @@ read_message(const struct jl_doc *d, const struct jl_val *r, unsigned flags,
 		    (flags & EVR_R_MSG_ID) ? "id" : "outcome");
 		return -1;
 	}
-	if (evr_time_ms(jl_get_str(d, r, "time"), &m->time_ms) < 0) {
+	if (evr_time_ms(jl_str(d, v[F_TIME]), &m->time_ms) < 0) {
 		snprintf(err, errlen, "message record without a valid 'time'");
 		return -1;
 	}
 	i = outcome_parse(oc);
 	m->outcome = i >= 0 && (outcome_flags((enum outcome)i) & OC_F_MSG) ?
 	    (enum outcome)i : OC_NONE;
-	m->client_ip = jl_get_str(d, r, "client_ip");
-	m->os = jl_get_str(d, r, "os");
-	m->raw_sig = jl_get_str(d, r, "raw_sig");
-	m->class_name = jl_get_str(d, r, "class");
+	m->client_ip = jl_str(d, v[F_CLIENT_IP]);
+	m->os = jl_str(d, v[F_OS]);
+	m->raw_sig = jl_str(d, v[F_RAW_SIG]);
+	m->class_name = jl_str(d, v[F_CLASS]);
 	return 0;
 }
 
 /* read_session - the session record of root; 0 or -1 with err */
 static int
-read_session(const struct jl_doc *d, const struct jl_val *r, unsigned flags,
-    struct evr_rsession *s, char *err, size_t errlen)
+read_session(const struct jl_doc *d, const struct jl_val *const v[F_N],
+    unsigned flags, struct evr_rsession *s, char *err, size_t errlen)
 {
-	const struct jl_val *fp, *v;
+	const struct jl_val *fp, *n;
 	int	i;
 
-	if ((s->id = jl_get_str(d, r, "id")) == NULL) {
+	if ((s->id = jl_str(d, v[F_ID])) == NULL) {
 		snprintf(err, errlen, "session record without a string 'id'");
 		return -1;
 	}
-	if (evr_time_ms(jl_get_str(d, r, "start"), &s->start_ms) < 0) {
+	if (evr_time_ms(jl_str(d, v[F_START]), &s->start_ms) < 0) {
 		if (flags & EVR_R_SESS_START) {
 			snprintf(err, errlen, "session record without a valid "
 			    "'start'");
@@ -200,38 +261,38 @@ read_session(const struct jl_doc *d, const struct jl_val *r, unsigned flags,
 		}
 		s->start_ms = INT64_MIN;
 	}
-	if (evr_time_ms(jl_get_str(d, r, "end"), &s->end_ms) < 0)
+	if (evr_time_ms(jl_str(d, v[F_END]), &s->end_ms) < 0)
 		s->end_ms = INT64_MIN;
-	s->client_ip = jl_get_str(d, r, "client_ip");
-	s->class_name = jl_get_str(d, r, "class");
-	fp = jl_get(d, r, "fp");
+	s->client_ip = jl_str(d, v[F_CLIENT_IP]);
+	s->class_name = jl_str(d, v[F_CLASS]);
+	fp = v[F_FP];
 	s->fp = fp != NULL && fp->type == JL_OBJ;
 	s->fp_os = jl_get_str(d, fp, "os");
 	s->fp_key = jl_get_str(d, fp, "key");
 	s->fp_raw_sig = jl_get_str(d, fp, "raw_sig");
-	s->dnsbl_asked = evr_dnsbl_zones(d, jl_get(d, r, "dnsbl"),
-	    s->dnsbl_zones, sizeof(s->dnsbl_zones)) == 0;
-	i = outcome_parse(jl_get_str(d, r, "outcome"));
+	s->dnsbl_asked = evr_dnsbl_zones(d, v[F_DNSBL], s->dnsbl_zones,
+	    sizeof(s->dnsbl_zones)) == 0;
+	i = outcome_parse(jl_str(d, v[F_OUTCOME]));
 	s->outcome = i >= 0 && (outcome_flags((enum outcome)i) & OC_F_SESS) ?
 	    (enum outcome)i : OC_NONE;
-	v = jl_get(d, r, "messages");
-	s->has_messages = v != NULL && v->type == JL_NUM;
-	s->messages = s->has_messages ? v->num : 0;
-	v = jl_get(d, r, "gave_up_after_s");
-	s->gave_up_after_s = v != NULL && v->type == JL_NUM && v->num >= 0 ?
-	    v->num : -1;
+	n = v[F_MESSAGES];
+	s->has_messages = n != NULL && n->type == JL_NUM;
+	s->messages = s->has_messages ? n->num : 0;
+	n = v[F_GAVE_UP];
+	s->gave_up_after_s = n != NULL && n->type == JL_NUM && n->num >= 0 ?
+	    n->num : -1;
 	return 0;
 }
 
 /* read_feedback - the feedback record of root; 0 or -1 with err */
 static int
-read_feedback(const struct jl_doc *d, const struct jl_val *r,
+read_feedback(const struct jl_doc *d, const struct jl_val *const v[F_N],
     struct evr_rfeedback *f, char *err, size_t errlen)
 {
-	const struct jl_val *mv = jl_get(d, r, "message");
-	int	v;
+	const struct jl_val *mv = v[F_MESSAGE];
+	int	vd;
 
-	f->session = jl_get_str(d, r, "session");
+	f->session = jl_str(d, v[F_SESSION]);
 	f->message = jl_str(d, mv);
 	if (f->session == NULL && f->message == NULL) {
 		snprintf(err, errlen, "feedback record without a string "
@@ -243,13 +304,13 @@ read_feedback(const struct jl_doc *d, const struct jl_val *r,
 		    "neither a string nor null");
 		return -1;
 	}
-	v = outcome_parse(jl_get_str(d, r, "verdict"));
-	if (v != OC_SPAM && v != OC_HAM) {
+	vd = outcome_parse(jl_str(d, v[F_VERDICT]));
+	if (vd != OC_SPAM && vd != OC_HAM) {
 		snprintf(err, errlen, "feedback record without a 'verdict' of "
 		    "\"spam\" or \"ham\"");
 		return -1;
 	}
-	f->verdict = (enum outcome)v;
+	f->verdict = (enum outcome)vd;
 	return 0;
 }
 
@@ -261,6 +322,7 @@ int
 evr_read(const struct jl_doc *d, const struct jl_val *root, unsigned flags,
     struct evr_rec *rec, char *err, size_t errlen)
 {
+	const struct jl_val *v[F_N];
 	const char *type;
 	int	rc = 0;
 
@@ -268,21 +330,22 @@ evr_read(const struct jl_doc *d, const struct jl_val *root, unsigned flags,
 		snprintf(err, errlen, "not a JSON object");
 		return -1;
 	}
-	if ((type = jl_get_str(d, root, "type")) == NULL) {
+	walk(d, root, v);
+	if ((type = jl_str(d, v[F_TYPE])) == NULL) {
 		snprintf(err, errlen, "record without a string 'type'");
 		return -1;
 	}
 	rec->type = EVR_OTHER;
 	if (strcmp(type, "message") == 0 && (flags & EVR_R_MESSAGE)) {
 		rec->type = EVR_MESSAGE;
-		rc = read_message(d, root, flags, &rec->u.m, err, errlen);
+		rc = read_message(d, v, flags, &rec->u.m, err, errlen);
 	} else if (strcmp(type, "session") == 0 && (flags & EVR_R_SESSION)) {
 		rec->type = EVR_SESSION;
-		rc = read_session(d, root, flags, &rec->u.s, err, errlen);
+		rc = read_session(d, v, flags, &rec->u.s, err, errlen);
 	} else if (strcmp(type, "feedback") == 0 &&
 	    (flags & EVR_R_FEEDBACK)) {
 		rec->type = EVR_FEEDBACK;
-		rc = read_feedback(d, root, &rec->u.f, err, errlen);
+		rc = read_feedback(d, v, &rec->u.f, err, errlen);
 	}
 	return rc < 0 ? -1 : (int)rec->type;
 }

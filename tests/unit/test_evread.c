@@ -85,6 +85,10 @@ static const struct read_case read_cases[] = {
 	{"{\"type\":\"feedback\"}", EVR_R_MESSAGE, EVR_OTHER, NULL, 0},
 	{"{\"type\":\"message\",\"session\":\"S\",\"outcome\":\"delivered\","
 	    T0 "}", ALL, EVR_MESSAGE, NULL, OC_DELIVERED},
+	/* A repeated member: the first counts (as jl_get()). */
+	{"{\"type\":\"message\",\"session\":\"S\",\"outcome\":\"delivered\","
+	    "\"outcome\":\"rejected\"," T0 "}", ALL, EVR_MESSAGE, NULL,
+	    OC_DELIVERED},
 	{"{\"type\":\"message\",\"session\":\"S\",\"outcome\":\"spam\"," T0
 	    "}", ALL, EVR_MESSAGE, NULL, OC_NONE},
 	{"{\"type\":\"message\",\"session\":\"S\",\"outcome\":\"what\"," T0
