@@ -172,16 +172,20 @@ static const struct {
 };
 #undef K
 
-/* The fields of each name length (the names are at most 15 bytes). */
+/* The fields of each name length (the names are at most 15 bytes), each
+ * row ended by -1. */
 static const signed char bylen[16][6] = {
-	[2] = { F_ID, F_OS, F_FP, -1 },
-	[3] = { F_END, -1 },
-	[4] = { F_TYPE, F_TIME, -1 },
-	[5] = { F_CLASS, F_START, F_DNSBL, -1 },
-	[7] = { F_SESSION, F_OUTCOME, F_RAW_SIG, F_MESSAGE, F_VERDICT, -1 },
-	[8] = { F_MESSAGES, -1 },
-	[9] = { F_CLIENT_IP, -1 },
-	[15] = { F_GAVE_UP, -1 },
+	{ -1 }, { -1 },
+	{ F_ID, F_OS, F_FP, -1 },
+	{ F_END, -1 },
+	{ F_TYPE, F_TIME, -1 },
+	{ F_CLASS, F_START, F_DNSBL, -1 },
+	{ -1 },
+	{ F_SESSION, F_OUTCOME, F_RAW_SIG, F_MESSAGE, F_VERDICT, -1 },
+	{ F_MESSAGES, -1 },
+	{ F_CLIENT_IP, -1 },
+	{ -1 }, { -1 }, { -1 }, { -1 }, { -1 },
+	{ F_GAVE_UP, -1 },
 };
 
 /* walk - the first member of obj with each field's name (as jl_get()) */
@@ -198,9 +202,9 @@ walk(const struct jl_doc *d, const struct jl_val *obj,
 		if (m->klen >= 16)
 			continue;
 		k = d->str + m->key;
-		for (c = bylen[m->klen]; *c >= 0 && c < bylen[m->klen] + 6;
-		    c++)
-			if (k[0] == fields[*c].name[0] &&
+		for (c = bylen[m->klen]; *c >= 0; c++)
+			if (fields[*c].len == m->klen &&
+			    k[0] == fields[*c].name[0] &&
 			    memcmp(k, fields[*c].name, m->klen) == 0) {
 				if (v[*c] == NULL)
 					v[*c] = m;
