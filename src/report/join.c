@@ -237,7 +237,7 @@ join_run(struct join *j, struct jl_reader *rd, char *err, size_t errlen)
 			continue;
 		}
 		for (i = 0; i < len && (line[i] == ' ' || line[i] == '\t' ||
-		    (line[i] == '\r' && j->o.cr_blank)); i++)
+		    line[i] == '\r'); i++)
 			;
 		if (i == len)
 			continue;		/* blank */

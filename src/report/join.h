@@ -19,7 +19,6 @@ struct join_opts {
 	const char *name;	/* the log's name in warnings */
 	unsigned flags;		/* EVR_R_*: the records read, and their rules */
 	int	quiet;		/* 1 = warn nothing (counts still kept) */
-	int	cr_blank;	/* 1 = a line of blanks and CRs is blank */
 	int	max_warnings;	/* file:line warnings before silence */
 	int64_t	max_age_ms;	/* flush a session unseen this long */
 	size_t	max_open;	/* most sessions waiting (SIZE_MAX = any) */

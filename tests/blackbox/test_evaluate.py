@@ -155,6 +155,22 @@ def test_garbage_lines_warned_and_counted(tmp_path):
     assert rows(res)["rawsig"]["messages"] > 0
 
 
+def test_blank_lines_with_cr_are_blank_as_in_report(tmp_path):
+    """A line of blanks and CRs (a CRLF log) is blank in evaluate, as in
+    report: not garbage, not warned, not counted as skipped."""
+    path = str(tmp_path / "crlf.jsonl")
+    gen.generate(path, sessions=300, seed=3)
+    with open(path, "ab") as f:
+        f.write(b"\r\n \t\r\n")
+    res = run([path, "--json", "--features", "os"], check=0)
+    assert "not JSON" not in res.stderr, res.stderr
+    assert "skipped as unusable" not in res.stderr, res.stderr
+    rep = subprocess.run([binary(), "report",
+                          path, "--format", "json"], capture_output=True,
+                         text=True)
+    assert rep.returncode == 0 and "not JSON" not in rep.stderr
+
+
 def test_many_garbage_lines_are_summarised(tmp_path):
     path = str(tmp_path / "all-garbage")
     with open(path, "w") as f:
