@@ -23,12 +23,32 @@ ALLCFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-# Every .c under src/ is part of the library except the program entry points.
+# Three libraries, one per side of the build (issue 11, step 6):
+#   libmscommon.a   the daemon-independent parts both programs need: util/,
+#                   fp/ and the event-record names and reader in log/
+#   libmailshaper.a the daemon: every other .c under src/ except src/swarm/
+#   libswarm.a      the simulator, src/swarm/; mailshaper-swarm links it and
+#                   libmscommon.a only, never libmailshaper.a
+# The program entry points (src/main.c, src/swarm/swarm_main.c) are in none.
 MAINS    := src/main.c src/swarm/swarm_main.c
-LIBSRC   := $(filter-out $(MAINS),$(shell find src -name '*.c' | sort))
+ALLSRC   := $(shell find src -name '*.c' | sort)
+COMMONSRC := $(sort $(wildcard src/util/*.c src/fp/*.c) \
+             $(wildcard src/log/evrec.c src/log/evrec_read.c))
+SWARMSRC := $(filter-out $(MAINS),$(filter src/swarm/%,$(ALLSRC)))
+LIBSRC   := $(filter-out $(MAINS) $(COMMONSRC) $(SWARMSRC),$(ALLSRC))
+COMMONOBJ := $(COMMONSRC:%.c=$(B)/obj/%.o)
+SWARMOBJ := $(SWARMSRC:%.c=$(B)/obj/%.o)
 LIBOBJ   := $(LIBSRC:%.c=$(B)/obj/%.o)
+COMMONLIB := $(B)/libmscommon.a
+SWARMLIB := $(B)/libswarm.a
+DAEMONLIB := $(B)/libmailshaper.a
 UNITSRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNITBIN  := $(UNITSRC:tests/unit/%.c=$(B)/tests/%)
+# A unit test that includes a swarm header tests a swarm module: it links
+# libswarm.a and libmscommon.a, never the daemon.  The others link
+# libmailshaper.a and libmscommon.a.
+SWARMTESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,\
+              $(shell grep -l '^\#include "swarm/' $(UNITSRC) /dev/null))
 PYTHON   := /usr/bin/python3
 
 .PHONY: all deps check check-unit check-blackbox check-asan demo fuzz bench clean
@@ -42,19 +62,34 @@ $(B)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -c -o $@ $<
 
-$(B)/libmailshaper.a: $(LIBOBJ)
+$(COMMONLIB): $(COMMONOBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/mailshaper: $(B)/obj/src/main.o $(B)/libmailshaper.a
+$(DAEMONLIB): $(LIBOBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SWARMLIB): $(SWARMOBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/mailshaper: $(B)/obj/src/main.o $(DAEMONLIB) $(COMMONLIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/mailshaper-swarm: $(B)/obj/src/swarm/swarm_main.o $(B)/libmailshaper.a
+$(B)/mailshaper-swarm: $(B)/obj/src/swarm/swarm_main.o $(SWARMLIB) $(COMMONLIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c $(B)/libmailshaper.a | deps
+$(filter-out $(SWARMTESTS),$(UNITBIN)): $(B)/tests/%: tests/unit/%.c \
+    $(DAEMONLIB) $(COMMONLIB) | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(B)/libmailshaper.a $(LDLIBS) -lcmocka
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(DAEMONLIB) $(COMMONLIB) \
+	    $(LDLIBS) -lcmocka
+
+$(SWARMTESTS): $(B)/tests/%: tests/unit/%.c $(SWARMLIB) $(COMMONLIB) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(SWARMLIB) $(COMMONLIB) \
+	    $(LDLIBS) -lcmocka
 
 check-unit: $(UNITBIN)
 	@set -e; for t in $(UNITBIN); do echo "== $$t"; $$t; done
@@ -86,4 +121,5 @@ bench: all
 clean:
 	rm -rf build
 
--include $(LIBOBJ:.o=.d)
+-include $(LIBOBJ:.o=.d) $(COMMONOBJ:.o=.d) $(SWARMOBJ:.o=.d) \
+    $(B)/obj/src/main.d $(B)/obj/src/swarm/swarm_main.d
