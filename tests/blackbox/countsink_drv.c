@@ -6,7 +6,7 @@
  * Logs to stderr under the ident "countsink" and hands its arguments to
  * sink_main(), as `mailshaper-swarm backend ...` does; the exit status is
  * sink_main()'s.  Built by tests/blackbox/test_countsink.py against
- * $MAILSHAPER_BUILD/libmailshaper.a (with ASan+UBSan when that library was
+ * $MAILSHAPER_BUILD/libswarm.a and libmscommon.a (with ASan+UBSan when that library was
  * built with them).
  */
 #include "swarm/countsink.h"

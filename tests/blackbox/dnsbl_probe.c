@@ -11,7 +11,7 @@
  * looked up twice in a row (the second should come from the cache).  The
  * last line is {"stats":{...}}.  Exit 2 on a configuration error, with the
  * error on stderr.  Built by tests/blackbox/test_dnsbl.py against
- * $MAILSHAPER_BUILD/libmailshaper.a.
+ * $MAILSHAPER_BUILD/libmailshaper.a and libmscommon.a.
  */
 #include <stdio.h>
 #include <stdlib.h>

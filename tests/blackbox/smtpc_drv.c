@@ -13,7 +13,7 @@
  * or 2 on bad arguments.  --tlsgen only writes a self-signed certificate
  * and its key with src/swarm/tlsgen.c (for the daemon under test) and
  * exits 0, or 1 with the reason on stderr.  Built by tests/blackbox/test_smtpc.py against
- * $MAILSHAPER_BUILD/libmailshaper.a (with ASan+UBSan when that library was
+ * $MAILSHAPER_BUILD/libswarm.a and libmscommon.a (with ASan+UBSan when that library was
  * built with them).
  *
  * The transport: send() is bufferevent_write(); close() stops reading and

@@ -1,7 +1,7 @@
 """test_countsink.py - the swarm's counting backend (src/swarm/countsink.c)
 
 The backend is driven by tests/blackbox/countsink_drv.c, compiled here
-against $MAILSHAPER_BUILD/libmailshaper.a (with ASan+UBSan when that library
+against $MAILSHAPER_BUILD/libswarm.a and libmscommon.a (with ASan+UBSan when that library
 was built with them); it is what `mailshaper-swarm backend` runs.  Each case
 starts one backend on a free loopback port and says what it sends and what
 it expects:
@@ -69,7 +69,7 @@ def sink_reject(seed, n, bp):
 @pytest.fixture(scope="module")
 def drv():
     """the driver, built against this build's library"""
-    lib = os.path.join(BUILD, "libmailshaper.a")
+    lib = os.path.join(BUILD, "libswarm.a")
     if not os.path.exists(lib):
         pytest.skip("%s not built (run make)" % lib)
     d = tempfile.mkdtemp(prefix="countsink_drv.")
@@ -81,7 +81,8 @@ def drv():
     subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-g", "-Wall", "-Wextra",
                     "-Werror", "-I" + os.path.join(REPO, "src")] + san +
                    ["-o", out, os.path.join(REPO, "tests/blackbox/countsink_drv.c"),
-                    lib] + flags + ["-lpthread", "-lm"], check=True)
+                    lib, os.path.join(BUILD, "libmscommon.a")] + flags +
+                    ["-lpthread", "-lm"], check=True)
     yield out
     shutil.rmtree(d, ignore_errors=True)
 

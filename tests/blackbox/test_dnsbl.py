@@ -1,7 +1,7 @@
 """test_dnsbl.py - src/dnsbl/ against a real rbldnsd on loopback
 
 The module is driven by tests/blackbox/dnsbl_probe.c, compiled here against
-$MAILSHAPER_BUILD/libmailshaper.a (with ASan+UBSan when that library was
+$MAILSHAPER_BUILD/libmailshaper.a and libmscommon.a (with ASan+UBSan when that library was
 built with them).  One rbldnsd, started by the module fixture on a free
 UDP port of 127.0.0.1, serves these zones:
 
@@ -83,7 +83,8 @@ def probe_bin():
     subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-g", "-Wall", "-Wextra",
                     "-Werror", "-I" + os.path.join(REPO, "src")] + san +
                    ["-o", out, os.path.join(REPO, "tests/blackbox/dnsbl_probe.c"),
-                    lib] + flags + ["-lpthread", "-lm"], check=True)
+                    lib, os.path.join(BUILD, "libmscommon.a")] + flags +
+                    ["-lpthread", "-lm"], check=True)
     yield out
     shutil.rmtree(d, ignore_errors=True)
 

@@ -3,7 +3,7 @@
 The stores (a SQLite file, and a redis-server started here on a free
 loopback port: skipped with a message when redis-server is missing) are
 filled through the rep API by tests/blackbox/rep_fill.c, compiled here
-against $MAILSHAPER_BUILD/libmailshaper.a.  Known counts are written "now"
+against $MAILSHAPER_BUILD/libmailshaper.a and libmscommon.a.  Known counts are written "now"
 and read with a half-life of 100,000 weeks, so the decay is below the
 printed precision and the numbers are exact; counts written one default
 half-life (7 days) ago must come back halved.
@@ -91,7 +91,8 @@ def fill_bin():
     subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-g", "-Wall", "-Wextra",
                     "-Werror", "-I" + os.path.join(REPO, "src")] + san +
                    ["-o", out, os.path.join(REPO, "tests/blackbox/rep_fill.c"),
-                    lib] + flags + ["-lpthread", "-lm"], check=True)
+                    lib, os.path.join(BUILD, "libmscommon.a")] + flags +
+                    ["-lpthread", "-lm"], check=True)
     yield out
     shutil.rmtree(d, ignore_errors=True)
 

@@ -2,7 +2,7 @@
 kernel sockets
 
 The engine is driven by tests/blackbox/smtpc_drv.c, compiled here against
-$MAILSHAPER_BUILD/libmailshaper.a (with ASan+UBSan when that library was
+$MAILSHAPER_BUILD/libswarm.a and libmscommon.a (with ASan+UBSan when that library was
 built with them): it runs N sessions at once, each over a socket
 bufferevent, and prints one JSON line per session and a summary.  The
 server is the project's counting backend (tests/blackbox/countsink_drv.c,
@@ -74,7 +74,7 @@ PKGS = "libevent libevent_openssl libevent_pthreads openssl libpcap sqlite3 hire
 
 def build(src, tmp, name):
     """build - compile a driver against this build's library"""
-    lib = os.path.join(BUILD, "libmailshaper.a")
+    lib = os.path.join(BUILD, "libswarm.a")
     if not os.path.exists(lib):
         pytest.skip("%s not built (run make)" % lib)
     out = os.path.join(tmp, name)
@@ -85,7 +85,8 @@ def build(src, tmp, name):
     subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-g", "-Wall", "-Wextra",
                     "-Werror", "-I" + os.path.join(REPO, "src")] + san +
                    ["-o", out, os.path.join(REPO, "tests/blackbox", src),
-                    lib] + flags + ["-lpthread", "-lm"], check=True)
+                    lib, os.path.join(BUILD, "libmscommon.a")] + flags +
+                    ["-lpthread", "-lm"], check=True)
     return out
 
 
