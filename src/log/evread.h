@@ -47,6 +47,7 @@ struct evr_rsession {
 	int64_t	end_ms;			/* Unix ms (INT64_MIN = not valid) */
 	const char *client_ip;
 	const char *class_name;
+	int	control;		/* 1 = in the exploration control group */
 	int	fp;			/* 1 = "fp" is an object (a SYN) */
 	const char *fp_os, *fp_key, *fp_raw_sig;	/* its members */
 	int	dnsbl_asked;		/* 1 = "dnsbl" is an object */

@@ -153,7 +153,7 @@ evr_dnsbl_zones(const struct jl_doc *d, const struct jl_val *dn, char *out,
 enum evr_field {
 	F_TYPE, F_SESSION, F_ID, F_OUTCOME, F_TIME, F_CLIENT_IP, F_OS,
 	F_RAW_SIG, F_CLASS, F_START, F_END, F_FP, F_DNSBL, F_MESSAGES,
-	F_GAVE_UP, F_MESSAGE, F_VERDICT, F_N
+	F_GAVE_UP, F_MESSAGE, F_VERDICT, F_CONTROL, F_N
 };
 
 #define K(s)	{ s, sizeof(s) - 1 }
@@ -168,20 +168,21 @@ static const struct {
 	[F_START] = K("start"), [F_END] = K("end"), [F_FP] = K("fp"),
 	[F_DNSBL] = K("dnsbl"), [F_MESSAGES] = K("messages"),
 	[F_GAVE_UP] = K("gave_up_after_s"), [F_MESSAGE] = K("message"),
-	[F_VERDICT] = K("verdict"),
+	[F_VERDICT] = K("verdict"), [F_CONTROL] = K("control"),
 };
 #undef K
 
 /* The fields of each name length (the names are at most 15 bytes), each
  * row ended by -1. */
-static const signed char bylen[16][6] = {
+static const signed char bylen[16][7] = {
 	{ -1 }, { -1 },
 	{ F_ID, F_OS, F_FP, -1 },
 	{ F_END, -1 },
 	{ F_TYPE, F_TIME, -1 },
 	{ F_CLASS, F_START, F_DNSBL, -1 },
 	{ -1 },
-	{ F_SESSION, F_OUTCOME, F_RAW_SIG, F_MESSAGE, F_VERDICT, -1 },
+	{ F_SESSION, F_OUTCOME, F_RAW_SIG, F_MESSAGE, F_VERDICT, F_CONTROL,
+	    -1 },
 	{ F_MESSAGES, -1 },
 	{ F_CLIENT_IP, -1 },
 	{ -1 }, { -1 }, { -1 }, { -1 }, { -1 },
@@ -269,6 +270,7 @@ read_session(const struct jl_doc *d, const struct jl_val *const v[F_N],
 		s->end_ms = INT64_MIN;
 	s->client_ip = jl_str(d, v[F_CLIENT_IP]);
 	s->class_name = jl_str(d, v[F_CLASS]);
+	s->control = v[F_CONTROL] != NULL && v[F_CONTROL]->type == JL_TRUE;
 	fp = v[F_FP];
 	s->fp = fp != NULL && fp->type == JL_OBJ;
 	s->fp_os = jl_get_str(d, fp, "os");

@@ -50,6 +50,7 @@
 #include <event2/event.h>
 
 #include "fp/fp.h"
+#include "log/evread.h"
 #include "util/jsonl.h"
 #include "swarm/driver.h"
 #include "swarm/netns.h"
@@ -1403,25 +1404,6 @@ read_backend(struct drv *d)
 	return rc;
 }
 
-/* parse_rfc3339 - "YYYY-MM-DDTHH:MM:SS.mmmZ" to a timeval */
-static int
-parse_rfc3339(const char *s, struct timeval *tv)
-{
-	struct tm tm;
-	int	ms = 0;
-
-	memset(&tm, 0, sizeof(tm));
-	if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year,
-	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-	    &ms) != 7)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	tv->tv_sec = timegm(&tm);
-	tv->tv_usec = ms * 1000;
-	return 0;
-}
-
 /* tv_before - 1 when a is earlier than b */
 static int
 tv_before(const struct timeval *a, const struct timeval *b)
@@ -1440,6 +1422,7 @@ read_events(struct drv *d, struct timeval *router_hostile)
 	struct strmap_ent *e;
 	struct jl_reader rd;
 	struct jl_doc doc;
+	struct evr_rec rec;
 	struct timeval mid, st;
 	const char *line;
 	size_t	len;
@@ -1470,32 +1453,29 @@ read_events(struct drv *d, struct timeval *router_hostile)
 	jl_reader_init(&rd, f, JL_MAX_LINE);
 	jl_doc_init(&doc);
 	while ((r = jl_read_line(&rd, &line, &len)) != JL_EOF && r != JL_ERR) {
-		const struct jl_val *root, *ctl;
-		const char *type, *ip, *cls;
+		const struct evr_rsession *s = &rec.u.s;
 		struct dpop *pp;
+		int64_t	ms;
 		int	c;
 
 		if (r != JL_LINE || jl_parse(&doc, line, len, err,
-		    sizeof(err)) != 0)
+		    sizeof(err)) != 0 || evr_read(&doc, jl_root(&doc),
+		    EVR_R_SESSION, &rec, err, sizeof(err)) != 0 ||
+		    rec.type != EVR_SESSION)
 			continue;
-		root = jl_root(&doc);
-		type = jl_get_str(&doc, root, "type");
-		if (type == NULL || strcmp(type, "session") != 0)
-			continue;
-		ip = jl_get_str(&doc, root, "client_ip");
-		if (ip == NULL || (e = strmap_find(&ips, ip, strlen(ip))) ==
-		    NULL)
+		if (s->client_ip == NULL || (e = strmap_find(&ips,
+		    s->client_ip, strlen(s->client_ip))) == NULL)
 			continue;
 		pp = e->p;
-		cls = jl_get_str(&doc, root, "class");
-		ctl = jl_get(&doc, root, "control");
-		if (ctl != NULL && ctl->type == JL_TRUE) {
+		if (s->control) {
 			pp->control++;
 			continue;
 		}
-		c = class_index(cls);
+		c = class_index(s->class_name);
 		pp->cls[c]++;
-		if (parse_rfc3339(jl_get_str(&doc, root, "start"), &st) == 0) {
+		if ((ms = s->start_ms) != INT64_MIN) {
+			st.tv_sec = (time_t)(ms / 1000);
+			st.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 			if (!tv_before(&st, &mid))
 				pp->cls_late[c]++;
 			if (pp->p->kind == SCN_ROUTER &&

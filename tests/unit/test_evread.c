@@ -174,7 +174,8 @@ test_session_fields(void **state)
 	    "\"client_ip\":\"192.0.2.1\",\"class\":\"slow\",\"fp\":{\"os\":"
 	    "\"Linux\",\"key\":\"4:64:k\",\"raw_sig\":\"4:60+4:k\"},\"dnsbl\":"
 	    "{\"hits\":[{\"zone\":\"b.z\"},{\"zone\":\"a.z\"},{\"zone\":"
-	    "\"b.z\"}]},\"messages\":0,\"gave_up_after_s\":2.5}";
+	    "\"b.z\"}]},\"messages\":0,\"gave_up_after_s\":2.5,"
+	    "\"control\":true}";
 	struct evr_rec rec;
 	struct evr_rsession *s = &rec.u.s;
 	struct jl_doc d;
@@ -191,6 +192,7 @@ test_session_fields(void **state)
 	assert_true(s->end_ms == INT64_MIN);
 	assert_string_equal(s->client_ip, "192.0.2.1");
 	assert_string_equal(s->class_name, "slow");
+	assert_int_equal(s->control, 1);
 	assert_int_equal(s->fp, 1);
 	assert_string_equal(s->fp_os, "Linux");
 	assert_string_equal(s->fp_key, "4:64:k");
