@@ -14,11 +14,13 @@
  * It is an error to modify a struct conf that sessions may still read.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +29,37 @@
 #include "conf/conf.h"
 #include "util/str.h"
 
-#define OFF(f)	offsetof(struct conf, f)
-#define COFF(f)	offsetof(struct shclass, f)
+/*
+ * Row tails: the member's offset and sizeof, then words and defgen.  Every
+ * row ends in one of these, so no row can name a member without its size.
+ */
+#define MEMBER(t, f)	offsetof(t, f), sizeof(((t *)0)->f)
+#define OFF(f)		MEMBER(struct conf, f), NULL, NULL
+#define OFF_ENUM(f, w)	MEMBER(struct conf, f), w, NULL
+#define OFF_GEN(f, g)	MEMBER(struct conf, f), NULL, g
+#define COFF(f)		MEMBER(struct shclass, f), NULL, NULL
+#define COFF_ENUM(f, w)	MEMBER(struct shclass, f), w, NULL
+#define NO_MEMBER	0, 0, NULL, NULL	/* class_<name>: a whole class */
 #define LMAX	LONG_MAX
+
+/* The words of the CT_ENUM rows, index = enum value. */
+static const char *const enum_identity[] = {	/* enum conf_identity */
+	"xclient", "proxy", "none", NULL,
+};
+static const char *const enum_bare[] = {	/* enum conf_bare */
+	"normalize", "reject", NULL,
+};
+static const char *const enum_action[] = {	/* enum conf_action */
+	"relay", "tempfail", "reject", NULL,
+};
+
+#define NWORDS(w)	(sizeof(w) / sizeof((w)[0]) - 1)
+_Static_assert(NWORDS(enum_identity) == IDENT_NONE + 1 &&
+    NWORDS(enum_bare) == BARE_REJECT + 1 &&
+    NWORDS(enum_action) == ACTION_REJECT + 1,
+    "one word per value of enum conf_identity, conf_bare, conf_action");
+
+static void conf_rep_weights_default(char *, size_t);
 
 /*
  * The parameter table.  Defaults are in text form and go through the same
@@ -44,8 +74,9 @@ const struct conf_param conf_params[] = {
 	    "listen(2) backlog; large enough that SYN cookies stay off", OFF(listen_backlog)},
 	{"backend", CT_ENDPOINT, "127.0.0.1:10025", "", 0, 0, 1,
 	    "the real MTA: host:port, [v6]:port or unix:/path", OFF(backend)},
-	{"backend_identity", CT_ENUM, "xclient", "xclient|proxy|none", 0, 0, 1,
-	    "how the client's identity reaches the backend", OFF(backend_identity)},
+	{"backend_identity", CT_ENUM, "xclient", "", 0, 0, 1,
+	    "how the client's identity reaches the backend",
+	    OFF_ENUM(backend_identity, enum_identity)},
 	{"backend_max_connections", CT_INT, "100", "", 1, 100000, 1,
 	    "concurrent backend connections; beyond it MAIL gets 451", OFF(backend_max_connections)},
 	{"backend_connect_timeout", CT_TIME, "30s", "time", 100, 300000, 1,
@@ -72,21 +103,21 @@ const struct conf_param conf_params[] = {
 	    "static client networks and their classes; first match wins", OFF(map)},
 	{"class_trusted", CT_CLASS,
 	    "banner_delay=0 reply_delay=0 action=relay max_share=100", "key=value ...", 0, 0, 1,
-	    "known-good senders: no shaping", 0},
+	    "known-good senders: no shaping", NO_MEMBER},
 	{"class_normal", CT_CLASS,
 	    "banner_delay=0 reply_delay=0 action=relay max_share=100", "key=value ...", 0, 0, 1,
-	    "the default: relayed without delay", 0},
+	    "the default: relayed without delay", NO_MEMBER},
 	{"class_suspect", CT_CLASS,
 	    "banner_delay=15s reply_delay=2s rate_in=64k rate_out=8k max_messages=10 "
 	    "max_rcpt=50 max_per_client=5 max_share=50 session_time=30m action=relay",
 	    "key=value ...", 0, 0, 1,
-	    "doubtful senders: past the 10 s patience of most bots", 0},
+	    "doubtful senders: past the 10 s patience of most bots", NO_MEMBER},
 	{"class_hostile", CT_CLASS,
 	    "banner_delay=290s reply_delay=290s stutter=1 stutter_interval=10s rate_in=2k "
 	    "rate_out=512 max_messages=1 max_rcpt=5 max_per_client=2 max_share=40 "
 	    "session_time=60m action=relay",
 	    "key=value ...", 0, 0, 1,
-	    "tarpit: RFC 5321 client timeouts less 10 s, stuttered", 0},
+	    "tarpit: RFC 5321 client timeouts less 10 s, stuttered", NO_MEMBER},
 	{"user", CT_STR, "", "", 0, 0, 0,
 	    "drop root to this user after opening sockets and files (empty = stay)", OFF(user)},
 	{"grace_time", CT_TIME, "30s", "time", 0, 3600000, 1,
@@ -109,8 +140,9 @@ const struct conf_param conf_params[] = {
 	    "message content held in memory across all sessions; beyond it content goes to spool_dir", OFF(spool_memory)},
 	{"spool_dir", CT_STR, "/var/spool/mailshaper", "path", 0, 0, 0,
 	    "directory for unlinked spool files (O_TMPFILE), created at start-up", OFF(spool_dir)},
-	{"bare_policy", CT_ENUM, "normalize", "normalize|reject", 0, 0, 1,
-	    "bare LF, bare CR and NUL in DATA: normalize or reject with 5xx", OFF(bare_policy)},
+	{"bare_policy", CT_ENUM, "normalize", "", 0, 0, 1,
+	    "bare LF, bare CR and NUL in DATA: normalize or reject with 5xx",
+	    OFF_ENUM(bare_policy, enum_bare)},
 	{"message_size_limit", CT_SIZE, "0", "bytes", 0, LMAX, 1,
 	    "largest message (0 = the backend's SIZE, or unlimited)", OFF(message_size_limit)},
 	{"vrfy_command", CT_BOOL, "no", "yes|no", 0, 0, 1,
@@ -153,10 +185,9 @@ const struct conf_param conf_params[] = {
 	    "class=score ...", 0, 0, 1,
 	    "score to class: a positive threshold applies at or above it, a negative one at or below it",
 	    OFF(policy_thresholds)},
-	{"rep_weights", CT_STR,
-	    "ip=1 prefix=0.5 rawsig=1.5 os=0.3 prefix_rawsig=1 domain=1.5",
-	    "kind=weight ...", 0, 0, 1,
-	    "weight of each reputation key's log-odds in the score", OFF(rep_weights)},
+	{"rep_weights", CT_STR, NULL, "kind=weight ...", 0, 0, 1,
+	    "weight of each reputation key's log-odds in the score",
+	    OFF_GEN(rep_weights, conf_rep_weights_default)},
 	{"rep_evidence_scale", CT_INT, "10", "observations", 1, 1000000, 1,
 	    "a key with this much evidence counts half; more evidence counts more", OFF(rep_evidence_scale)},
 	{"explore_share", CT_STR, "1%", "percent", 0, 0, 1,
@@ -177,12 +208,13 @@ const struct conf_param conf_params[] = {
 	{"admin_token_file", CT_STR, "", "path", 0, 0, 1,
 	    "file whose first line is admin_token (read as root at start, again on SIGHUP)",
 	    OFF(admin_token_file)},
-	{NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0},
+	{NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
-/* setline[] has a slot per row (the last row is the NULL end). */
-_Static_assert(sizeof(conf_params) / sizeof(conf_params[0]) <=
-    CONF_MAX_PARAMS + 1, "raise CONF_MAX_PARAMS");
+/* Rows of conf_params[] (the NULL end not counted); each has a setline[]
+ * slot, and conf_setline() is the only way to one. */
+#define CONF_NROWS	(sizeof(conf_params) / sizeof(conf_params[0]) - 1)
+_Static_assert(CONF_NROWS <= CONF_MAX_PARAMS, "raise CONF_MAX_PARAMS");
 
 /* The keys of a class_<name> line. */
 const struct conf_param conf_class_keys[] = {
@@ -211,64 +243,133 @@ const struct conf_param conf_class_keys[] = {
 	    "share of max_connections this class may hold", COFF(max_share)},
 	{"session_time", CT_TIME, "0", "time", 0, 86400000, 1,
 	    "session length before 421 (0 = unlimited)", COFF(session_time)},
-	{"action", CT_ENUM, "relay", "relay|tempfail|reject", 0, 0, 1,
-	    "after the delays: relay, or answer MAIL with 451 or 554", COFF(action)},
-	{NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0},
+	{"action", CT_ENUM, "relay", "", 0, 0, 1,
+	    "after the delays: relay, or answer MAIL with 451 or 554",
+	    COFF_ENUM(action, enum_action)},
+	{NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
-static const char *const enum_identity[] = {"xclient", "proxy", "none", NULL};
-static const char *const enum_bare[] = {"normalize", "reject", NULL};
-static const char *const enum_action[] = {"relay", "tempfail", "reject", NULL};
-
-/* conf_enum_words - the words an enum parameter accepts */
-static const char *const *
-conf_enum_words(const char *name)
+/* conf_setline - the setline[] slot of row p of conf_params[] */
+static int *
+conf_setline(struct conf *cf, const struct conf_param *p)
 {
-	if (strcmp(name, "backend_identity") == 0)
-		return enum_identity;
-	if (strcmp(name, "bare_policy") == 0)
-		return enum_bare;
-	return enum_action;
+	size_t	i = (size_t)(p - conf_params);
+
+	assert(i < CONF_NROWS && CONF_NROWS <= CONF_MAX_PARAMS);
+	return &cf->setline[i];
 }
 
-/* conf_str_size - size of the string field at offset off */
-static size_t
-conf_str_size(size_t off)
+/* conf_rep_weights_default - "ip=1 prefix=0.5 ..." from rep_kinds[] */
+static void
+conf_rep_weights_default(char *buf, size_t len)
 {
-	static const struct {
-		size_t	off, size;
-	} sizes[] = {
-		{OFF(eventlog), sizeof(((struct conf *)0)->eventlog)},
-		{OFF(myhostname), sizeof(((struct conf *)0)->myhostname)},
-		{OFF(default_class), CONF_NAME_MAX},
-		{OFF(violation_class), CONF_NAME_MAX},
-		{OFF(user), sizeof(((struct conf *)0)->user)},
-		{OFF(tls_cert_file), sizeof(((struct conf *)0)->tls_cert_file)},
-		{OFF(tls_key_file), sizeof(((struct conf *)0)->tls_key_file)},
-		{OFF(syslog_name), sizeof(((struct conf *)0)->syslog_name)},
-		{OFF(dnsbl_sites), sizeof(((struct conf *)0)->dnsbl_sites)},
-		{OFF(dns_servers), sizeof(((struct conf *)0)->dns_servers)},
-		{OFF(rep_store), sizeof(((struct conf *)0)->rep_store)},
-		{OFF(policy_thresholds),
-		    sizeof(((struct conf *)0)->policy_thresholds)},
-		{OFF(rep_weights), sizeof(((struct conf *)0)->rep_weights)},
-		{OFF(explore_share_text),
-		    sizeof(((struct conf *)0)->explore_share_text)},
-		{OFF(trace_header), sizeof(((struct conf *)0)->trace_header)},
-		{OFF(feedback_listen),
-		    sizeof(((struct conf *)0)->feedback_listen)},
-		{OFF(admin_listen), sizeof(((struct conf *)0)->admin_listen)},
-		{OFF(admin_token), sizeof(((struct conf *)0)->admin_token)},
-		{OFF(spool_dir), sizeof(((struct conf *)0)->spool_dir)},
-		{OFF(admin_token_file),
-		    sizeof(((struct conf *)0)->admin_token_file)},
-	};
-	size_t	i;
+	size_t	n = 0;
+	int	i;
 
-	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
-		if (sizes[i].off == off)
-			return sizes[i].size;
-	return 64;
+	buf[0] = 0;
+	for (i = 0; i < REPK_NKINDS && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s=%g",
+		    i ? " " : "", rep_kinds[i].name, rep_kinds[i].weight);
+}
+
+/* conf_default - the row's default text */
+const char *
+conf_default(const struct conf_param *p, char *buf, size_t len)
+{
+	if (p->defval != NULL || p->defgen == NULL)
+		return p->defval ? p->defval : "";
+	p->defgen(buf, len);
+	return buf;
+}
+
+/* conf_words_text - "a|b|c": the words of a CT_ENUM row */
+static const char *
+conf_words_text(const struct conf_param *p, char *buf, size_t len)
+{
+	size_t	n = 0;
+	int	i;
+
+	buf[0] = 0;
+	for (i = 0; p->words != NULL && p->words[i] && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? "|" : "",
+		    p->words[i]);
+	return buf;
+}
+
+/* conf_word - the word of value v of an enum parameter or class key */
+const char *
+conf_word(const char *name, int v)
+{
+	const struct conf_param *tabs[] = {conf_params, conf_class_keys};
+	const struct conf_param *p;
+	size_t	t;
+	int	i;
+
+	for (t = 0; t < sizeof(tabs) / sizeof(tabs[0]); t++)
+		for (p = tabs[t]; p->name; p++) {
+			if (strcmp(p->name, name) != 0 || p->type != CT_ENUM ||
+			    p->words == NULL || v < 0)
+				continue;
+			for (i = 0; p->words[i]; i++)
+				if (i == v)
+					return p->words[i];
+		}
+	return "?";
+}
+
+/* conf_table_check - every row's size fits its type; see conf.h */
+int
+conf_table_check(const struct conf_param *tab, size_t base_size,
+    size_t max_rows, char *err, size_t errlen)
+{
+	const struct conf_param *p;
+	size_t	want, rows = 0;
+
+	for (p = tab; p->name; p++) {
+		const char *why = NULL;
+
+		if (++rows > max_rows) {
+			snprintf(err, errlen, "parameter table: more than %zu "
+			    "rows at %s", max_rows, p->name);
+			return -1;
+		}
+		switch (p->type) {
+		case CT_INT:
+		case CT_TIME:
+		case CT_SIZE:
+			want = sizeof(long);
+			break;
+		case CT_BOOL:
+		case CT_ENUM:
+			want = sizeof(int);
+			break;
+		case CT_ENDPOINT:
+			want = sizeof(struct endpoint);
+			break;
+		case CT_CLASS:
+			want = 0;
+			break;
+		default:	/* strings and lists: any size but none */
+			want = p->size ? p->size : 1;
+			break;
+		}
+		if (p->size != want)
+			why = p->size ? "its member's size does not fit its type" :
+			    "no member size (write the row with OFF())";
+		else if (p->off + p->size > base_size)
+			why = "its member is outside the structure";
+		else if ((p->type == CT_ENUM) != (p->words != NULL) ||
+		    (p->words != NULL && p->words[0] == NULL))
+			why = "words are for CT_ENUM rows, and CT_ENUM needs them";
+		else if ((p->defval == NULL) == (p->defgen == NULL))
+			why = "it needs exactly one of defval and defgen";
+		if (why != NULL) {
+			snprintf(err, errlen, "parameter table: %s: %s", p->name,
+			    why);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* conf_parse_num - number with optional unit suffix; times in ms */
@@ -356,9 +457,9 @@ conf_set_value(const struct conf_param *p, void *base, const char *value,
 
 	switch (p->type) {
 	case CT_STR:
-		if (strlen(value) >= conf_str_size(p->off)) {
+		if (strlen(value) >= p->size) {
 			snprintf(err, errlen, "value too long (at most %zu "
-			    "bytes)", conf_str_size(p->off) - 1);
+			    "bytes)", p->size - 1);
 			return -1;
 		}
 		strcpy((char *)base + p->off, value);
@@ -390,15 +491,15 @@ conf_set_value(const struct conf_param *p, void *base, const char *value,
 		}
 		return 0;
 	case CT_ENUM: {
-		const char *const *words = conf_enum_words(p->name);
 		int	i;
 
-		for (i = 0; words[i]; i++)
-			if (strcmp(words[i], value) == 0) {
+		for (i = 0; p->words[i]; i++)
+			if (strcmp(p->words[i], value) == 0) {
 				*(int *)((char *)base + p->off) = i;
 				return 0;
 			}
-		snprintf(err, errlen, "'%s' is not one of %s", value, p->unit);
+		snprintf(err, errlen, "'%s' is not one of %s", value,
+		    conf_words_text(p, sub, sizeof(sub)));
 		return -1;
 	}
 	case CT_ENDPOINT:
@@ -542,8 +643,8 @@ conf_set(struct conf *cf, const char *name, const char *value, int line,
 		snprintf(err, errlen, "unknown parameter '%s'", name);
 		return -1;
 	}
-	if (p->name != NULL && p - conf_params < CONF_MAX_PARAMS)
-		cf->setline[p - conf_params] = line;
+	if (p->name != NULL)
+		*conf_setline(cf, p) = line;
 	if (p->name != NULL && p->type != CT_CLASS)
 		return conf_set_value(p, cf, value, err, errlen);
 	if (strlen(name + 6) >= sizeof(cname)) {
@@ -563,7 +664,7 @@ conf_set(struct conf *cf, const char *name, const char *value, int line,
 		for (k = conf_class_keys; k->name; k++)
 			(void)conf_set_value(k, &fresh, k->defval, err, errlen);
 		if (conf_set_value(&(struct conf_param){name, CT_CLASS, "", "",
-		    0, 0, 1, "", 0}, &fresh, value, err, errlen) < 0)
+		    0, 0, 1, "", NO_MEMBER}, &fresh, value, err, errlen) < 0)
 			return -1;
 		*c = fresh;
 	}
@@ -688,9 +789,8 @@ conf_where(const struct conf *cf, const char *name, char *buf, size_t len)
 	int	line = 0;
 
 	for (p = conf_params; p->name; p++)
-		if (strcmp(p->name, name) == 0 &&
-		    p - conf_params < CONF_MAX_PARAMS)
-			line = cf->setline[p - conf_params];
+		if (strcmp(p->name, name) == 0)
+			line = *conf_setline((struct conf *)cf, p);
 	if (line > 0)
 		snprintf(buf, len, "%s:%d", cf->path, line);
 	else if (line < 0)
@@ -700,17 +800,13 @@ conf_where(const struct conf *cf, const char *name, char *buf, size_t len)
 	return buf;
 }
 
-/* The reputation key kinds, in enum rep_keykind order. */
-static const char *const conf_rep_kinds[] = {
-	"ip", "prefix", "rawsig", "os", "prefix_rawsig", "domain", NULL,
-};
-
 /* conf_parse_policy - thresholds, weights and the exploration share */
 static int
 conf_parse_policy(struct conf *cf, char *err, size_t errlen)
 {
-	char	buf[256], w[300], *cur, *word, *eq, *end;
+	char	buf[256], w[300], kinds[200], *cur, *word, *eq, *end;
 	double	v;
+	size_t	n;
 	int	i;
 
 	snprintf(buf, sizeof(buf), "%s", cf->policy_thresholds);
@@ -742,22 +838,24 @@ conf_parse_policy(struct conf *cf, char *err, size_t errlen)
 	}
 	snprintf(buf, sizeof(buf), "%s", cf->rep_weights);
 	cur = buf;
-	for (i = 0; conf_rep_kinds[i]; i++)
+	for (i = 0; i < REPK_NKINDS; i++)
 		cf->rep_weight[i] = 0;
 	while ((word = conf_next_word(&cur)) != NULL) {
 		eq = strchr(word, '=');
 		if (eq != NULL)
 			*eq = 0;
 		v = eq ? strtod(eq + 1, &end) : 0;
-		for (i = 0; conf_rep_kinds[i]; i++)
-			if (strcmp(conf_rep_kinds[i], word) == 0)
-				break;
+		i = rep_kind_parse(word);
 		if (eq == NULL || end == eq + 1 || *end || !isfinite(v) ||
-		    conf_rep_kinds[i] == NULL) {
+		    i < 0) {
+			for (i = 0, n = 0; i < REPK_NKINDS &&
+			    n < sizeof(kinds); i++)
+				n += (size_t)snprintf(kinds + n,
+				    sizeof(kinds) - n, "%s%s", i ? ", " : "",
+				    rep_kinds[i].name);
 			snprintf(err, errlen, "%s: rep_weights: '%s' is not "
-			    "kind=weight with kind one of ip, prefix, rawsig, "
-			    "os, prefix_rawsig, domain", conf_where(cf,
-			    "rep_weights", w, sizeof(w)), word);
+			    "kind=weight with kind one of %s", conf_where(cf,
+			    "rep_weights", w, sizeof(w)), word, kinds);
 			return -1;
 		}
 		cf->rep_weight[i] = v;
@@ -965,15 +1063,21 @@ conf_load(const char *path, char **overrides, int noverrides, char *err,
 {
 	const struct conf_param *p;
 	struct conf *cf;
-	char	where[300];
+	char	where[300], def[512];
 	int	i;
 
+	/* A broken row is a bug in the table: no configuration at all. */
+	if (conf_table_check(conf_params, sizeof(struct conf), CONF_MAX_PARAMS,
+	    err, errlen) < 0 || conf_table_check(conf_class_keys,
+	    sizeof(struct shclass), SIZE_MAX, err, errlen) < 0)
+		return NULL;
 	if ((cf = calloc(1, sizeof(*cf))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	for (p = conf_params; p->name; p++) {
-		if (conf_set(cf, p->name, p->defval, 0, err, errlen) < 0) {
+		if (conf_set(cf, p->name, conf_default(p, def, sizeof(def)), 0,
+		    err, errlen) < 0) {
 			/* A broken default is a bug in the table. */
 			char	sub[256];
 
@@ -1037,17 +1141,9 @@ conf_reload_merge(struct conf *fresh, const struct conf *old)
 			    sizeof(old->signatures));
 			fresh->nsignatures = old->nsignatures;
 			break;
-		case CT_STR:
-			strcpy((char *)fresh + p->off, (const char *)old + p->off);
-			break;
-		case CT_BOOL:
-		case CT_ENUM:
-			*(int *)((char *)fresh + p->off) =
-			    *(const int *)((const char *)old + p->off);
-			break;
-		default:
-			*(long *)((char *)fresh + p->off) =
-			    *(const long *)((const char *)old + p->off);
+		default:	/* the member, whatever its type */
+			memcpy((char *)fresh + p->off,
+			    (const char *)old + p->off, p->size);
 			break;
 		}
 	}

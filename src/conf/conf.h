@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "rep/rep.h"
 #include "util/addr.h"
 
 #define CONF_MAX_LISTEN		16
@@ -124,7 +125,7 @@ struct conf {
 	}	thresholds[CONF_MAX_CLASSES];
 	int	nthresholds;
 	char	rep_weights[256];	/* kind=weight ... (text) */
-	double	rep_weight[6];		/* per enum rep_keykind */
+	double	rep_weight[REPK_NKINDS];	/* per enum rep_keykind */
 	long	rep_evidence_scale;	/* observations for half weight */
 	char	explore_share_text[16];
 	double	explore_share;		/* 0..1 */
@@ -140,16 +141,29 @@ struct conf {
 	char	admin_token_file[256];	/* file whose first line is the token */
 };
 
-/* One row of the parameter table. */
+/*
+ * One row of the parameter table.  Rows are written with conf.c's OFF()
+ * family of macros, which take the member and record its offset and its
+ * sizeof together, so a row cannot lack its size; conf_table_check()
+ * holds every row to its type at each conf_load().
+ */
 struct conf_param {
 	const char *name;
 	int	type;			/* CT_* */
-	const char *defval;		/* text form, parsed like a file line */
-	const char *unit;		/* for the man page: "ms", "bytes", "" */
+	const char *defval;		/* text form, parsed like a file line
+					 * (NULL = defgen writes it) */
+	const char *unit;		/* for the man page: "ms", "bytes", "";
+					 * CT_ENUM: "" (words says it) */
 	long	min, max;		/* bounds for numbers */
 	int	reloadable;
 	const char *doc;		/* one line */
 	size_t	off;			/* offset in struct conf (or class key) */
+	size_t	size;			/* sizeof that member (0 = no member:
+					 * the class_<name> rows) */
+	const char *const *words;	/* CT_ENUM: the words, index = value,
+					 * NULL-terminated; otherwise NULL */
+	void	(*defgen)(char *buf, size_t len); /* the default text when
+					 * defval is NULL, else NULL */
 };
 
 enum { CT_STR, CT_INT, CT_TIME, CT_SIZE, CT_BOOL, CT_ENUM, CT_LISTEN,
@@ -158,6 +172,21 @@ enum { CT_STR, CT_INT, CT_TIME, CT_SIZE, CT_BOOL, CT_ENUM, CT_LISTEN,
 extern const struct conf_param conf_params[];
 extern const struct conf_param conf_class_keys[];
 
+/*
+ * conf_default: the row's default text (defval, or what defgen writes
+ * into buf).
+ * conf_word: the word of value v of the CT_ENUM parameter or class key
+ * called name, or "?" (unknown name, not an enum, v out of range).
+ * conf_table_check: every row of tab (NULL-terminated, members of a
+ * struct of base_size bytes, at most max_rows rows) has a size that fits
+ * its type, words exactly when it is an enum, a default; 0, or -1 + err
+ * naming the row.  conf_load() runs it on both tables, so a broken row
+ * fails every load (and every test) instead of misbehaving.
+ */
+const char *conf_default(const struct conf_param *, char *buf, size_t len);
+const char *conf_word(const char *name, int v);
+int	conf_table_check(const struct conf_param *tab, size_t base_size,
+	    size_t max_rows, char *err, size_t errlen);
 struct conf *conf_load(const char *path, char **overrides, int noverrides,
 	    char *err, size_t errlen);
 void	conf_free(struct conf *);

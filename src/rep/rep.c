@@ -1,7 +1,8 @@
 /*
  * rep.c - reputation cache, estimate, write-behind queue and store worker
  *
- * Exports the rep_* functions of rep.h.  Three parts:
+ * Exports the rep_* functions of rep.h but the kind table and the key
+ * derivations, which are in repkind.c.  Three parts:
  *   - the cache: at most rep_cache_size entries (CLOCK eviction), owned by
  *     the loop thread; each entry holds one decayed count per outcome, valid
  *     at its timestamp t.  rep_lookup() and rep_update() touch only the cache
@@ -30,7 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -38,7 +38,6 @@
 #include "conf/conf.h"
 #include "rep/rep.h"
 #include "rep/rep_store.h"
-#include "util/addr.h"
 #include "util/log.h"
 
 #define REP_NIL		UINT32_MAX
@@ -126,17 +125,6 @@ static struct {
 } rep;
 
 static atomic_llong rep_clock;		/* ms (0 = real time) */
-
-static const char *const kind_names[REPK_NKINDS] = {
-	"ip", "prefix", "rawsig", "os", "prefix_rawsig", "domain",
-};
-
-/* rep_keykind_name - "ip", "prefix", ...; "?" when out of range */
-const char *
-rep_keykind_name(enum rep_keykind k)
-{
-	return (unsigned)k < REPK_NKINDS ? kind_names[k] : "?";
-}
 
 /* rep_now - wall-clock ms since the epoch, or the test clock */
 int64_t
@@ -241,64 +229,15 @@ key_eq(const struct rep_key *a, const struct rep_key *b)
 	return a->kind == b->kind && strcmp(a->text, b->text) == 0;
 }
 
-/* rep_keys_for - the keys a session has; empty inputs give no key */
+/* rep_keys_for - the keys a session has, with rep_prefix_v4/_v6 */
 int
 rep_keys_for(const struct sockaddr *client, const char *rawsig_hash,
     const char *os, const char *domain, struct rep_key keys[REPK_NKINDS])
 {
-	struct sockaddr_storage ss;
-	char	host[INET6_ADDRSTRLEN], net[INET6_ADDRSTRLEN];
-	char	prefix[REP_KEY_MAX];
-	uint8_t	kb[17];
-	int	n = 0, bits = 0, have_prefix = 0;
-	int	v4 = rep.v4_bits ? rep.v4_bits : 24;
-	int	v6 = rep.v6_bits ? rep.v6_bits : 64;
+	struct rep_keyin in = { client, rawsig_hash, os, domain };
 
-	prefix[0] = '\0';
-	if (client != NULL && (client->sa_family == AF_INET ||
-	    client->sa_family == AF_INET6)) {
-		memset(&ss, 0, sizeof(ss));
-		memcpy(&ss, client, client->sa_family == AF_INET ?
-		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
-		addr_unmap(&ss);
-		if (addr_ntop((struct sockaddr *)&ss, host, sizeof(host),
-		    NULL) == 0) {
-			keys[n].kind = REPK_IP;
-			snprintf(keys[n].text, REP_KEY_MAX, "%s", host);
-			n++;
-		}
-		if (addr_key((struct sockaddr *)&ss, v4, v6, kb) == 0 &&
-		    inet_ntop(kb[0], kb + 1, net, sizeof(net)) != NULL) {
-			bits = kb[0] == AF_INET ? v4 : v6;
-			snprintf(prefix, sizeof(prefix), "%s/%d", net, bits);
-			keys[n].kind = REPK_PREFIX;
-			snprintf(keys[n].text, REP_KEY_MAX, "%s", prefix);
-			n++;
-			have_prefix = 1;
-		}
-	}
-	if (rawsig_hash != NULL && rawsig_hash[0] != '\0') {
-		keys[n].kind = REPK_RAWSIG;
-		snprintf(keys[n].text, REP_KEY_MAX, "%s", rawsig_hash);
-		n++;
-	}
-	if (os != NULL && os[0] != '\0') {
-		keys[n].kind = REPK_OS;
-		snprintf(keys[n].text, REP_KEY_MAX, "%s", os);
-		n++;
-	}
-	if (have_prefix && rawsig_hash != NULL && rawsig_hash[0] != '\0') {
-		keys[n].kind = REPK_PREFIX_RAWSIG;
-		snprintf(keys[n].text, REP_KEY_MAX, "%.*s|%s",
-		    (int)(REP_KEY_MAX / 2), prefix, rawsig_hash);
-		n++;
-	}
-	if (domain != NULL && domain[0] != '\0') {
-		keys[n].kind = REPK_DOMAIN;
-		snprintf(keys[n].text, REP_KEY_MAX, "%s", domain);
-		n++;
-	}
-	return n;
+	return rep_keys_derive(&in, rep.v4_bits ? rep.v4_bits : 24,
+	    rep.v6_bits ? rep.v6_bits : 64, keys);
 }
 
 /* ---------------------------------------------------------------- cache */

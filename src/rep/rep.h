@@ -39,6 +39,41 @@ struct rep_key {
 	char	text[REP_KEY_MAX];	/* NUL-terminated, never empty */
 };
 
+/* What a session's keys are derived from; NULL or "" = not known. */
+struct rep_keyin {
+	const struct sockaddr *client;	/* AF_INET or AF_INET6, else none */
+	const char *rawsig_hash;	/* raw-signature key hash */
+	const char *os;			/* OS label */
+	const char *domain;		/* verified organisational domain */
+};
+
+/*
+ * One row per kind, in enum order (repkind.c): the name used in
+ * rep_weights, the stores and the logs; the derivation (1 = a key written
+ * to text, 0 = none; prefix lengths in bits); the default weight of the
+ * kind's log-odds in rep_weights.  doc/internals/adding-a-key.md says how
+ * to add a row.
+ */
+struct rep_kind {
+	enum rep_keykind kind;		/* == its index in rep_kinds[] */
+	const char *name;		/* "ip", "prefix", ... */
+	int	(*derive)(const struct rep_keyin *, int prefix_v4,
+		    int prefix_v6, char text[REP_KEY_MAX]);
+	double	weight;			/* default weight in rep_weights */
+};
+
+extern const struct rep_kind rep_kinds[REPK_NKINDS];
+
+/*
+ * rep_kind_parse: the kind called name, or -1.
+ * rep_keys_derive: the keys of a session in enum order, with these prefix
+ * lengths (bits, as rep_prefix_v4 / rep_prefix_v6 allow); returns how
+ * many.  Needs no rep_open(): offline tools derive keys with it.
+ */
+int	rep_kind_parse(const char *name);
+int	rep_keys_derive(const struct rep_keyin *, int prefix_v4, int prefix_v6,
+	    struct rep_key keys[REPK_NKINDS]);
+
 /* Beta(a, b) prior on the spam probability: p = (bad + a) / (n + a + b). */
 #define REP_PRIOR_BAD	1.0
 #define REP_PRIOR_GOOD	1.0
@@ -62,8 +97,8 @@ struct rep_est {
  * answers are merged by the next rep_lookup()/rep_update()).
  * rep_close: write what is queued (retrying a failing store for 3 s),
  * join the worker, free everything.
- * rep_keys_for: the keys of a session in enum order, skipping NULL or
- * empty inputs; returns how many.
+ * rep_keys_for: rep_keys_derive() with the configured prefix lengths
+ * (/24 and /64 before rep_open()); NULL or empty inputs give no key.
  * rep_lookup: from the cache only, O(1), never blocks; 0 = a miss (est is
  * the prior, evidence 0) and a background fetch is scheduled, 1 = counts.
  * rep_update: weight > 0; updates the cache at once and queues the write

@@ -33,6 +33,7 @@
 #include <hiredis/hiredis.h>
 #include <sqlite3.h>
 
+#include "rep/rep.h"
 #include "rep/rep_store.h"
 #include "report/report.h"
 #include "util/strmap.h"
@@ -41,6 +42,10 @@
 #define RS_SCAN_COUNT	1000		/* SCAN COUNT hint, keys per batch */
 #define RS_CONNECT_S	2		/* Redis connect timeout */
 #define RS_REPLY_S	10		/* Redis reply timeout */
+
+/* The kinds read, by their rep_kinds[] names: which = the index here. */
+static const enum rep_keykind rs_kinds[2] = { REPK_OS, REPK_RAWSIG };
+#define RS_COUNTED	REPK_IP		/* keys only counted */
 
 /* What is read: the os and rawsig groups by label, and a count. */
 struct rs {
@@ -145,8 +150,9 @@ rs_sqlite_query(sqlite3 *db, char *q, size_t len)
 		n += (size_t)snprintf(q + n, len - n, ", %s", have[j] ?
 		    outcome_name((enum outcome)j) : "0");
 	if (n < len)
-		snprintf(q + n, len - n, " FROM rep WHERE kind IN ('os', "
-		    "'rawsig')");
+		snprintf(q + n, len - n, " FROM rep WHERE kind IN ('%s', "
+		    "'%s')", rep_keykind_name(rs_kinds[0]),
+		    rep_keykind_name(rs_kinds[1]));
 }
 
 /* rs_sqlite - the os and rawsig rows, and the number of ip rows */
@@ -191,7 +197,8 @@ rs_sqlite(struct rs *s, const char *path, char *err, size_t errlen)
 			continue;
 		for (i = 0; i < OC_NLEARN; i++)
 			c[i] = sqlite3_column_double(st, 3 + i);
-		if (rs_add(s, strcmp(kind, "os") == 0 ? 0 : 1, key,
+		if (rs_add(s, strcmp(kind, rep_keykind_name(rs_kinds[0])) == 0 ?
+		    0 : 1, key,
 		    (size_t)sqlite3_column_bytes(st, 1),
 		    sqlite3_column_int64(st, 2), c) < 0) {
 			snprintf(err, errlen, "out of memory");
@@ -202,8 +209,10 @@ rs_sqlite(struct rs *s, const char *path, char *err, size_t errlen)
 		goto fail;
 	sqlite3_finalize(st);
 	st = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM rep WHERE kind = 'ip'",
-	    -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM rep WHERE kind = ?",
+	    -1, &st, NULL) != SQLITE_OK || sqlite3_bind_text(st, 1,
+	    rep_keykind_name(RS_COUNTED), -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
 		goto fail;
 	s->ip_keys = (uint64_t)sqlite3_column_int64(st, 0);
 	ret = 0;
@@ -278,6 +287,16 @@ rs_hash(struct rs *s, int which, const char *label, size_t len,
 	return rs_add(s, which, label, len, t, c);
 }
 
+/* rs_kind_len - length of "<kind>:" when rest starts with it, else 0 */
+static size_t
+rs_kind_len(const char *rest, enum rep_keykind kind)
+{
+	const char *name = rep_keykind_name(kind);
+	size_t	n = strlen(name);
+
+	return strncmp(rest, name, n) == 0 && rest[n] == ':' ? n + 1 : 0;
+}
+
 /* rs_redis - SCAN everything under the prefix; HGETALL os and rawsig */
 static int
 rs_redis(struct rs *s, const char *url, char *err, size_t errlen)
@@ -336,11 +355,11 @@ rs_redis(struct rs *s, const char *url, char *err, size_t errlen)
 			if (k->type != REDIS_REPLY_STRING || k->len <= pl)
 				continue;
 			rest = k->str + pl;
-			if (strncmp(rest, "ip:", 3) == 0)
+			if (rs_kind_len(rest, RS_COUNTED) > 0)
 				s->ip_keys++;
-			else if (strncmp(rest, "os:", 3) == 0)
+			else if (rs_kind_len(rest, rs_kinds[0]) > 0)
 				which[i] = 0;
-			else if (strncmp(rest, "rawsig:", 7) == 0)
+			else if (rs_kind_len(rest, rs_kinds[1]) > 0)
 				which[i] = 1;
 			if (which[i] >= 0 && redisAppendCommand(c, "HGETALL %b",
 			    k->str, k->len) != REDIS_OK) {
@@ -360,7 +379,7 @@ rs_redis(struct rs *s, const char *url, char *err, size_t errlen)
 				goto out;
 			}
 			h = vr;
-			off = pl + (which[i] == 0 ? 3 : 7);
+			off = pl + rs_kind_len(k->str + pl, rs_kinds[which[i]]);
 			if (h->type == REDIS_REPLY_ERROR) {
 				snprintf(err, errlen, "%s: HGETALL %s: %s", url,
 				    k->str, h->str);

@@ -16,7 +16,14 @@
  *     missing '=', bad number, out of range, unknown class key, a class
  *     that does not exist, continuation line without a parameter, NUL
  *     byte, ...);
- *   - conf_reload_merge() keeping non-reloadable values.
+ *   - conf_reload_merge() keeping non-reloadable values;
+ *   - the table itself: conf_table_check() passes both tables and fails
+ *     broken_rows[] (a string without a size, a size that does not fit
+ *     the type, enum words missing or misplaced, no default, too many
+ *     rows); every string row takes size - 1 bytes and refuses size;
+ *     known member sizes; every enum word parses to its index and
+ *     conf_word() prints it back; rep_weights defaults come from
+ *     rep_kinds[], a partial list zeroes the rest, an unknown kind fails.
  * Temporary files are made under /tmp with mkstemp() and removed.
  * The man page is found from __FILE__ (or $MAILSHAPER_SRCDIR).
  */
@@ -194,15 +201,23 @@ time_text(long v, char *buf, size_t len)
 static void
 entry_line(const struct conf_param *p, char *buf, size_t len)
 {
-	char	a[64], b[64];
-	size_t	n;
+	char	a[64], b[64], words[128], def[512];
+	const char *dv = conf_default(p, def, sizeof(def));
+	size_t	n, w = 0;
+	int	i;
 
 	n = (size_t)snprintf(buf, len, "Type: %s", type_name(p->type));
-	if (p->type == CT_ENUM || p->type == CT_BOOL)
+	/* An enum's words come from its row, joined here independently. */
+	for (i = 0; p->type == CT_ENUM && p->words[i]; i++)
+		w += (size_t)snprintf(words + w, sizeof(words) - w, "%s%s",
+		    i ? "|" : "", p->words[i]);
+	if (p->type == CT_ENUM)
+		n += (size_t)snprintf(buf + n, len - n, " (\\fB%s\\fR)", words);
+	if (p->type == CT_BOOL)
 		n += (size_t)snprintf(buf + n, len - n, " (\\fB%s\\fR)", p->unit);
-	if (*p->defval)
+	if (*dv)
 		n += (size_t)snprintf(buf + n, len - n, ". Default: \\fB%s\\fR.",
-		    p->defval);
+		    dv);
 	else
 		n += (size_t)snprintf(buf + n, len - n, ". Default: empty.");
 	if (p->type == CT_INT || p->type == CT_TIME || p->type == CT_SIZE) {
@@ -736,6 +751,22 @@ static const struct bad_case bad_cases[] = {
 	    "'11m' is out of range (0ms..590000ms)", 0},
 	{"-o class that does not exist", NULL, 0, {"default_class=x"},
 	    "-o default_class: default_class: no class 'x'", 0},
+	/* Kinds come from rep_kinds[]; the message lists them. */
+	{"unknown reputation kind", FILE_TEXT(
+	    "observe = no\nrep_weights = ip=1 asn=2\n"), {NULL},
+	    "%s:2: rep_weights: 'asn' is not kind=weight with kind one of ip, "
+	    "prefix, rawsig, os, prefix_rawsig, domain", 2},
+	{"-o weight without a number", NULL, 0, {"rep_weights=os="},
+	    "-o rep_weights: rep_weights: 'os' is not kind=weight with kind "
+	    "one of ip, prefix, rawsig, os, prefix_rawsig, domain", 0},
+	/* The last row of conf_params[] has its own setline[] slot. */
+	{"the last row names its line", FILE_TEXT(
+	    "admin_token = abcdefghijklmnop1234\n\nadmin_token_file = /x\n"),
+	    {NULL}, "%s:3: admin_token_file: admin_token is set too; keep one "
+	    "of them", 3},
+	{"too long a string", FILE_TEXT("\ntrace_header = "
+	    "X-01234567890123456789012345678901234567890123456789012345678901\n"),
+	    {NULL}, "%s:2: trace_header: value too long (at most 63 bytes)", 2},
 };
 
 /* test_bad_cases - every bad_cases[] row fails with its exact text */
@@ -812,6 +843,232 @@ test_reload_merge(void **state)
 	conf_free(fresh);
 }
 
+/* ---- the table ------------------------------------------------------ */
+
+struct tiny {
+	long	n;
+	int	flag;
+	char	s[8];
+};
+
+static const char *const tiny_words[] = {"a", "b", NULL};
+
+/* Rows that conf_table_check() must refuse, one fault each. */
+static const struct {
+	const char *label;
+	struct conf_param row;
+	const char *want;
+} broken_rows[] = {
+	{"string without a size", {"s", CT_STR, "", "", 0, 0, 1, "",
+	    offsetof(struct tiny, s), 0, NULL, NULL},
+	    "parameter table: s: no member size (write the row with OFF())"},
+	{"integer in an int", {"flag", CT_INT, "1", "", 0, 9, 1, "",
+	    offsetof(struct tiny, flag), sizeof(int), NULL, NULL},
+	    "parameter table: flag: its member's size does not fit its type"},
+	{"boolean in a long", {"n", CT_BOOL, "no", "yes|no", 0, 0, 1, "",
+	    offsetof(struct tiny, n), sizeof(long), NULL, NULL},
+	    "parameter table: n: its member's size does not fit its type"},
+	{"member outside", {"s", CT_STR, "", "", 0, 0, 1, "",
+	    offsetof(struct tiny, s), 64, NULL, NULL},
+	    "parameter table: s: its member is outside the structure"},
+	{"enum without words", {"flag", CT_ENUM, "a", "", 0, 0, 1, "",
+	    offsetof(struct tiny, flag), sizeof(int), NULL, NULL},
+	    "parameter table: flag: words are for CT_ENUM rows, and CT_ENUM "
+	    "needs them"},
+	{"words on a boolean", {"flag", CT_BOOL, "no", "yes|no", 0, 0, 1, "",
+	    offsetof(struct tiny, flag), sizeof(int), tiny_words, NULL},
+	    "parameter table: flag: words are for CT_ENUM rows, and CT_ENUM "
+	    "needs them"},
+	{"no default", {"s", CT_STR, NULL, "", 0, 0, 1, "",
+	    offsetof(struct tiny, s), 8, NULL, NULL},
+	    "parameter table: s: it needs exactly one of defval and defgen"},
+};
+
+/* test_table_check - both tables pass; each broken row fails */
+static void
+test_table_check(void **state)
+{
+	struct conf_param tab[2];
+	char	err[256], want[256];
+	size_t	i, rows;
+	(void)state;
+
+	assert_int_equal(conf_table_check(conf_params, sizeof(struct conf),
+	    CONF_MAX_PARAMS, err, sizeof(err)), 0);
+	assert_int_equal(conf_table_check(conf_class_keys,
+	    sizeof(struct shclass), SIZE_MAX, err, sizeof(err)), 0);
+	for (i = 0; i < sizeof(broken_rows) / sizeof(broken_rows[0]); i++) {
+		memset(tab, 0, sizeof(tab));
+		tab[0] = broken_rows[i].row;
+		*err = 0;
+		if (conf_table_check(tab, sizeof(struct tiny), 10, err,
+		    sizeof(err)) != -1 || strcmp(err, broken_rows[i].want))
+			fail_msg("%s: got \"%s\"", broken_rows[i].label, err);
+	}
+	/* The row count: setline[] has CONF_MAX_PARAMS slots. */
+	for (rows = 0; conf_params[rows].name; rows++)
+		;
+	assert_true(rows <= CONF_MAX_PARAMS);
+	assert_int_equal(conf_table_check(conf_params, sizeof(struct conf),
+	    rows - 1, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "parameter table: more than %zu rows at "
+	    "%s", rows - 1, conf_params[rows - 1].name);
+	assert_string_equal(err, want);
+}
+
+/* test_string_sizes - each string row holds size - 1 bytes, not size */
+static void
+test_string_sizes(void **state)
+{
+	static const struct {
+		const char *name;
+		size_t	size;
+	} known[] = {
+		{"myhostname", sizeof(((struct conf *)0)->myhostname)},
+		{"default_class", CONF_NAME_MAX},
+		{"violation_class", CONF_NAME_MAX},
+		{"explore_share", 16},
+		{"trace_header", 64},
+		{"dnsbl_sites", 1024},
+		{"admin_token", 128},
+		{"admin_token_file", 256},
+	};
+	const struct conf_param *p;
+	char	val[2048], ovr[2100], err[512], *ov[1] = {ovr};
+	struct conf *cf;
+	size_t	i, strings = 0;
+	(void)state;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		for (p = conf_params; p->name; p++)
+			if (strcmp(p->name, known[i].name) == 0)
+				break;
+		assert_non_null(p->name);
+		assert_int_equal(p->type, CT_STR);
+		if (p->size != known[i].size)
+			fail_msg("%s: size %zu, want %zu", p->name, p->size,
+			    known[i].size);
+	}
+	for (p = conf_params; p->name; p++) {
+		if (p->type != CT_STR)
+			continue;
+		strings++;
+		assert_true(p->size > 1 && p->size < sizeof(val));
+		/* size bytes: refused as too long, whatever else is wrong */
+		memset(val, 'a', p->size);
+		val[p->size] = 0;
+		snprintf(ovr, sizeof(ovr), "%s=%s", p->name, val);
+		cf = conf_load(NULL, ov, 1, err, sizeof(err));
+		if (cf != NULL || strstr(err, "value too long") == NULL)
+			fail_msg("%s: %zu bytes: \"%s\"", p->name, p->size,
+			    cf ? "loaded" : err);
+		/* size - 1 bytes: other checks may refuse it, length not */
+		val[p->size - 1] = 0;
+		snprintf(ovr, sizeof(ovr), "%s=%s", p->name, val);
+		cf = conf_load(NULL, ov, 1, err, sizeof(err));
+		if (cf == NULL && strstr(err, "value too long") != NULL)
+			fail_msg("%s: %zu bytes: \"%s\"", p->name,
+			    p->size - 1, err);
+		conf_free(cf);
+	}
+	assert_true(strings >= 20);
+}
+
+/* test_enum_words - every word parses to its index and prints back */
+static void
+test_enum_words(void **state)
+{
+	const struct conf_param *tabs[] = {conf_params, conf_class_keys};
+	const struct conf_param *p;
+	char	ovr[256], err[512], *ov[1] = {ovr};
+	struct conf *cf;
+	size_t	t;
+	int	i, enums = 0, v;
+	(void)state;
+
+	for (t = 0; t < 2; t++)
+		for (p = tabs[t]; p->name; p++) {
+			if (p->type != CT_ENUM)
+				continue;
+			enums++;
+			for (i = 0; p->words[i]; i++) {
+				assert_string_equal(conf_word(p->name, i),
+				    p->words[i]);
+				if (t == 0)
+					snprintf(ovr, sizeof(ovr), "%s=%s",
+					    p->name, p->words[i]);
+				else
+					snprintf(ovr, sizeof(ovr),
+					    "class_normal=%s=%s", p->name,
+					    p->words[i]);
+				cf = conf_load(NULL, ov, 1, err, sizeof(err));
+				if (cf == NULL)
+					fail_msg("%s: %s", ovr, err);
+				v = t == 0 ? *(int *)((char *)cf + p->off) :
+				    *(const int *)((const char *)
+				    conf_class(cf, "normal") + p->off);
+				assert_int_equal(v, i);
+				conf_free(cf);
+			}
+			assert_string_equal(conf_word(p->name, i), "?");
+			assert_string_equal(conf_word(p->name, -1), "?");
+		}
+	assert_int_equal(enums, 3);
+	/* Known answers: the enums of conf.h and their words. */
+	assert_string_equal(conf_word("backend_identity", IDENT_XCLIENT),
+	    "xclient");
+	assert_string_equal(conf_word("backend_identity", IDENT_PROXY), "proxy");
+	assert_string_equal(conf_word("backend_identity", IDENT_NONE), "none");
+	assert_string_equal(conf_word("bare_policy", BARE_NORMALIZE),
+	    "normalize");
+	assert_string_equal(conf_word("bare_policy", BARE_REJECT), "reject");
+	assert_string_equal(conf_word("action", ACTION_RELAY), "relay");
+	assert_string_equal(conf_word("action", ACTION_TEMPFAIL), "tempfail");
+	assert_string_equal(conf_word("action", ACTION_REJECT), "reject");
+	assert_string_equal(conf_word("observe", 0), "?");	/* boolean */
+	assert_string_equal(conf_word("nosuch", 0), "?");
+}
+
+/* test_rep_weights - defaults from rep_kinds[], partial lists, order */
+static void
+test_rep_weights(void **state)
+{
+	static const double want_default[REPK_NKINDS] = {
+		[REPK_IP] = 1, [REPK_PREFIX] = 0.5, [REPK_RAWSIG] = 1.5,
+		[REPK_OS] = 0.3, [REPK_PREFIX_RAWSIG] = 1, [REPK_DOMAIN] = 1.5,
+	};
+	const struct conf_param *p;
+	char	err[512], def[512];
+	char   *ov[1] = {(char *)"rep_weights = domain=-2.5, os=0 ip=3"};
+	struct conf *cf;
+	int	i;
+	(void)state;
+
+	for (p = conf_params; p->name; p++)
+		if (strcmp(p->name, "rep_weights") == 0)
+			break;
+	assert_non_null(p->name);
+	assert_string_equal(conf_default(p, def, sizeof(def)),
+	    "ip=1 prefix=0.5 rawsig=1.5 os=0.3 prefix_rawsig=1 domain=1.5");
+	assert_non_null(cf = conf_load(NULL, NULL, 0, err, sizeof(err)));
+	for (i = 0; i < REPK_NKINDS; i++) {
+		assert_true(cf->rep_weight[i] == want_default[i]);
+		assert_true(cf->rep_weight[i] == rep_kinds[i].weight);
+	}
+	assert_int_equal(sizeof(cf->rep_weight) / sizeof(cf->rep_weight[0]),
+	    REPK_NKINDS);
+	conf_free(cf);
+	/* A list names some kinds; the others weigh 0. */
+	assert_non_null(cf = conf_load(NULL, ov, 1, err, sizeof(err)));
+	assert_true(cf->rep_weight[REPK_DOMAIN] == -2.5);
+	assert_true(cf->rep_weight[REPK_OS] == 0);
+	assert_true(cf->rep_weight[REPK_IP] == 3);
+	assert_true(cf->rep_weight[REPK_PREFIX] == 0);
+	assert_true(cf->rep_weight[REPK_RAWSIG] == 0);
+	assert_true(cf->rep_weight[REPK_PREFIX_RAWSIG] == 0);
+	conf_free(cf);
+}
+
 int
 main(void)
 {
@@ -823,6 +1080,10 @@ main(void)
 		cmocka_unit_test(test_bad_cases),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_reload_merge),
+		cmocka_unit_test(test_table_check),
+		cmocka_unit_test(test_string_sizes),
+		cmocka_unit_test(test_enum_words),
+		cmocka_unit_test(test_rep_weights),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

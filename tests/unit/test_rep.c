@@ -7,7 +7,11 @@
  * (decay_cases[]), merging counts of different times (merge_cases[]: later,
  * earlier, empty), the keys of a session (keys_cases[]: IPv4, IPv6 /64,
  * IPv4-mapped IPv6, empty inputs, no client, prefix lengths from the
- * configuration), and the memory-only cache: updates are visible at once,
+ * configuration), the kind table (kind_rows[]: each row's index, name,
+ * default weight; rep_kind_parse() and an unknown name), each kind's
+ * derivation alone (derive_cases[]), rep_keys_derive() without
+ * rep_open() and rep_keys_for() before it (/24 and /64), and the
+ * memory-only cache: updates are visible at once,
  * decay with the (frozen) clock, the CLOCK bound on rep_cache_size with a
  * hot key surviving, bad arguments ignored, lookups before rep_open(),
  * and a "listed" update raising p_spam and the evidence.
@@ -227,6 +231,180 @@ test_keys_for(void **state)
 	}
 }
 
+/* Known answers for the table: order, names, default weights. */
+static const struct {
+	enum rep_keykind kind;
+	const char *name;
+	double	weight;
+} kind_rows[] = {
+	{REPK_IP, "ip", 1},
+	{REPK_PREFIX, "prefix", 0.5},
+	{REPK_RAWSIG, "rawsig", 1.5},
+	{REPK_OS, "os", 0.3},
+	{REPK_PREFIX_RAWSIG, "prefix_rawsig", 1},
+	{REPK_DOMAIN, "domain", 1.5},
+};
+
+static void
+test_kind_table(void **state)
+{
+	size_t	i;
+
+	(void)state;
+	assert_int_equal(sizeof(kind_rows) / sizeof(kind_rows[0]), REPK_NKINDS);
+	for (i = 0; i < REPK_NKINDS; i++) {
+		const struct rep_kind *r = &rep_kinds[i];
+
+		if (r->kind != (enum rep_keykind)i || r->name == NULL ||
+		    r->derive == NULL)
+			fail_msg("row %zu: kind %d, name %s", i, (int)r->kind,
+			    r->name ? r->name : "(null)");
+		assert_int_equal(r->kind, kind_rows[i].kind);
+		assert_string_equal(r->name, kind_rows[i].name);
+		assert_true(r->weight == kind_rows[i].weight);
+		assert_string_equal(rep_keykind_name(kind_rows[i].kind),
+		    kind_rows[i].name);
+		assert_int_equal(rep_kind_parse(kind_rows[i].name),
+		    (int)kind_rows[i].kind);
+	}
+	assert_string_equal(rep_keykind_name(REPK_NKINDS), "?");
+	assert_string_equal(rep_keykind_name((enum rep_keykind)-1), "?");
+	assert_int_equal(rep_kind_parse("asn"), -1);
+	assert_int_equal(rep_kind_parse(""), -1);
+	assert_int_equal(rep_kind_parse("IP"), -1);
+	assert_int_equal(rep_kind_parse("prefix_"), -1);
+}
+
+/* tosa - a sockaddr for a numeric address, in ss; NULL for NULL */
+static struct sockaddr *
+tosa(const char *ip, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (ip == NULL)
+		return NULL;
+	if (strcmp(ip, "unix") == 0) {
+		ss->ss_family = AF_UNIX;
+		return (struct sockaddr *)ss;
+	}
+	if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1)
+		sin->sin_family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, ip, &sin6->sin6_addr), 1);
+		sin6->sin6_family = AF_INET6;
+	}
+	return (struct sockaddr *)ss;
+}
+
+/* One kind's derivation alone: its text, or NULL for no key. */
+static const struct {
+	enum rep_keykind kind;
+	const char *ip, *rawsig, *os, *domain;
+	int	v4, v6;
+	const char *want;
+} derive_cases[] = {
+	{REPK_IP, "192.0.2.7", NULL, NULL, NULL, 24, 64, "192.0.2.7"},
+	{REPK_IP, "::ffff:192.0.2.7", NULL, NULL, NULL, 24, 64, "192.0.2.7"},
+	{REPK_IP, "2001:db8::7", NULL, NULL, NULL, 24, 64, "2001:db8::7"},
+	{REPK_IP, NULL, "h", "os", "d", 24, 64, NULL},
+	{REPK_IP, "unix", NULL, NULL, NULL, 24, 64, NULL},
+	{REPK_PREFIX, "192.0.2.7", NULL, NULL, NULL, 24, 64, "192.0.2.0/24"},
+	{REPK_PREFIX, "192.0.2.7", NULL, NULL, NULL, 20, 64, "192.0.0.0/20"},
+	{REPK_PREFIX, "192.0.2.7", NULL, NULL, NULL, 32, 64, "192.0.2.7/32"},
+	{REPK_PREFIX, "2001:db8:1:2:3::9", NULL, NULL, NULL, 24, 56,
+	    "2001:db8:1::/56"},
+	{REPK_PREFIX, "::ffff:10.1.2.3", NULL, NULL, NULL, 8, 128,
+	    "10.0.0.0/8"},
+	{REPK_PREFIX, "unix", NULL, NULL, NULL, 24, 64, NULL},
+	{REPK_RAWSIG, "192.0.2.7", "4:64+0:mss", NULL, NULL, 24, 64,
+	    "4:64+0:mss"},
+	{REPK_RAWSIG, "192.0.2.7", "", "Linux", NULL, 24, 64, NULL},
+	{REPK_OS, NULL, NULL, "Windows XP", NULL, 24, 64, "Windows XP"},
+	{REPK_OS, NULL, "h", NULL, NULL, 24, 64, NULL},
+	{REPK_PREFIX_RAWSIG, "198.51.100.9", "abc", NULL, NULL, 16, 64,
+	    "198.51.0.0/16|abc"},
+	{REPK_PREFIX_RAWSIG, "2001:db8::1", "abc", NULL, NULL, 24, 48,
+	    "2001:db8::/48|abc"},
+	{REPK_PREFIX_RAWSIG, NULL, "abc", NULL, NULL, 24, 64, NULL},
+	{REPK_PREFIX_RAWSIG, "198.51.100.9", NULL, "os", "d", 24, 64, NULL},
+	{REPK_DOMAIN, NULL, NULL, NULL, "example.org", 24, 64, "example.org"},
+	{REPK_DOMAIN, "192.0.2.7", "h", "os", "", 24, 64, NULL},
+};
+
+static void
+test_derive_each(void **state)
+{
+	struct sockaddr_storage ss;
+	char	text[REP_KEY_MAX];
+	size_t	i;
+	int	got;
+
+	(void)state;
+	for (i = 0; i < sizeof(derive_cases) / sizeof(derive_cases[0]); i++) {
+		struct rep_keyin in;
+
+		in.client = tosa(derive_cases[i].ip, &ss);
+		in.rawsig_hash = derive_cases[i].rawsig;
+		in.os = derive_cases[i].os;
+		in.domain = derive_cases[i].domain;
+		strcpy(text, "untouched");
+		got = rep_kinds[derive_cases[i].kind].derive(&in,
+		    derive_cases[i].v4, derive_cases[i].v6, text);
+		if (got != (derive_cases[i].want != NULL) || (got &&
+		    strcmp(text, derive_cases[i].want) != 0))
+			fail_msg("case %zu (%s): %d '%s', want %s", i,
+			    rep_keykind_name(derive_cases[i].kind), got, text,
+			    derive_cases[i].want ? derive_cases[i].want :
+			    "no key");
+	}
+}
+
+/* rep_keys_derive() needs no rep_open(); rep_keys_for() before it is /24 /64 */
+static void
+test_derive_offline(void **state)
+{
+	static const char *const want16[] = {"ip=203.0.113.77",
+	    "prefix=203.0.0.0/16", "rawsig=r", "os=OS",
+	    "prefix_rawsig=203.0.0.0/16|r", "domain=d.example"};
+	static const char *const want24[] = {"ip=203.0.113.77",
+	    "prefix=203.0.113.0/24", "rawsig=r", "os=OS",
+	    "prefix_rawsig=203.0.113.0/24|r", "domain=d.example"};
+	struct rep_key keys[REPK_NKINDS];
+	struct sockaddr_storage ss;
+	struct rep_keyin in;
+	char	got[256];
+	int	n, j;
+
+	(void)state;
+	in.client = tosa("203.0.113.77", &ss);
+	in.rawsig_hash = "r";
+	in.os = "OS";
+	in.domain = "d.example";
+	n = rep_keys_derive(&in, 16, 48, keys);
+	assert_int_equal(n, REPK_NKINDS);
+	for (j = 0; j < n; j++) {
+		snprintf(got, sizeof(got), "%s=%s",
+		    rep_keykind_name(keys[j].kind), keys[j].text);
+		assert_string_equal(got, want16[j]);
+	}
+	n = rep_keys_for(in.client, "r", "OS", "d.example", keys);
+	assert_int_equal(n, REPK_NKINDS);
+	for (j = 0; j < n; j++) {
+		snprintf(got, sizeof(got), "%s=%s",
+		    rep_keykind_name(keys[j].kind), keys[j].text);
+		assert_string_equal(got, want24[j]);
+	}
+	in.client = tosa("2001:db8:1:2:3::9", &ss);
+	in.rawsig_hash = in.os = in.domain = NULL;
+	n = rep_keys_derive(&in, 24, 48, keys);
+	assert_int_equal(n, 2);
+	assert_string_equal(keys[1].text, "2001:db8:1::/48");
+	in.client = NULL;
+	assert_int_equal(rep_keys_derive(&in, 24, 64, keys), 0);
+}
+
 static struct rep_key
 mkkey(enum rep_keykind kind, const char *text)
 {
@@ -397,6 +575,9 @@ main(void)
 		cmocka_unit_test(test_decay),
 		cmocka_unit_test(test_merge),
 		cmocka_unit_test(test_keys_for),
+		cmocka_unit_test(test_kind_table),
+		cmocka_unit_test(test_derive_each),
+		cmocka_unit_test(test_derive_offline),
 		cmocka_unit_test(test_memory_update_decay),
 		cmocka_unit_test(test_memory_listed),
 		cmocka_unit_test(test_cache_bound),
