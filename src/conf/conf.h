@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "rep/rep.h"
+#include "rep/repkind.h"
 #include "util/addr.h"
 
 #define CONF_MAX_LISTEN		16

@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rep/rep.h"
+#include "log/evrec.h"
+#include "rep/repkind.h"
 
 /* One key's counts: deltas to add (write) or the stored state (fetch). */
 struct rep_rec {

@@ -10,119 +10,139 @@
  * derivation function (doc/internals/adding-a-key.md lists the rest).
  *
  * A derivation function is pure: it reads the session's inputs and the
- * prefix lengths and writes at most REP_KEY_MAX bytes of key text; it
+ * prefix lengths (through a struct rep_keyctx, which also holds the work
+ * kinds share: the folded address, the prefix) and writes at most
+ * REP_KEY_MAX bytes of key text; it
  * returns 1 for a key, 0 when the session has no key of that kind (an
  * empty or NULL input, a client that is not IPv4 or IPv6).  Nothing here
  * needs rep_open(): report and evaluate may derive keys offline.
  * No state, no allocation; it is an error to pass a keys array with fewer
  * than REPK_NKINDS slots to rep_keys_derive().
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "rep/rep.h"
+#include "rep/repkind.h"
 #include "util/addr.h"
 
-/* rk_addr - the client folded to IPv4 when mapped; 0, or -1 for none */
-static int
-rk_addr(const struct rep_keyin *in, struct sockaddr_storage *ss)
-{
-	const struct sockaddr *sa = in->client;
+/*
+ * One derivation: the inputs and the prefix lengths, and the work two
+ * kinds share (the folded address, the prefix text), done once.
+ */
+struct rep_keyctx {
+	const struct rep_keyin *in;
+	int	v4, v6;			/* prefix lengths, bits */
+	int	addr;			/* 0 = not yet, 1 = ss, -1 = none */
+	struct sockaddr_storage ss;	/* the client, IPv4-mapped folded */
+	int	prefix;			/* 0 = not yet, 1 = net, -1 = none */
+	char	net[INET6_ADDRSTRLEN + 4];	/* "192.0.2.0/24" */
+};
 
-	if (sa == NULL || (sa->sa_family != AF_INET &&
-	    sa->sa_family != AF_INET6))
-		return -1;
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, sa, sa->sa_family == AF_INET ?
-	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
-	addr_unmap(ss);
-	return 0;
+/* rk_addr - the client folded to IPv4 when mapped; NULL for none */
+static const struct sockaddr *
+rk_addr(struct rep_keyctx *x)
+{
+	const struct sockaddr *sa = x->in->client;
+
+	if (x->addr == 0) {
+		x->addr = -1;
+		if (sa != NULL && (sa->sa_family == AF_INET ||
+		    sa->sa_family == AF_INET6)) {
+			memset(&x->ss, 0, sizeof(x->ss));
+			memcpy(&x->ss, sa, sa->sa_family == AF_INET ?
+			    sizeof(struct sockaddr_in) :
+			    sizeof(struct sockaddr_in6));
+			addr_unmap(&x->ss);
+			x->addr = 1;
+		}
+	}
+	return x->addr > 0 ? (const struct sockaddr *)&x->ss : NULL;
+}
+
+/* rk_net - "192.0.2.0/24", "2001:db8::/64" with v4 / v6 bits, or NULL */
+static const char *
+rk_net(struct rep_keyctx *x)
+{
+	const struct sockaddr *sa;
+	char	net[INET6_ADDRSTRLEN];
+	uint8_t	kb[17];
+
+	if (x->prefix == 0) {
+		x->prefix = -1;
+		if ((sa = rk_addr(x)) != NULL &&
+		    addr_key(sa, x->v4, x->v6, kb) == 0 &&
+		    inet_ntop(kb[0], kb + 1, net, sizeof(net)) != NULL) {
+			snprintf(x->net, sizeof(x->net), "%s/%d", net,
+			    kb[0] == AF_INET ? x->v4 : x->v6);
+			x->prefix = 1;
+		}
+	}
+	return x->prefix > 0 ? x->net : NULL;
+}
+
+/* rk_text - a key of text, none when it is NULL or empty */
+static int
+rk_text(const char *s, char text[REP_KEY_MAX])
+{
+	if (s == NULL || s[0] == '\0')
+		return 0;
+	snprintf(text, REP_KEY_MAX, "%s", s);
+	return 1;
 }
 
 /* rk_ip - "192.0.2.7", "2001:db8::7" */
 static int
-rk_ip(const struct rep_keyin *in, int v4, int v6, char text[REP_KEY_MAX])
+rk_ip(struct rep_keyctx *x, char text[REP_KEY_MAX])
 {
-	struct sockaddr_storage ss;
-	char	host[INET6_ADDRSTRLEN];
+	const struct sockaddr *sa = rk_addr(x);
 
-	(void)v4;
-	(void)v6;
-	if (rk_addr(in, &ss) < 0 || addr_ntop((struct sockaddr *)&ss, host,
-	    sizeof(host), NULL) != 0)
-		return 0;
-	snprintf(text, REP_KEY_MAX, "%s", host);
-	return 1;
+	return sa != NULL && addr_ntop(sa, text, REP_KEY_MAX, NULL) == 0;
 }
 
-/* rk_prefix - "192.0.2.0/24", "2001:db8::/64" with v4 / v6 bits */
+/* rk_prefix - the client's prefix */
 static int
-rk_prefix(const struct rep_keyin *in, int v4, int v6, char text[REP_KEY_MAX])
+rk_prefix(struct rep_keyctx *x, char text[REP_KEY_MAX])
 {
-	struct sockaddr_storage ss;
-	char	net[INET6_ADDRSTRLEN];
-	uint8_t	kb[17];
-
-	if (rk_addr(in, &ss) < 0 ||
-	    addr_key((struct sockaddr *)&ss, v4, v6, kb) != 0 ||
-	    inet_ntop(kb[0], kb + 1, net, sizeof(net)) == NULL)
-		return 0;
-	snprintf(text, REP_KEY_MAX, "%s/%d", net, kb[0] == AF_INET ? v4 : v6);
-	return 1;
+	return rk_text(rk_net(x), text);
 }
 
 /* rk_rawsig - the raw-signature key hash */
 static int
-rk_rawsig(const struct rep_keyin *in, int v4, int v6, char text[REP_KEY_MAX])
+rk_rawsig(struct rep_keyctx *x, char text[REP_KEY_MAX])
 {
-	(void)v4;
-	(void)v6;
-	if (in->rawsig_hash == NULL || in->rawsig_hash[0] == '\0')
-		return 0;
-	snprintf(text, REP_KEY_MAX, "%s", in->rawsig_hash);
-	return 1;
+	return rk_text(x->in->rawsig_hash, text);
 }
 
 /* rk_os - the OS label */
 static int
-rk_os(const struct rep_keyin *in, int v4, int v6, char text[REP_KEY_MAX])
+rk_os(struct rep_keyctx *x, char text[REP_KEY_MAX])
 {
-	(void)v4;
-	(void)v6;
-	if (in->os == NULL || in->os[0] == '\0')
-		return 0;
-	snprintf(text, REP_KEY_MAX, "%s", in->os);
-	return 1;
+	return rk_text(x->in->os, text);
 }
 
 /* rk_prefix_rawsig - "192.0.2.0/24|<hash>": both, or no key */
 static int
-rk_prefix_rawsig(const struct rep_keyin *in, int v4, int v6,
-    char text[REP_KEY_MAX])
+rk_prefix_rawsig(struct rep_keyctx *x, char text[REP_KEY_MAX])
 {
-	char	prefix[REP_KEY_MAX];
+	const char *net;
 
-	if (in->rawsig_hash == NULL || in->rawsig_hash[0] == '\0' ||
-	    !rk_prefix(in, v4, v6, prefix))
+	if (x->in->rawsig_hash == NULL || x->in->rawsig_hash[0] == '\0' ||
+	    (net = rk_net(x)) == NULL)
 		return 0;
-	snprintf(text, REP_KEY_MAX, "%.*s|%s", (int)(REP_KEY_MAX / 2), prefix,
-	    in->rawsig_hash);
+	snprintf(text, REP_KEY_MAX, "%.*s|%s", (int)(REP_KEY_MAX / 2), net,
+	    x->in->rawsig_hash);
 	return 1;
 }
 
 /* rk_domain - the verified organisational domain */
 static int
-rk_domain(const struct rep_keyin *in, int v4, int v6, char text[REP_KEY_MAX])
+rk_domain(struct rep_keyctx *x, char text[REP_KEY_MAX])
 {
-	(void)v4;
-	(void)v6;
-	if (in->domain == NULL || in->domain[0] == '\0')
-		return 0;
-	snprintf(text, REP_KEY_MAX, "%s", in->domain);
-	return 1;
+	return rk_text(x->in->domain, text);
 }
 
 /*
@@ -165,11 +185,15 @@ int
 rep_keys_derive(const struct rep_keyin *in, int prefix_v4, int prefix_v6,
     struct rep_key keys[REPK_NKINDS])
 {
+	struct rep_keyctx x;
 	int	i, n = 0;
 
+	x.in = in;
+	x.addr = x.prefix = 0;		/* the address and net when needed */
+	x.v4 = prefix_v4;
+	x.v6 = prefix_v6;
 	for (i = 0; i < REPK_NKINDS; i++)
-		if (rep_kinds[i].derive(in, prefix_v4, prefix_v6,
-		    keys[n].text)) {
+		if (rep_kinds[i].derive(&x, keys[n].text)) {
 			keys[n].kind = rep_kinds[i].kind;
 			n++;
 		}

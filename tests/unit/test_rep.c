@@ -337,9 +337,10 @@ static void
 test_derive_each(void **state)
 {
 	struct sockaddr_storage ss;
-	char	text[REP_KEY_MAX];
+	struct rep_key keys[REPK_NKINDS];
+	const char *text;
 	size_t	i;
-	int	got;
+	int	n, k;
 
 	(void)state;
 	for (i = 0; i < sizeof(derive_cases) / sizeof(derive_cases[0]); i++) {
@@ -349,15 +350,17 @@ test_derive_each(void **state)
 		in.rawsig_hash = derive_cases[i].rawsig;
 		in.os = derive_cases[i].os;
 		in.domain = derive_cases[i].domain;
-		strcpy(text, "untouched");
-		got = rep_kinds[derive_cases[i].kind].derive(&in,
-		    derive_cases[i].v4, derive_cases[i].v6, text);
-		if (got != (derive_cases[i].want != NULL) || (got &&
-		    strcmp(text, derive_cases[i].want) != 0))
-			fail_msg("case %zu (%s): %d '%s', want %s", i,
-			    rep_keykind_name(derive_cases[i].kind), got, text,
-			    derive_cases[i].want ? derive_cases[i].want :
-			    "no key");
+		n = rep_keys_derive(&in, derive_cases[i].v4,
+		    derive_cases[i].v6, keys);
+		for (k = 0, text = NULL; k < n; k++)
+			if (keys[k].kind == derive_cases[i].kind)
+				text = keys[k].text;
+		if ((text != NULL) != (derive_cases[i].want != NULL) ||
+		    (text != NULL && strcmp(text, derive_cases[i].want) != 0))
+			fail_msg("case %zu (%s): '%s', want %s", i,
+			    rep_keykind_name(derive_cases[i].kind),
+			    text ? text : "no key", derive_cases[i].want ?
+			    derive_cases[i].want : "no key");
 	}
 }
 
