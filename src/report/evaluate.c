@@ -54,7 +54,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "conf/conf.h"
 #include "log/evread.h"
+#include "rep/repkind.h"
 #include "report/evaluate.h"
 #include "report/join.h"
 #include "util/jsonl.h"
@@ -128,6 +130,8 @@ eval_opts_init(struct eval_opts *o)
 	o->max_line = JL_MAX_LINE;
 	o->session_max_age_ms = EV_MAX_AGE_MS;
 	o->max_pending = EV_MAX_PENDING;
+	o->prefix_v4 = 24;		/* rep_prefix_v4's default */
+	o->prefix_v6 = 64;		/* rep_prefix_v6's default */
 	(void)eval_parse_features("os,rawsig,ip,prefix,dnsbl,all", o, err,
 	    sizeof(err));
 }
@@ -231,29 +235,37 @@ copy:
 	return n >= 0 && (size_t)n < len ? 0 : -1;
 }
 
-/* eval_prefix - "a.b.c.0/24" or "x:x:x:x::/64" for an address; 0 or -1 */
+/*
+ * eval_prefix - the reputation prefix key of an address ("192.0.2.0/24"
+ * with v4 = 24), derived as the daemon derives it (rep_keys_derive());
+ * 0, or -1 when ip is not an address or out is too small
+ */
 int
-eval_prefix(const char *ip, char *out, size_t len)
+eval_prefix(const char *ip, int v4, int v6, char *out, size_t len)
 {
-	unsigned char a[16];
-	char txt[INET6_ADDRSTRLEN];
-	int n;
+	struct sockaddr_storage ss;
+	struct rep_key keys[REPK_NKINDS];
+	struct rep_keyin in;
+	int	i, n;
 
-	if (inet_pton(AF_INET, ip, a) == 1) {
-		n = snprintf(out, len, "%u.%u.%u.0/24", a[0], a[1], a[2]);
-		return n >= 0 && (size_t)n < len ? 0 : -1;
-	}
-	if (inet_pton(AF_INET6, ip, a) != 1)
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, ip,
+	    &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip,
+	    &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	else
 		return -1;
-	if (memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
-		n = snprintf(out, len, "%u.%u.%u.0/24", a[12], a[13], a[14]);
-		return n >= 0 && (size_t)n < len ? 0 : -1;
-	}
-	memset(a + 8, 0, 8);
-	if (inet_ntop(AF_INET6, a, txt, sizeof(txt)) == NULL)
-		return -1;
-	n = snprintf(out, len, "%s/64", txt);
-	return n >= 0 && (size_t)n < len ? 0 : -1;
+	memset(&in, 0, sizeof(in));
+	in.client = (struct sockaddr *)&ss;
+	n = rep_keys_derive(&in, v4, v6, keys);
+	for (i = 0; i < n; i++)
+		if (keys[i].kind == REPK_PREFIX) {
+			n = snprintf(out, len, "%s", keys[i].text);
+			return n >= 0 && (size_t)n < len ? 0 : -1;
+		}
+	return -1;
 }
 
 /*
@@ -318,8 +330,8 @@ hist_split(const struct ev *e, double fraction)
 
 /* feat_values - the five feature values of a message */
 static void
-feat_values(const struct ev_pmsg *m, const struct ev_sinfo *si,
-    char v[EVAL_NFEAT][EV_VAL])
+feat_values(const struct eval_opts *o, const struct ev_pmsg *m,
+    const struct ev_sinfo *si, char v[EVAL_NFEAT][EV_VAL])
 {
 	const char *s, *ip;
 
@@ -332,7 +344,8 @@ feat_values(const struct ev_pmsg *m, const struct ev_sinfo *si,
 		v[1][0] = '\0';
 	ip = m->ip ? m->ip : si ? si->ip : NULL;
 	snprintf(v[2], EV_VAL, "%s", ip ? ip : "");
-	if (ip == NULL || eval_prefix(ip, v[3], EV_VAL) < 0)
+	if (ip == NULL || eval_prefix(ip, o->prefix_v4, o->prefix_v6, v[3],
+	    EV_VAL) < 0)
 		v[3][0] = '\0';
 	snprintf(v[4], EV_VAL, "%s", si ? si->dnsbl : "?");
 }
@@ -358,7 +371,7 @@ ev_use(struct ev *e, const struct ev_pmsg *m, const struct ev_sinfo *si)
 	size_t kl;
 	int f, i;
 
-	feat_values(m, si, v);
+	feat_values(e->o, m, si, v);
 	if (e->pass == EV_TRAIN) {
 		for (f = 0; f < EVAL_NFEAT; f++) {
 			if (!(e->used & (1u << f)))
@@ -787,7 +800,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: mailshaper evaluate EVENTLOG "
 	    "[--features os,rawsig,ip,prefix,dnsbl,all] [--json] "
-	    "[--train-fraction F]\n");
+	    "[--train-fraction F] [-c mailshaper.conf]\n");
 }
 
 /* json_rate - a rate, or null when undefined */
@@ -871,19 +884,25 @@ eval_main(int argc, char **argv)
 		{"features", required_argument, NULL, 'F'},
 		{"json", no_argument, NULL, 'j'},
 		{"train-fraction", required_argument, NULL, 't'},
+		{"config", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
 	struct eval_result res[EVAL_MAX_SETS];
 	struct eval_stats st;
 	struct eval_opts o;
+	struct conf *cf;
+	const char *config = NULL;
 	char err[512], *end;
 	int c, json = 0;
 
 	eval_opts_init(&o);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
 		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
 		case 'F':
 			if (eval_parse_features(optarg, &o, err,
 			    sizeof(err)) < 0) {
@@ -917,6 +936,14 @@ eval_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* The prefix lengths the daemon uses: the configuration's. */
+	if ((cf = conf_load(config, NULL, 0, err, sizeof(err))) == NULL) {
+		log_warnx("evaluate: %s", err);
+		return 2;
+	}
+	o.prefix_v4 = (int)cf->rep_prefix_v4;
+	o.prefix_v6 = (int)cf->rep_prefix_v6;
+	conf_free(cf);
 	memset(res, 0, sizeof(res));
 	if (eval_run(argv[optind], &o, res, &st, err, sizeof(err)) < 0) {
 		log_warnx("evaluate: %s", err);

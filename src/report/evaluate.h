@@ -30,6 +30,7 @@ struct eval_opts {
 	size_t	max_line;		/* longest line, bytes (0 = JL_MAX_LINE) */
 	int64_t	session_max_age_ms;	/* flush a session unseen this long */
 	size_t	max_pending;		/* messages waiting for their session */
+	int	prefix_v4, prefix_v6;	/* prefix key lengths (rep_prefix_v4/6) */
 };
 
 /* One feature set's figures.  A rate is -1 when undefined (0/0). */
@@ -71,7 +72,7 @@ int	eval_run(const char *path, const struct eval_opts *,
 	    size_t errlen);
 void	eval_metrics(struct eval_point *, size_t n, struct eval_result *);
 int	eval_rawsig_key(const char *raw, char *key, size_t len);
-int	eval_prefix(const char *ip, char *out, size_t len);
+int	eval_prefix(const char *ip, int v4, int v6, char *out, size_t len);
 int	eval_main(int argc, char **argv);
 
 #endif

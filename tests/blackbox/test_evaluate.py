@@ -238,3 +238,26 @@ def test_memory_bounded_by_keys_not_length(tmp_path):
     assert rss_big < 50 * 1024, rss_big
     assert rss_big <= rss_small * 1.25 + 2048, (rss_small, rss_big)
     assert r["rawsig"]["messages"] > 130000
+
+
+def test_prefix_lengths_come_from_the_configuration(tmp_path):
+    """The prefix feature uses the daemon's rep_prefix_v4/v6 (-c FILE),
+    derived as the daemon derives its prefix key; a bad file is an
+    error with file:line."""
+    path = str(tmp_path / "p.jsonl")
+    gen.generate(path, sessions=3000, seed=5)
+    base = rows(run([path, "--json", "--features", "prefix"], check=0))
+    conf = tmp_path / "p8.conf"
+    conf.write_text("rep_prefix_v4 = 8\n")
+    wide = rows(run([path, "--json", "--features", "prefix", "-c",
+                     str(conf)], check=0))
+    assert base["prefix"]["messages"] == wide["prefix"]["messages"]
+    assert base["prefix"]["recall_at_0fp"] != wide["prefix"]["recall_at_0fp"]
+    same = tmp_path / "p24.conf"
+    same.write_text("rep_prefix_v4 = 24\nrep_prefix_v6 = 64\n")
+    assert rows(run([path, "--json", "--features", "prefix", "-c",
+                     str(same)], check=0)) == base
+    bad = tmp_path / "bad.conf"
+    bad.write_text("rep_prefix_v4 = 99\n")
+    res = run([path, "-c", str(bad)], check=2)
+    assert "%s:1:" % bad in res.stderr, res.stderr

@@ -71,7 +71,8 @@ test_rawsig_prefix(void **state)
 	}
 	assert_int_equal(eval_rawsig_key("4:57+7:0:1452", out, 8), -1);
 	for (i = 0; i < sizeof(prefix_cases) / sizeof(prefix_cases[0]); i++) {
-		int rc = eval_prefix(prefix_cases[i].in, out, sizeof(out));
+		int rc = eval_prefix(prefix_cases[i].in, 24, 64, out,
+		    sizeof(out));
 
 		if (prefix_cases[i].out == NULL) {
 			assert_int_equal(rc, -1);
@@ -80,6 +81,17 @@ test_rawsig_prefix(void **state)
 		assert_int_equal(rc, 0);
 		assert_string_equal(out, prefix_cases[i].out);
 	}
+	/* Other lengths, as rep_prefix_v4 / rep_prefix_v6 allow. */
+	assert_int_equal(eval_prefix("192.0.2.7", 16, 64, out, sizeof(out)),
+	    0);
+	assert_string_equal(out, "192.0.0.0/16");
+	assert_int_equal(eval_prefix("2001:db8:1:2:3::9", 24, 48, out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "2001:db8:1::/48");
+	assert_int_equal(eval_prefix("::ffff:10.1.2.3", 8, 48, out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "10.0.0.0/8");
+	assert_int_equal(eval_prefix("192.0.2.7", 24, 64, out, 5), -1);
 }
 
 struct feature_case {
