@@ -461,9 +461,9 @@ daemon_main(int argc, char **argv)
 	evsignal_add(ev_usr1, NULL);
 	bk_probe();
 	log_info("mailshaper started: backend %s, identity %s%s",
-	    ms->cf->backend.text, ms->cf->backend_identity == IDENT_XCLIENT ?
-	    "xclient" : ms->cf->backend_identity == IDENT_PROXY ? "proxy" :
-	    "none", ms->cf->observe ? ", observe mode" : "");
+	    ms->cf->backend.text,
+	    conf_word("backend_identity", ms->cf->backend_identity),
+	    ms->cf->observe ? ", observe mode" : "");
 
 	event_base_dispatch(ms->base);
 
