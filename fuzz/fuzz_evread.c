@@ -73,7 +73,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	jl_doc_init(&d);
 	if (jl_parse(&d, copy, size, err, sizeof(err)) == 0) {
 		check(&d, EVR_R_SESSION | EVR_R_MESSAGE | EVR_R_FEEDBACK |
-		    EVR_R_MSG_ID | EVR_R_SESS_START);
+		    EVR_R_MSG_ID | EVR_R_SESS_START | EVR_R_ZONES);
 		check(&d, EVR_R_SESSION | EVR_R_MESSAGE | EVR_R_FEEDBACK);
 	}
 	jl_doc_free(&d);

@@ -33,6 +33,7 @@ enum evr_type {
 #define EVR_R_FEEDBACK	(1u << EVR_FEEDBACK)
 #define EVR_R_MSG_ID	0x100	/* a message record must have an 'id' */
 #define EVR_R_SESS_START 0x200	/* a session record, a valid 'start' */
+#define EVR_R_ZONES	0x400	/* fill a session's dnsbl_zones (else "") */
 
 #define EVR_ZONES_MAX	1024	/* dnsbl zone list, NUL included */
 #define EVR_MAX_ZONES	32	/* DNS list zones read per session */

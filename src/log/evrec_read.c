@@ -16,7 +16,9 @@
  *  - session: a string "id", then a valid "start" (with EVR_R_SESS_START);
  *  - feedback: a string "session" or "message", a "message" that is a
  *    string or null, and a "verdict" of "spam" or "ham".
- * Everything else is optional and reads as NULL, INT64_MIN or -1.
+ * Everything else is optional and reads as NULL, INT64_MIN or -1.  A
+ * session's DNS list zones are sorted and joined only with EVR_R_ZONES
+ * (dnsbl_asked is read either way).
  *
  * Memory: nothing is allocated.  The record's strings point into the
  * caller's struct jl_doc and are valid until its next jl_parse(); it is an
@@ -276,8 +278,14 @@ read_session(const struct jl_doc *d, const struct jl_val *const v[F_N],
 	s->fp_os = jl_get_str(d, fp, "os");
 	s->fp_key = jl_get_str(d, fp, "key");
 	s->fp_raw_sig = jl_get_str(d, fp, "raw_sig");
-	s->dnsbl_asked = evr_dnsbl_zones(d, v[F_DNSBL], s->dnsbl_zones,
-	    sizeof(s->dnsbl_zones)) == 0;
+	if (flags & EVR_R_ZONES)
+		s->dnsbl_asked = evr_dnsbl_zones(d, v[F_DNSBL], s->dnsbl_zones,
+		    sizeof(s->dnsbl_zones)) == 0;
+	else {
+		s->dnsbl_asked = v[F_DNSBL] != NULL &&
+		    v[F_DNSBL]->type == JL_OBJ;
+		s->dnsbl_zones[0] = '\0';
+	}
 	i = outcome_parse(jl_str(d, v[F_OUTCOME]));
 	s->outcome = i >= 0 && (outcome_flags((enum outcome)i) & OC_F_SESS) ?
 	    (enum outcome)i : OC_NONE;

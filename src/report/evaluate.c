@@ -620,6 +620,8 @@ ev_pass(struct ev *e, const char *path, struct jl_reader *rd,
 	jo.name = path;
 	jo.flags = EVR_R_SESSION | EVR_R_MESSAGE | EVR_R_FEEDBACK |
 	    EVR_R_MSG_ID;
+	if (pass != EV_SCAN && (e->used & EVAL_F_DNSBL))
+		jo.flags |= EVR_R_ZONES;	/* only the dnsbl feature */
 	jo.quiet = pass != EV_SCAN;	/* the first pass warns for all */
 	jo.max_warnings = e->o->max_warnings;
 	jo.max_age_ms = e->o->session_max_age_ms;

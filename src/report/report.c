@@ -647,7 +647,8 @@ rp_run(const char *path, const struct rp_opts *o, struct rp_report *rep,
 		r->dims[r->ndims++].by = RP_BY_RAWSIG;
 	memset(&jo, 0, sizeof(jo));
 	jo.name = stdin_ ? "(stdin)" : path;
-	jo.flags = EVR_R_SESSION | EVR_R_MESSAGE | EVR_R_SESS_START;
+	jo.flags = EVR_R_SESSION | EVR_R_MESSAGE | EVR_R_SESS_START |
+	    EVR_R_ZONES;
 	jo.max_warnings = o->max_warnings;
 	jo.max_age_ms = o->session_max_age_ms;
 	jo.max_open = o->max_open;

@@ -185,8 +185,13 @@ test_session_fields(void **state)
 	jl_doc_init(&d);
 	assert_int_equal(jl_parse(&d, line, strlen(line), err, sizeof(err)),
 	    0);
+	/* Without EVR_R_ZONES: asked, but the zones are not joined. */
 	assert_int_equal(evr_read(&d, jl_root(&d), ALL, &rec, err,
 	    sizeof(err)), EVR_SESSION);
+	assert_int_equal(s->dnsbl_asked, 1);
+	assert_string_equal(s->dnsbl_zones, "");
+	assert_int_equal(evr_read(&d, jl_root(&d), ALL | EVR_R_ZONES, &rec,
+	    err, sizeof(err)), EVR_SESSION);
 	assert_string_equal(s->id, "S");
 	assert_int_equal(s->start_ms, 1000);
 	assert_true(s->end_ms == INT64_MIN);
