@@ -1460,8 +1460,7 @@ read_events(struct drv *d, struct timeval *router_hostile)
 
 		if (r != JL_LINE || jl_parse(&doc, line, len, err,
 		    sizeof(err)) != 0 || evr_read(&doc, jl_root(&doc),
-		    EVR_R_SESSION, &rec, err, sizeof(err)) != 0 ||
-		    rec.type != EVR_SESSION)
+		    EVR_R_SESSION, &rec, err, sizeof(err)) != EVR_SESSION)
 			continue;
 		if (s->client_ip == NULL || (e = strmap_find(&ips,
 		    s->client_ip, strlen(s->client_ip))) == NULL)
