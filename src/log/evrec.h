@@ -74,28 +74,28 @@ struct evr_session {
 	struct timeval start;
 	struct timeval end;		/* set when the record is written */
 	char   *helo;
-	int	esmtp;
-	int	tls;
 	const char *class_name;		/* the current class */
-	int	class_idx;		/* its slot (-1 = none yet) */
 	char   *reasons;
 	size_t	reasons_len;
-	int	nreasons;
 	const struct fp_result *fp;	/* NULL: no saved SYN */
 	const struct dnsbl_result *dnsbl; /* NULL: no answer (yet) */
 	char   *ptr_name;		/* forward-confirmed reverse name */
 	char   *domain;			/* its organisational domain */
+	const char *violation;		/* the last one (static text) */
 	double	score;
+	double	gave_up_after_s;	/* < 0: did not give up */
+	int	esmtp;
+	int	tls;
+	int	class_idx;		/* the class's slot (-1 = none yet) */
+	int	nreasons;
 	int	control;		/* exploration control group */
 	int	static_class;		/* client_class_map decided */
 	int	counted;		/* held a slot (not refused) */
 	int	observe;		/* observe mode */
 	int	violations;
-	const char *violation;		/* the last one (static text) */
 	int	messages;		/* transactions that reached the dot */
 	int	msgno;			/* transactions started */
 	enum outcome outcome;		/* OC_F_SESS outcomes */
-	double	gave_up_after_s;	/* < 0: did not give up */
 };
 
 /* One transaction's record, written when it ends. */

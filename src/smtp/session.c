@@ -95,7 +95,6 @@ struct sess {
 	struct dnsbl_req *dnsbl_req;	/* DNS list lookup in flight */
 	struct fcrdns_req *fcrdns_req;	/* reverse lookup in flight */
 	int	explore_drawn;		/* control decided once per session */
-	double	explore_draw;		/* uniform [0, 1), drawn at connect */
 	int	learned;		/* an outcome reached reputation */
 	unsigned listed_kinds;		/* keys taught "listed": bits 1 << enum
 					   rep_keykind (0 = none) */
@@ -107,15 +106,17 @@ struct sess {
 	int	in_process;		/* sess_process() is on the stack */
 	int	rate_limited;		/* a token bucket applies */
 	int	bk_txn;			/* the backend has an open transaction */
+	int	eof;			/* client closed its side */
+	int	barelf_warned;		/* bare LF in a command logged */
 	struct timeval cmd_time;	/* when the current command was read */
 	void	(*cont)(struct sess *);	/* run when the timer fires */
 	struct sess *prev, *next;	/* live sessions */
-	int	eof;			/* client closed its side */
 	int	quit;			/* QUIT received */
 	int	crlf_data;		/* DATA line ended with CRLF */
 	int	skip_line;		/* discarding an over-long line */
 	int	data_too_big;
 	int	backend_failed;		/* this session saw a backend failure */
+	int	pregreet;		/* talked before the banner */
 	/* The reply being written. */
 	struct evbuffer *reply;		/* bytes not yet written */
 	long	reply_interval;		/* ms between stutter writes */
@@ -127,23 +128,21 @@ struct sess {
 	int	rcpt;			/* RCPT commands in this transaction */
 	int	rcpt_ok;		/* accepted by the backend */
 	enum msg_stage stage;
+	int	spool_failed;		/* the spool could not be written */
 	struct canon canon;
 	struct spool *spool;		/* canonical message content */
-	int	spool_failed;		/* the spool could not be written */
 	struct timeval data_deadline;	/* DATA/BDAT: smtp_timeout, moved on
 					   by min_data_rate per byte */
 	long	bdat_left;		/* bytes left in the BDAT chunk */
 	int	bdat_last;
 	int	bdat_txn;		/* this transaction sends BDAT chunks */
 	enum sess_state bdat_prev;	/* state to return to after a chunk */
-	const char *bdat_error;		/* reply after the chunk, or NULL */
 	int	out_blocked;		/* input paused: output over its mark */
-	int	read_paused;		/* EV_READ off: input full, not served */
-	int	pregreet;		/* talked before the banner */
-	int	pipe_warned;		/* improper pipelining logged */
-	int	barelf_warned;		/* bare LF in a command logged */
+	const char *bdat_error;		/* reply after the chunk, or NULL */
 	char   *pending;		/* command held for the backend */
 	char   *pending_args;		/* its arguments, for BDAT */
+	int	read_paused;		/* EV_READ off: input full, not served */
+	int	pipe_warned;		/* improper pipelining logged */
 };
 
 /* Live sessions, for shutdown. */
@@ -224,7 +223,6 @@ sess_pol_input(const struct sess *s, struct pol_input *in)
 	in->violations = s->sum.violations;
 	in->violation = s->sum.violation;
 	in->control = s->explore_drawn ? s->sum.control : -1;
-	in->explore_draw = s->explore_draw;
 }
 
 /* sess_set_class - switch the session's class (live counts follow) */
@@ -252,6 +250,8 @@ sess_classify(struct sess *s)
 	char   *r;
 
 	sess_pol_input(s, &in);
+	if (!s->explore_drawn)
+		in.explore_draw = drand48();	/* once: control is decided */
 	pol_classify(&in, &v);
 	if ((r = malloc(v.reasons_len ? v.reasons_len : 1)) != NULL) {
 		memcpy(r, v.reasons, v.reasons_len);
@@ -2415,7 +2415,6 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	} else if (synlen <= 0)
 		ms->st.syn_missing++;
 
-	s->explore_draw = drand48();
 	sess_classify(s);
 	adm_sess_start(&s->sum);
 	if (!s->sum.static_class && !ms->stopping) {
