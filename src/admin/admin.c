@@ -1152,6 +1152,16 @@ adm_metrics(struct evhttp_request *req)
 			    adm_class_name(c), (double)ms->class_count[c]);
 	pm_one(b, "mailshaper_backend_connections", "gauge",
 	    "Backend connections open now.", (double)ms->nbackend);
+	pm_head(b, "mailshaper_backend_connections_by_class", "gauge",
+	    "Backend connections held by sessions now, by shaping class "
+	    "(the class's backend_share caps it).");
+	for (c = 0; c < CONF_MAX_CLASSES; c++)
+		if (adm_class_name(c) != NULL)
+			pm_lab(b, "mailshaper_backend_connections_by_class",
+			    "class", adm_class_name(c), (double)ms->bk_class[c]);
+	pm_one(b, "mailshaper_backend_waits_total", "counter",
+	    "MAIL commands that waited for a backend connection.",
+	    (double)ms->st.backend_waits);
 	pm_one(b, "mailshaper_spool_memory_bytes", "gauge",
 	    "Message content held in memory, all sessions (budget spool_memory).",
 	    (double)ms->st.spool_mem);

@@ -78,7 +78,7 @@ const struct conf_param conf_params[] = {
 	    "how the client's identity reaches the backend",
 	    OFF_ENUM(backend_identity, enum_identity)},
 	{"backend_max_connections", CT_INT, "100", "", 1, 100000, 1,
-	    "concurrent backend connections; beyond it MAIL gets 451", OFF(backend_max_connections)},
+	    "concurrent backend connections; beyond it MAIL waits, then gets 451", OFF(backend_max_connections)},
 	{"backend_connect_timeout", CT_TIME, "30s", "time", 100, 300000, 1,
 	    "time to connect to the backend and read its greeting", OFF(backend_connect_timeout)},
 	{"backend_timeout", CT_TIME, "300s", "time", 100, 3600000, 1,
@@ -109,13 +109,14 @@ const struct conf_param conf_params[] = {
 	    "the default: relayed without delay", NO_MEMBER},
 	{"class_suspect", CT_CLASS,
 	    "banner_delay=15s reply_delay=2s rate_in=64k rate_out=8k max_messages=10 "
-	    "max_rcpt=50 max_per_client=5 max_share=50 session_time=30m action=relay",
+	    "max_rcpt=50 max_per_client=5 max_share=50 backend_share=30 session_time=30m "
+	    "action=relay",
 	    "key=value ...", 0, 0, 1,
 	    "doubtful senders: past the 10 s patience of most bots", NO_MEMBER},
 	{"class_hostile", CT_CLASS,
 	    "banner_delay=290s reply_delay=290s stutter=1 stutter_interval=10s rate_in=2k "
 	    "rate_out=512 max_messages=1 max_rcpt=5 max_per_client=2 max_share=40 "
-	    "session_time=60m action=relay",
+	    "backend_share=10 session_time=60m action=relay",
 	    "key=value ...", 0, 0, 1,
 	    "tarpit: RFC 5321 client timeouts less 10 s, stuttered", NO_MEMBER},
 	{"user", CT_STR, "", "", 0, 0, 0,
@@ -241,6 +242,9 @@ const struct conf_param conf_class_keys[] = {
 	    COFF(max_per_client)},
 	{"max_share", CT_INT, "100", "%", 1, 100, 1,
 	    "share of max_connections this class may hold", COFF(max_share)},
+	{"backend_share", CT_INT, "100", "%", 1, 100, 1,
+	    "share of backend_max_connections this class may hold; beyond it MAIL waits",
+	    COFF(backend_share)},
 	{"session_time", CT_TIME, "0", "time", 0, 86400000, 1,
 	    "session length before 421 (0 = unlimited)", COFF(session_time)},
 	{"action", CT_ENUM, "relay", "", 0, 0, 1,

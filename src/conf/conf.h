@@ -51,6 +51,7 @@ struct shclass {
 	long	max_rcpt;		/* per session (0 = unlimited) */
 	long	max_per_client;		/* concurrent sessions (0 = global limit) */
 	long	max_share;		/* % of max_connections this class may hold */
+	long	backend_share;		/* % of backend_max_connections */
 	long	session_time;		/* ms per session (0 = unlimited) */
 	int	action;			/* enum conf_action */
 };

@@ -30,6 +30,8 @@ struct ms_stats {
 	unsigned long messages;
 	unsigned long delivered;
 	unsigned long backend_errors;
+	unsigned long backend_waits;	/* MAILs that waited for a backend
+					   connection */
 	unsigned long by_class[CONF_MAX_CLASSES];
 	size_t	spool_mem;		/* bytes of content in memory */
 	unsigned long spool_files;	/* spools moved to a file */
@@ -46,6 +48,8 @@ struct ms {
 	struct ssl_ctx_st *tls_client;	/* backend side */
 	long	nsess;			/* live sessions */
 	long	nbackend;		/* live backend connections */
+	long	bk_class[CONF_MAX_CLASSES];	/* of them held by sessions,
+						   by class */
 	long	class_count[CONF_MAX_CLASSES];	/* live sessions by class */
 	int	stopping;		/* SIGTERM seen */
 	struct ms_stats st;

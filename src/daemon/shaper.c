@@ -1,7 +1,7 @@
 /*
  * shaper.c - shaping arithmetic for a class
  *
- * Exports shp_cap_ms(), shp_delay_ms(), shp_pre_delay_ms(),
+ * Exports shp_cap_ms(), shp_delay_ms(), shp_txn_delay_ms(), shp_pre_delay_ms(),
  * shp_chunk_interval(), shp_rate_cfg() and shp_flush_cache().
  *
  * A class gives a delay per reply: the time from reading a command to the
@@ -10,7 +10,10 @@
  * never times out.  With stutter on, the reply is written `stutter` bytes
  * at a time during the last part of that delay; for a command relayed to
  * the backend, shp_pre_delay_ms() is the part of the delay spent before the
- * command is forwarded.  See doc/internals/shaping.md.
+ * command is forwarded.  A session never waits while it holds a backend
+ * connection, so the delays a class gives RCPT, DATA and the end of data
+ * are spent before its MAIL is relayed: shp_txn_delay_ms(), within MAIL's
+ * own cap.  See doc/internals/shaping.md.
  *
  * Rate-limit configurations are shared by all sessions with the same rates
  * and are owned by the cache here.  libevent keeps a pointer to them, so
@@ -53,6 +56,22 @@ shp_delay_ms(const struct shclass *c, enum shp_stage st, int observe)
 	return d < shp_cap_ms(st) ? d : shp_cap_ms(st);
 }
 
+/*
+ * shp_txn_delay_ms - the delay of a MAIL that opens a relayed transaction:
+ * the class's delays of MAIL, RCPT, DATA and the end of data together,
+ * within MAIL's cap (the later replies then come without delay)
+ */
+long
+shp_txn_delay_ms(const struct shclass *c, int observe)
+{
+	long	d = shp_delay_ms(c, SHP_MAIL, observe) +
+	    shp_delay_ms(c, SHP_RCPT, observe) +
+	    shp_delay_ms(c, SHP_DATA_INIT, observe) +
+	    shp_delay_ms(c, SHP_DATA_END, observe);
+
+	return d < shp_cap_ms(SHP_MAIL) ? d : shp_cap_ms(SHP_MAIL);
+}
+
 /* shp_chunk_interval - ms between stutter writes so len bytes fit budget */
 long
 shp_chunk_interval(const struct shclass *c, size_t len, long budget_ms)
@@ -69,11 +88,12 @@ shp_chunk_interval(const struct shclass *c, size_t len, long budget_ms)
 	return budget_ms / (long)(chunks - 1);
 }
 
-/* shp_pre_delay_ms - delay before forwarding, leaving time to stutter */
+/* shp_pre_delay_ms - the part of delay d before forwarding, leaving time
+ * to stutter the reply */
 long
-shp_pre_delay_ms(const struct shclass *c, enum shp_stage st, int observe)
+shp_pre_delay_ms(const struct shclass *c, long d)
 {
-	long	d = shp_delay_ms(c, st, observe), span;
+	long	span;
 
 	if (c->stutter <= 0 || d == 0)
 		return d;

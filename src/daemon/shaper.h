@@ -25,7 +25,8 @@ enum shp_stage {
 
 long	shp_cap_ms(enum shp_stage);
 long	shp_delay_ms(const struct shclass *, enum shp_stage, int observe);
-long	shp_pre_delay_ms(const struct shclass *, enum shp_stage, int observe);
+long	shp_txn_delay_ms(const struct shclass *, int observe);
+long	shp_pre_delay_ms(const struct shclass *, long delay_ms);
 long	shp_chunk_interval(const struct shclass *, size_t len, long budget_ms);
 struct ev_token_bucket_cfg *shp_rate_cfg(const struct shclass *);
 void	shp_flush_cache(void);

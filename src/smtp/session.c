@@ -68,6 +68,13 @@
 						   below it */
 #define SESS_HARD_SIZE		(64L * 1024 * 1024) /* no SIZE anywhere */
 #define SESS_PATH_MAX		512		/* RFC 5321 4.5.3.1.3: 256 */
+#define SESS_BK_POLL_MS		200		/* a MAIL waiting for a backend
+						   connection looks again */
+
+/* How sess_bk_detach() gives a connection up. */
+#define SESS_BK_DROP		0
+#define SESS_BK_QUIT		1
+#define SESS_BK_RELEASE		2
 
 enum sess_state {
 	SESS_BANNER,		/* banner being delayed */
@@ -106,8 +113,11 @@ struct sess {
 	int	in_process;		/* sess_process() is on the stack */
 	int	rate_limited;		/* a token bucket applies */
 	int	bk_txn;			/* the backend has an open transaction */
+	int	bk_cls;			/* class slot its connection counts in */
 	int	eof;			/* client closed its side */
 	int	barelf_warned;		/* bare LF in a command logged */
+	int	bk_waiting;		/* in a backend wait queue */
+	struct sess *bkw_prev, *bkw_next; /* that queue */
 	struct timeval cmd_time;	/* when the current command was read */
 	void	(*cont)(struct sess *);	/* run when the timer fires */
 	struct sess *prev, *next;	/* live sessions */
@@ -161,6 +171,9 @@ static void sess_readcb(struct bufferevent *, void *);
 static void sess_eventcb(struct bufferevent *, short, void *);
 static int sess_process(struct sess *);
 static void sess_free(struct sess *, const char *reason);
+static void sess_mail_go(struct sess *);
+static void sess_mail_wait(struct sess *);
+static void sess_bk_detach(struct sess *, int how);
 static void sess_timer_cb(evutil_socket_t, short, void *);
 static void sess_wd_cb(evutil_socket_t, short, void *);
 static void sess_watch(struct sess *);
@@ -718,11 +731,83 @@ sess_reply_at(struct sess *s, const struct timeval *due)
 	sess_arm(s, &start);
 }
 
+/*
+ * sess_delay - the class's delay for a reply at `stage`: none while the
+ * session holds a backend connection (a delayed session never holds one);
+ * for a MAIL that opens a relayed transaction (txn), the delays of the
+ * whole transaction (shp_txn_delay_ms())
+ */
+static long
+sess_delay(const struct sess *s, enum shp_stage stage, int txn)
+{
+	if (s->bk != NULL)
+		return 0;
+	if (txn)
+		return shp_txn_delay_ms(&s->cls, sess_observe());
+	return shp_delay_ms(&s->cls, stage, sess_observe());
+}
+
+/*
+ * Backend connections by class.  A class below the full backend_share
+ * ("slow") holds at most its share of backend_max_connections; the
+ * connection a session holds counts in the class it had when it took it.
+ */
+
+/* sess_bk_slow - the session's class is capped in backend connections */
+static int
+sess_bk_slow(const struct sess *s)
+{
+	return !sess_observe() && s->cls.backend_share < 100;
+}
+
+/* sess_bk_slot - may the session take a backend connection now? */
+static int
+sess_bk_slot(const struct sess *s)
+{
+	long	cap;
+
+	if (!bk_can_open())
+		return 0;
+	if (!sess_bk_slow(s) || s->sum.class_idx < 0)
+		return 1;
+	cap = ms->cf->backend_max_connections * s->cls.backend_share / 100;
+	return ms->bk_class[s->sum.class_idx] < (cap > 0 ? cap : 1);
+}
+
+/* sess_bk_attach - the session holds b */
+static void
+sess_bk_attach(struct sess *s, struct bk *b)
+{
+	s->bk = b;
+	s->bk_cls = s->sum.class_idx;
+	if (s->bk_cls >= 0)
+		ms->bk_class[s->bk_cls]++;
+}
+
+/* sess_bk_detach - give the connection up: dropped, closed with QUIT, or
+ * released (cached for another session where the identity allows) */
+static void
+sess_bk_detach(struct sess *s, int how)
+{
+	struct bk *b = s->bk;
+
+	if (b == NULL)
+		return;
+	s->bk = NULL;
+	if (s->bk_cls >= 0)
+		ms->bk_class[s->bk_cls]--;
+	s->bk_cls = -1;
+	if (how == SESS_BK_RELEASE)
+		bk_release(b);
+	else
+		bk_free(b, how == SESS_BK_QUIT);
+}
+
 /* sess_due - the deadline for a reply at `stage` to the current command */
 static void
 sess_due(struct sess *s, enum shp_stage stage, struct timeval *due)
 {
-	long	d = shp_delay_ms(&s->cls, stage, sess_observe());
+	long	d = sess_delay(s, stage, 0);
 	struct timeval add = { d / 1000, (d % 1000) * 1000 };
 
 	adm_delay(s->sum.class_idx, d);
@@ -756,15 +841,23 @@ sess_relay(struct sess *s, const char *text)
 	sess_reply_at(s, &s->reply_due);
 }
 
-/* sess_later - run fn when the pre-delay of `stage` has passed */
+/*
+ * sess_later - run fn when the pre-delay of `stage` has passed; txn: the
+ * command opens a relayed transaction (MAIL), so it also carries the
+ * delays of the transaction's later stages (shp_txn_delay_ms())
+ */
 static void
-sess_later(struct sess *s, enum shp_stage stage, void (*fn)(struct sess *))
+sess_later(struct sess *s, enum shp_stage stage, void (*fn)(struct sess *),
+    int txn)
 {
-	long	pre = shp_pre_delay_ms(&s->cls, stage, sess_observe());
+	long	d = sess_delay(s, stage, txn);
+	long	pre = shp_pre_delay_ms(&s->cls, d);
 	struct timeval at, add = { pre / 1000, (pre % 1000) * 1000 };
+	struct timeval dd = { d / 1000, (d % 1000) * 1000 };
 
 	s->busy = 1;
-	sess_due(s, stage, &s->reply_due);
+	adm_delay(s->sum.class_idx, d);
+	timeradd(&s->cmd_time, &dd, &s->reply_due);
 	timeradd(&s->cmd_time, &add, &at);
 	s->cont = fn;
 	sess_watch(s);
@@ -927,6 +1020,11 @@ sess_msg_end(struct sess *s, enum outcome oc, const char *reply)
 	s->data_too_big = 0;
 	memset(&s->canon, 0, sizeof(s->canon));
 	s->stage = MST_MAIL;
+	/* A delayed or capped class gives the connection back between
+	 * transactions: its next MAIL waits without holding it. */
+	if (s->bk != NULL && (sess_bk_slow(s) ||
+	    shp_delay_ms(&s->cls, SHP_MAIL, sess_observe()) > 0))
+		sess_bk_detach(s, s->bk_txn ? SESS_BK_QUIT : SESS_BK_RELEASE);
 	if (s->state == SESS_MAIL || s->state == SESS_RCPT ||
 	    s->state == SESS_DATA || s->state == SESS_BDAT)
 		sess_enter_state(s, SESS_READY);
@@ -990,13 +1088,7 @@ sess_free(struct sess *s, const char *reason)
 	sess_record(s);
 	evtimer_del(&s->timer);
 	evtimer_del(&s->wd);
-	if (s->bk != NULL) {
-		if (s->bk_txn)
-			bk_free(s->bk, 1);
-		else
-			bk_release(s->bk);
-		s->bk = NULL;
-	}
+	sess_bk_detach(s, s->bk_txn ? SESS_BK_QUIT : SESS_BK_RELEASE);
 	if (s->bev != NULL) {
 		bufferevent_free(s->bev);
 		s->bev = NULL;
@@ -1080,13 +1172,7 @@ sess_close(struct sess *s, enum outcome oc, const char *fmt, ...)
 	s->sum.outcome = oc;
 	sess_enter_state(s, SESS_CLOSING);
 	evtimer_add(&s->wd, &tv);	/* then it is freed, sent or not */
-	if (s->bk != NULL) {
-		if (s->bk_txn)
-			bk_free(s->bk, 1);
-		else
-			bk_release(s->bk);
-		s->bk = NULL;
-	}
+	sess_bk_detach(s, s->bk_txn ? SESS_BK_QUIT : SESS_BK_RELEASE);
 	evbuffer_drain(s->reply, evbuffer_get_length(s->reply));
 	/* Callbacks first: a TLS filter may drain the output at once. */
 	bufferevent_setcb(s->bev, NULL, sess_drained, sess_eventcb, s);
@@ -1126,10 +1212,7 @@ sess_backend_down(struct sess *s, const char *text)
 	ms->st.backend_errors++;
 	s->backend_failed = 1;
 	s->bk_txn = 0;
-	if (s->bk != NULL) {
-		bk_free(s->bk, 0);
-		s->bk = NULL;
-	}
+	sess_bk_detach(s, SESS_BK_DROP);
 }
 
 /* sess_tempfail_txn - the backend failed mid-transaction: 451, record */
@@ -1194,6 +1277,8 @@ sess_bk_reset(void *arg, int code, const char *text)
 static void
 sess_mail_go(struct sess *s)
 {
+	struct bk *b;
+
 	if (!sess_observe() && s->cls.action == ACTION_TEMPFAIL) {
 		evbuffer_add_printf(s->reply, "451 4.7.1 Service temporarily "
 		    "unavailable, try again later\r\n");
@@ -1214,17 +1299,53 @@ sess_mail_go(struct sess *s)
 		sess_bk_ready(s, 250, "");
 		return;
 	}
-	if (!bk_can_open()) {
-		log_warnx("%s: backend_max_connections (%ld) reached", s->sum.id,
-		    ms->cf->backend_max_connections);
+	if (!sess_bk_slot(s))
+		return sess_mail_wait(s);
+	if (s->bk_waiting) {
+		s->bk_waiting = 0;
+		log_info("%s: backend connection after %.1fs", s->sum.id,
+		    ms_since(&s->cmd_time) / 1000.0);
+	}
+	if ((b = bk_open(&s->sum, &s->local, s, sess_bk_ready)) == NULL)
+		return sess_tempfail_txn(s, "cannot allocate a connection");
+	sess_bk_attach(s, b);
+}
+
+/*
+ * sess_mail_wait - no backend connection for this MAIL yet (none free, or
+ * its class holds its backend_share): look again shortly, until MAIL's
+ * RFC 5321 limit less 10 s; then 451 4.3.2
+ */
+static void
+sess_mail_wait(struct sess *s)
+{
+	struct timeval now, end, at;
+
+	gettimeofday(&now, NULL);
+	ms_add(&s->cmd_time, shp_cap_ms(SHP_MAIL), &end);
+	if (!timercmp(&now, &end, <)) {
+		s->bk_waiting = 0;
+		log_warnx("%s: no backend connection within MAIL's limit "
+		    "(backend_max_connections %ld, class %s backend_share %ld%%)",
+		    s->sum.id, ms->cf->backend_max_connections, s->cls.name,
+		    s->cls.backend_share);
 		evbuffer_add_printf(s->reply, "451 4.3.2 Too busy, try again "
 		    "later\r\n");
 		s->sum.outcome = OC_BACKEND_ERROR;
 		sess_msg_end(s, OC_BACKEND_ERROR, NULL);
 		return sess_reply_at(s, &s->reply_due);
 	}
-	if ((s->bk = bk_open(&s->sum, &s->local, s, sess_bk_ready)) == NULL)
-		return sess_tempfail_txn(s, "cannot allocate a connection");
+	if (!s->bk_waiting) {
+		s->bk_waiting = 1;
+		ms->st.backend_waits++;
+		log_info("%s: waiting for a backend connection (class %s)",
+		    s->sum.id, s->cls.name);
+	}
+	ms_add(&now, SESS_BK_POLL_MS, &at);
+	if (timercmp(&end, &at, <))
+		at = end;
+	s->cont = sess_mail_go;
+	sess_arm(s, &at);
 }
 
 /* sess_rcpt_reply - the backend answered RCPT */
@@ -1570,7 +1691,8 @@ do_mail(struct sess *s, char *args)
 	s->rcpt = s->rcpt_ok = 0;
 	s->stage = MST_MAIL;
 	canon_init(&s->canon, 0, 1);
-	sess_later(s, SHP_MAIL, sess_mail_go);
+	sess_later(s, SHP_MAIL, sess_mail_go, sess_observe() ||
+	    s->cls.action == ACTION_RELAY);
 }
 
 /* check_rcpt - need MAIL; syntax; per-session recipient limit */
@@ -1611,7 +1733,7 @@ do_rcpt(struct sess *s, char *args)
 {
 	(void)args;
 	s->rcpt++;
-	sess_later(s, SHP_RCPT, sess_rcpt_go);
+	sess_later(s, SHP_RCPT, sess_rcpt_go, 0);
 }
 
 /* check_data - need accepted recipients */
@@ -1793,7 +1915,7 @@ do_rset(struct sess *s, char *args)
 	sess_txn_abandon(s);
 	if (s->state != SESS_HELO)
 		sess_enter_state(s, SESS_READY);
-	sess_later(s, SHP_MAIL, sess_rset_go);
+	sess_later(s, SHP_MAIL, sess_rset_go, 0);
 }
 
 /* check_noargs - commands that take no argument */
@@ -2061,7 +2183,7 @@ sess_data_input(struct sess *s)
 			gettimeofday(&s->cmd_time, NULL);
 			s->busy = 1;
 			sess_enter_state(s, SESS_RCPT);
-			sess_later(s, SHP_DATA_END, sess_dot_go);
+			sess_later(s, SHP_DATA_END, sess_dot_go, 0);
 			return 0;
 		}
 	}
@@ -2104,7 +2226,7 @@ sess_bdat_input(struct sess *s)
 	else if (s->bdat_last) {
 		canon_finish(&s->canon, sess_content_out(s));
 		sess_spool_settle(s);
-		sess_later(s, SHP_DATA_END, sess_dot_go);
+		sess_later(s, SHP_DATA_END, sess_dot_go, 0);
 	} else
 		sess_reply(s, SHP_DATA_BLOCK, "250 2.0.0 Ok: %zu octets "
 		    "received", s->canon.size);
@@ -2392,6 +2514,7 @@ sess_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	if (synlen > 0 && (syn[0] >> 4) == 4 && s->sum.peer.sa.sa_family != AF_INET)
 		log_warnx("%s: SYN is IPv4 but the peer is %s", s->sum.id, s->sum.ip);
 	s->sum.class_idx = -1;
+	s->bk_cls = -1;
 	s->sum.class_name = s->cls.name;
 	s->sum.outcome = OC_COMPLETED;
 	evtimer_assign(&s->timer, ms->base, sess_timer_cb, s);

@@ -9,6 +9,7 @@ Custom short classes (never the 290 s defaults):
   rin    rate_in=1k                  st     session_time=1s
   pc     banner_delay=2s max_per_client=1
   rout   rate_out=64                 sr     reply_delay=2s stutter=4 (100ms)
+  bs     backend_share=10
 Each test says what it sends and what it measures.
 """
 
@@ -20,7 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from daemon import Daemon  # noqa: E402
-from peers import SMTP_SINK, RawSmtp, SmtpSink, need  # noqa: E402
+from peers import SMTP_SINK, RawSmtp, SmtpError, SmtpSink, need  # noqa: E402
 
 CLASSES = (
     "class_fast = banner_delay=0 reply_delay=0 action=relay\n"
@@ -37,6 +38,7 @@ CLASSES = (
     "class_pc = banner_delay=2s max_per_client=1\n"
     "class_rout = rate_out=64\n"
     "class_sr = reply_delay=2s stutter=4 stutter_interval=100ms\n"
+    "class_bs = backend_share=10\n"
 )
 
 
@@ -115,19 +117,63 @@ def test_stutter_banner(sink):
 
 
 def test_reply_delay_mail_rcpt(sink):
-    """Class reply (reply_delay=1s): EHLO, MAIL and RCPT each take
-    >= 0.9 s (and < 2.5 s); the message is still delivered."""
+    """Class reply (reply_delay=1s): EHLO takes >= 0.9 s; the MAIL that
+    opens a relayed transaction carries the delays of MAIL, RCPT, DATA and
+    the end of data (4 s) before the backend connection is opened, and
+    once the session holds it nothing is delayed: RCPT, DATA and the end
+    of data answer at once.  The message is delivered."""
     with mkdaemon(sink.address, default_class="reply") as d:
         with RawSmtp("127.0.0.1", d.port) as c:
             c.expect(220)
             assert 0.9 <= timed(c, "EHLO client.test", 250) < 2.5
-            assert 0.9 <= timed(c, "MAIL FROM:<a@client.test>", 250) < 2.5
-            assert 0.9 <= timed(c, "RCPT TO:<b@example.test>", 250) < 2.5
-            c.cmd("DATA", 354, timeout=5)
+            assert 3.9 <= timed(c, "MAIL FROM:<a@client.test>", 250) < 6
+            assert timed(c, "RCPT TO:<b@example.test>", 250) < 0.5
+            assert timed(c, "DATA", 354) < 0.5
+            t0 = time.monotonic()
             c.send(b"Subject: s\r\n\r\nhi\r\n.\r\n")
             c.expect(250, timeout=5)
+            assert time.monotonic() - t0 < 0.5
+            # The next transaction waits again, without a connection.
+            assert 3.9 <= timed(c, "MAIL FROM:<a@client.test>", 250) < 6
             c.cmd("QUIT", 221)
         sink.wait_messages(1)
+
+
+def test_backend_share(sink):
+    """backend_max_connections=10, class bs (backend_share=10: one
+    connection) for 127.0.0.40/29.  A bs client in a transaction holds the
+    class's connection; a second bs client's MAIL waits (no reply) while a
+    client of a full-share class gets its 250 at once; when the first one
+    quits, the waiting MAIL gets the connection and its 250."""
+    with mkdaemon(sink.address, backend_max_connections=10,
+                  client_class_map="127.0.0.40/29=bs") as d:
+        a = RawSmtp("127.0.0.1", d.port, source="127.0.0.41")
+        b = RawSmtp("127.0.0.1", d.port, source="127.0.0.42")
+        try:
+            for c in (a, b):
+                c.expect(220)
+                c.cmd("EHLO client.test", 250)
+            a.cmd("MAIL FROM:<a@client.test>", 250)
+            b.send(b"MAIL FROM:<b@client.test>\r\n")
+            with RawSmtp("127.0.0.1", d.port) as c:
+                c.expect(220)
+                c.cmd("EHLO client.test", 250)
+                assert timed(c, "MAIL FROM:<c@client.test>", 250) < 1
+                c.cmd("QUIT", 221)
+            with pytest.raises(SmtpError):
+                b.reply(timeout=1.5)	# still waiting
+            a.cmd("QUIT", 221)
+            t0 = time.monotonic()
+            b.expect(250, timeout=5)
+            assert time.monotonic() - t0 < 2
+            b.cmd("RCPT TO:<x@example.test>", 250)
+            b.cmd("QUIT", 221)
+        finally:
+            a.close()
+            b.close()
+        d.stop()
+        assert "waiting for a backend connection (class bs)" in d.log()
+        assert "backend connection after" in d.log()
 
 
 def test_class_map_by_source(sink):
