@@ -3,7 +3,9 @@
  *
  * Exports smtpc_new()/smtpc_free(), the transport entry points
  * smtpc_on_connected(), smtpc_on_data() and smtpc_on_closed(), the
- * result accessors declared in smtpc.h, and smtpc_deinit().
+ * result accessors declared in smtpc.h, smtpc_busy_reply() (is a 4xx a
+ * refusal for want of backend capacity; counted in the result's
+ * busy_4xx) and smtpc_deinit().
  *
  * The session is a queue of the replies it expects, oldest first; the
  * head is its state (enum smtpc_state).  Without pipelining the queue
@@ -43,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -713,6 +716,35 @@ smtpc_rcpt_fail(struct smtpc *s, int code)
 	    SMTPC_S_RCPT, s->rcpt_code);
 }
 
+/*
+ * smtpc_busy_reply - 1 when a 4xx reply refuses for want of backend
+ * capacity: its enhanced status code is 4.3.2 (RFC 3463 "system not
+ * accepting network messages"), or its text says busy or names the
+ * backend.  The daemon's own refusal, when a MAIL found no backend
+ * connection (backend_max_connections, or its class's backend_share)
+ * within MAIL's RFC 5321 limit less 10 s, reads "451 4.3.2 Too busy, try
+ * again later" (sess_mail_wait() in src/smtp/session.c); its 451 4.3.0
+ * for a backend that failed mid-transaction and 451 4.7.1 for a class
+ * that tempfails are not counted.  text is the
+ * reply's text after "CODE " (lines joined by '\n').
+ */
+int
+smtpc_busy_reply(int code, const char *text)
+{
+	const char *p;
+
+	if (code / 100 != 4 || text == NULL)
+		return 0;
+	if (strncmp(text, "4.3.2", 5) == 0 &&
+	    (text[5] == '\0' || isspace((unsigned char)text[5])))
+		return 1;
+	for (p = text; *p != '\0'; p++)
+		if (strncasecmp(p, "busy", 4) == 0 ||
+		    strncasecmp(p, "backend", 7) == 0)
+			return 1;
+	return 0;
+}
+
 /* smtpc_reply - a complete reply for the head of the queue */
 static void
 smtpc_reply(struct smtpc *s, int code)
@@ -725,6 +757,12 @@ smtpc_reply(struct smtpc *s, int code)
 	s->res.last_stage = st;
 	if (cls == 4 && s->res.defer_code == 0)
 		s->res.defer_code = code;
+	if (cls == 4 && (st == SMTPC_S_MAIL || st == SMTPC_S_RCPT ||
+	    st == SMTPC_S_DATA || st == SMTPC_S_DOT)) {
+		s->res.mail_4xx += st == SMTPC_S_MAIL;
+		s->res.busy_4xx += smtpc_busy_reply(code,
+		    s->res.last_reply + 4);
+	}
 	if (cls != want && cls != 4 && cls != 5) {
 		log_debug("smtpc %p: reply %d unexpected at %s", (void *)s,
 		    code, smtpc_state_name(st));

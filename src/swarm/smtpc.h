@@ -160,6 +160,10 @@ struct smtpc_result {
 				 * texts joined by '\n' ("" = none) */
 	int	defer_code;	/* first 4xx code seen (0 = none): the
 				 * retry hint for the driver */
+	unsigned busy_4xx;	/* 4xx to MAIL, RCPT, DATA or the final
+				 * dot that refuse for want of backend
+				 * capacity (smtpc_busy_reply()) */
+	unsigned mail_4xx;	/* every 4xx to MAIL, whatever its cause */
 };
 
 struct smtpc_transport {
@@ -193,5 +197,6 @@ void	smtpc_deinit(void);
 char	*smtpc_message(const struct smtpc_spec *, size_t i, size_t *len);
 char	*smtpc_dotstuff(const char *in, size_t len, size_t *outlen);
 void	smtpc_random_helo(uint64_t seed, char *out, size_t outlen);
+int	smtpc_busy_reply(int code, const char *text);
 
 #endif
