@@ -71,7 +71,6 @@
 #define DRV_WAIT_MS	15000		/* longest wait for a helper to start */
 #define DRV_BACKLOG_MAX	1000		/* held-back starts per population */
 #define DRV_NCLASS	5		/* trusted normal suspect hostile other */
-#define DRV_RBL_WEIGHT	"4"		/* a listing alone makes hostile */
 
 /* SIGINT/SIGTERM outside the event loop (starting or stopping helpers) */
 static volatile sig_atomic_t drv_signalled;
@@ -625,6 +624,7 @@ daemon_conf(struct drv *d, const char *extra, char *path, size_t len)
 {
 	const struct scenario *sc = d->sc;
 	char	host[INET6_ADDRSTRLEN];
+	unsigned i;
 	int	port;
 	FILE   *f;
 
@@ -642,11 +642,16 @@ daemon_conf(struct drv *d, const char *extra, char *path, size_t len)
 	fprintf(f, "eventlog = %s/events.jsonl\n", d->work);
 	fprintf(f, "rep_store = sqlite:%s/reputation.db\n", d->work);
 	fprintf(f, "spool_dir = %s/spool\n", d->work);
-	fprintf(f, "dnsbl_sites = bl.%s*%s\n", sc->dns_domain, DRV_RBL_WEIGHT);
+	fprintf(f, "dnsbl_sites = bl.%s*%g\n", sc->dns_domain,
+	    sc->dnsbl_weight);
 	fprintf(f, "dns_servers = 127.0.0.1:%d\n", DRV_DNS_PORT);
 	if (d->tls)
 		fprintf(f, "tls_cert_file = %s/cert.pem\n"
 		    "tls_key_file = %s/key.pem\n", d->work, d->work);
+	if (sc->ndaemon_opts > 0)
+		fprintf(f, "# the scenario's daemon_option lines\n");
+	for (i = 0; i < sc->ndaemon_opts; i++)
+		fprintf(f, "%s\n", sc->daemon_opts[i]);
 	fputs(extra, f);
 	if (fclose(f) == EOF) {
 		log_warn("%s", path);

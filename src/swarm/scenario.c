@@ -64,7 +64,7 @@ struct scn_key {
 enum {
 	G_DURATION, G_CLOCK, G_SEED, G_DAEMON, G_BACKEND_REJECT,
 	G_DNSBL_LISTED, G_CONCURRENCY, G_RANGES, G_DNS_DOMAIN, G_RATE,
-	G_DRAIN, G_COUNT
+	G_DRAIN, G_DNSBL_WEIGHT, G_DAEMON_OPTION, G_COUNT
 };
 static const struct scn_key gkeys[G_COUNT] = {
 	{"duration", V_TIME, 1000, 86400000},
@@ -78,6 +78,8 @@ static const struct scn_key gkeys[G_COUNT] = {
 	{"dns_domain", V_SPECIAL, 0, 0},
 	{"rate", V_UINT, 1, 100000},
 	{"drain", V_TIME, 0, 3600000},
+	{"dnsbl_weight", V_SPECIAL, 0, 0},
+	{"daemon_option", V_SPECIAL, 0, 0},	/* repeatable */
 };
 
 /* Population keys. */
@@ -515,6 +517,46 @@ set_simple(struct sstate *st, const struct scn_key *k, const char *v,
 	}
 }
 
+/*
+ * parse_daemon_option - "name = value": one more mailshaper.conf line for
+ * the daemon of the run (doc/internals/scenario.md).  The name is the
+ * daemon's parameter ([a-z0-9_]); the daemon itself checks it and its
+ * value when it starts.
+ */
+static int
+parse_daemon_option(struct sstate *st, const char *v)
+{
+	struct scenario *sc = st->sc;
+	const char *eq = strchr(v, '=');
+	const char *val;
+	size_t	nlen, i;
+
+	if (eq == NULL)
+		return serr(st, st->line, "daemon_option wants 'name = "
+		    "value'");
+	nlen = (size_t)(eq - v);
+	while (nlen > 0 && isspace((unsigned char)v[nlen - 1]))
+		nlen--;
+	for (val = eq + 1; isspace((unsigned char)*val); val++)
+		;
+	if (nlen == 0 || *val == '\0')
+		return serr(st, st->line, "daemon_option wants 'name = "
+		    "value'");
+	for (i = 0; i < nlen; i++)
+		if (!islower((unsigned char)v[i]) &&
+		    !isdigit((unsigned char)v[i]) && v[i] != '_')
+			return serr(st, st->line, "daemon_option: '%.*s' is "
+			    "not a parameter name", (int)nlen, v);
+	if (sc->ndaemon_opts == SCN_MAX_OPTS)
+		return serr(st, st->line, "more than %d daemon_option lines",
+		    SCN_MAX_OPTS);
+	if (nlen + 3 + strlen(val) >= SCN_OPT_MAX)
+		return serr(st, st->line, "daemon_option too long");
+	snprintf(sc->daemon_opts[sc->ndaemon_opts++], SCN_OPT_MAX,
+	    "%.*s = %s", (int)nlen, v, val);
+	return 0;
+}
+
 /* global_line - one unindented "key = value" */
 static int
 global_line(struct sstate *st, const char *key, const char *v)
@@ -528,6 +570,8 @@ global_line(struct sstate *st, const char *key, const char *v)
 
 	if ((k = find_key(gkeys, G_COUNT, key)) < 0)
 		return serr(st, st->line, "unknown key '%s'", key);
+	if (k == G_DAEMON_OPTION)
+		return parse_daemon_option(st, v);
 	if (st->gline[k])
 		return serr(st, st->line, "'%s' given twice (first on line %u)",
 		    key, st->gline[k]);
@@ -559,6 +603,14 @@ global_line(struct sstate *st, const char *key, const char *v)
 		    sc->daemon.ss.ss_family != AF_INET6)
 			return serr(st, st->line, "the daemon needs an IP "
 			    "address and port");
+		return 0;
+	case G_DNSBL_WEIGHT:
+		if (parse_real(v, &sc->dnsbl_weight, &rest) < 0 ||
+		    *rest != '\0')
+			return serr(st, st->line, "'%s' is not a number", v);
+		if (sc->dnsbl_weight <= 0 || sc->dnsbl_weight > 100)
+			return serr(st, st->line, "'%s' is out of range "
+			    "(above 0, at most 100)", v);
 		return 0;
 	case G_RANGES:
 		return parse_ranges(st, v);
@@ -818,6 +870,7 @@ scenario_parse_buf(const char *name, const char *buf, size_t len,
 	    sizeof(why));
 	sc->nranges = 1;
 	snprintf(sc->dns_domain, sizeof(sc->dns_domain), "swarm.example");
+	sc->dnsbl_weight = 4;
 
 	while (i < len) {
 		size_t	j = i, l;

@@ -22,6 +22,8 @@
 #define SCN_MAX_POPS		32	/* populations in one scenario */
 #define SCN_MAX_RANGES		8	/* address ranges in one scenario */
 #define SCN_MAX_STEPS		8	/* steps of a patience distribution */
+#define SCN_MAX_OPTS		16	/* daemon_option lines in one scenario */
+#define SCN_OPT_MAX		512	/* one "name = value", with the NUL */
 
 enum scn_kind {
 	SCN_LEGIT_MTA,		/* RFC 5321 MTA: EHLO, STARTTLS, retries */
@@ -93,6 +95,12 @@ struct scenario {
 	unsigned	nranges;
 	char		dns_domain[SCN_DOMAIN_MAX]; /* zone the local DNS
 					 * server answers for */
+	double		dnsbl_weight;	/* the list's dnsbl_sites weight, > 0
+					 * (4 = a listing alone is hostile) */
+	char		daemon_opts[SCN_MAX_OPTS][SCN_OPT_MAX]; /* extra
+					 * mailshaper.conf lines, "name =
+					 * value", in file order */
+	unsigned	ndaemon_opts;
 	struct population pops[SCN_MAX_POPS];
 	unsigned	npops;
 };

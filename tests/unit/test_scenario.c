@@ -172,6 +172,35 @@ static const struct bad_case bad_cases[] = {
 	  "t.scn:3: no population defined" },
 	{ "empty file", "", "t.scn:1: no population defined" },
 	{ "NUL byte", "seed = 1\0\n" POP1, "t.scn:1: NUL byte in line" },
+	{ "dnsbl weight word", "dnsbl_weight = heavy\n" POP1,
+	  "t.scn:1: 'heavy' is not a number" },
+	{ "dnsbl weight zero", "dnsbl_weight = 0\n" POP1,
+	  "t.scn:1: '0' is out of range (above 0, at most 100)" },
+	{ "dnsbl weight too big", "dnsbl_weight = 100.5\n" POP1,
+	  "t.scn:1: '100.5' is out of range (above 0, at most 100)" },
+	{ "dnsbl weight twice", "dnsbl_weight = 2\ndnsbl_weight = 3\n" POP1,
+	  "t.scn:2: 'dnsbl_weight' given twice (first on line 1)" },
+	{ "daemon option without =", "daemon_option = observe\n" POP1,
+	  "t.scn:1: daemon_option wants 'name = value'" },
+	{ "daemon option without value", "daemon_option = observe =\n" POP1,
+	  "t.scn:1: daemon_option wants 'name = value'" },
+	{ "daemon option without name", "daemon_option = = yes\n" POP1,
+	  "t.scn:1: daemon_option wants 'name = value'" },
+	{ "daemon option bad name", "daemon_option = Max-Conn = 3\n" POP1,
+	  "t.scn:1: daemon_option: 'Max-Conn' is not a parameter name" },
+	{ "daemon option in a population", POP1 "  daemon_option = a = 1\n",
+	  "t.scn:6: unknown key 'daemon_option'" },
+	{ "too many daemon options",
+	  "daemon_option = a = 1\ndaemon_option = a = 2\n"
+	  "daemon_option = a = 3\ndaemon_option = a = 4\n"
+	  "daemon_option = a = 5\ndaemon_option = a = 6\n"
+	  "daemon_option = a = 7\ndaemon_option = a = 8\n"
+	  "daemon_option = a = 9\ndaemon_option = a = 10\n"
+	  "daemon_option = a = 11\ndaemon_option = a = 12\n"
+	  "daemon_option = a = 13\ndaemon_option = a = 14\n"
+	  "daemon_option = a = 15\ndaemon_option = a = 16\n"
+	  "daemon_option = a = 17\n" POP1,
+	  "t.scn:17: more than 16 daemon_option lines" },
 };
 
 /* test_bad - every malformed file fails with its exact message */
@@ -222,6 +251,8 @@ check_minimal(const struct scenario *sc)
 	assert_int_equal(sc->drain_ms, 120000);
 	assert_int_equal(sc->nranges, 1);
 	assert_string_equal(sc->dns_domain, "swarm.example");
+	assert_true(sc->dnsbl_weight == 4);
+	assert_int_equal(sc->ndaemon_opts, 0);
 	assert_int_equal(sc->npops, 1);
 	assert_string_equal(p->name, "p");
 	assert_int_equal(p->kind, SCN_ZOMBIE);
@@ -258,6 +289,12 @@ check_full(const struct scenario *sc)
 
 	assert_int_equal(sc->duration_ms, 120000);
 	assert_true(sc->clock == 60);
+	assert_true(sc->dnsbl_weight == 2.5);
+	assert_int_equal(sc->ndaemon_opts, 2);
+	assert_string_equal(sc->daemon_opts[0],
+	    "backend_max_connections = 100");
+	assert_string_equal(sc->daemon_opts[1],
+	    "class_suspect = banner_delay=1s reply_delay=2s");
 	assert_int_equal(sc->seed, 18446744073709551615ULL);
 	addr_ntop((const struct sockaddr *)&sc->daemon.ss, host, sizeof(host),
 	    &port);
@@ -342,6 +379,9 @@ static const char full_text[] =
 	"dns_domain     = swarm.test\n"
 	"rate           = 7\n"
 	"drain          = 30s\n"
+	"dnsbl_weight   = 2.5\n"
+	"daemon_option  = backend_max_connections = 100\n"
+	"daemon_option  = class_suspect=banner_delay=1s reply_delay=2s\n"
 	"\n"
 	"population mtas   # modern Linux MTAs\n"
 	"\tkind        = legit_mta\n"
