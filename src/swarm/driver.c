@@ -92,6 +92,8 @@ struct dmsg {
 	unsigned attempts;	/* sessions it has been in */
 	uint64_t first_ms;	/* wall ms of its first attempt */
 	double	added_s;	/* added delay so far, sender seconds */
+	int	first_contact;	/* 1 = its first attempt was in its
+				 * address's first session of the run */
 };
 
 struct dpop {
@@ -109,6 +111,18 @@ struct dpop {
 	uint64_t cls[DRV_NCLASS], cls_late[DRV_NCLASS], control;
 	struct dvec giveup;	/* give-up times, s */
 	struct dvec delay;	/* added delay of delivered ham, s */
+	struct dvec delay_first; /* ... of first-contact messages */
+	struct dvec delay_ret;	/* ... of the others (returning senders) */
+	uint64_t delivered_first, delivered_ret; /* delivered, by the same
+				 * split */
+	uint64_t backend_4xx;	/* 4xx for want of backend capacity
+				 * (smtpc_busy_reply()) */
+	uint64_t mail_4xx;	/* every 4xx to MAIL */
+	uint64_t unfinished;	/* undecided messages of sessions still
+				 * open when the drain ended */
+	unsigned char *seen;	/* bitmap by address index: a session came
+				 * from it (NULL = out of memory: all
+				 * count as returning) */
 };
 
 struct drv;
@@ -904,10 +918,19 @@ msg_final(struct dpop *pp, const struct dmsg *m, enum smtpc_outcome oc,
 	case SMTPC_DEFERRED: pp->deferred++; break;
 	default: pp->abandoned++; break;
 	}
+	if (oc == SMTPC_DELIVERED && !expired) {
+		if (m->first_contact)
+			pp->delivered_first++;
+		else
+			pp->delivered_ret++;
+	}
 	if (m->truth == SMTPC_HAM && oc == SMTPC_DELIVERED && !expired) {
 		pp->ham_delivered++;
-		if (is_legit(pp->p))
+		if (is_legit(pp->p)) {
 			dvec_add(&pp->delay, m->added_s);
+			dvec_add(m->first_contact ? &pp->delay_first :
+			    &pp->delay_ret, m->added_s);
+		}
 	}
 }
 
@@ -970,6 +993,8 @@ sess_done(struct smtpc *sc, const struct smtpc_result *res, void *arg)
 	pp->end[res->end]++;
 	pp->connected += res->connected;
 	pp->tls += res->tls;
+	pp->backend_4xx += res->busy_4xx;
+	pp->mail_4xx += res->mail_4xx;
 	if (res->giveup_s >= 0) {
 		pp->gave_up++;
 		dvec_add(&pp->giveup, res->giveup_s);
@@ -1005,7 +1030,17 @@ sess_start(struct drv *d, struct dpop *pp, unsigned long idx,
 	struct dsess *s;
 	char	err[256];
 	size_t	i;
+	int	first = 0;
 
+	/* the daemon's first sight of this address in the run */
+	if (pp->seen != NULL && idx < p->addresses &&
+	    !(pp->seen[idx / 8] & (1u << (idx % 8)))) {
+		pp->seen[idx / 8] |= (unsigned char)(1u << (idx % 8));
+		first = 1;
+	}
+	for (i = 0; i < nmsg; i++)
+		if (dm[i].attempts == 0)
+			dm[i].first_contact = first;
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (s->msgs = calloc(nmsg, sizeof(*s->msgs))) == NULL ||
 	    (s->dm = calloc(nmsg, sizeof(*s->dm))) == NULL) {
@@ -1324,10 +1359,14 @@ finish_open(struct drv *d)
 
 			s->pp->open--;
 			d->open--;
+			s->pp->backend_4xx += res->busy_4xx;
+			s->pp->mail_4xx += res->mail_4xx;
 			for (i = 0; i < s->spec.nmsg; i++) {
 				const struct smtpc_msg_result *mr = &res->msg[i];
 				struct dmsg *m = &s->dm[i];
 
+				if (mr->outcome == SMTPC_UNSENT)
+					s->pp->unfinished++;
 				if (mr->outcome == SMTPC_DELIVERED ||
 				    mr->outcome == SMTPC_REJECTED) {
 					if (mr->added_delay_s > 0)
@@ -1513,8 +1552,9 @@ report(struct drv *d, int json)
 	struct timeval rh = { 0, 0 };
 	uint64_t zmsgs = 0, zrecv = 0, ham = 0, hdel = 0, hpend = 0;
 	uint64_t rmsgs = 0, rrecv = 0, lt = 0, lall = 0;
+	uint64_t zunf = 0, l4xx = 0;
 	struct dvec alld = { NULL, 0, 0 };
-	double	kept, ldel, lmed, rafter = NAN;
+	double	kept, kept_strict, ldel, lmed, rafter = NAN;
 	unsigned i, c;
 	size_t	k;
 	int	have_ev;
@@ -1528,30 +1568,37 @@ report(struct drv *d, int json)
 				rafter += d->routers[k].nmsg;
 	}
 
-	printf("\n%-10s %-11s %7s %7s %7s %7s %7s %7s %7s %7s %8s %8s  %s\n",
-	    "population", "kind", "sessns", "msgs", "deliv", "reject",
-	    "defer", "abandn", "pending", "backend", "giveup_s",
-	    "delay_s", "classes t/n/s/h (control)");
+	printf("\n%-10s %-11s %7s %7s %7s %7s %7s %7s %7s %7s %8s %8s %8s "
+	    "%8s %6s  %s\n", "population", "kind", "sessns", "msgs", "deliv",
+	    "reject", "defer", "abandn", "pending", "backend", "giveup_s",
+	    "delay_s", "p99_1st", "p99_ret", "bk4xx",
+	    "classes t/n/s/h (control)");
 	for (i = 0; i < d->sc->npops; i++) {
 		struct dpop *pp = &d->pops[i];
 		const struct population *p = pp->p;
 		double	g = dvec_q(&pp->giveup, 0.5);
 		double	dl = dvec_q(&pp->delay, 0.5);
-		char	gs[16], ds[16];
+		double	d1 = dvec_q(&pp->delay_first, 0.99);
+		double	dr = dvec_q(&pp->delay_ret, 0.99);
+		char	gs[16], ds[16], d1s[16], drs[16];
 
 		snprintf(gs, sizeof(gs), isfinite(g) ? "%.1f" : "-", g);
 		snprintf(ds, sizeof(ds), isfinite(dl) ? "%.1f" : "-", dl);
+		snprintf(d1s, sizeof(d1s), isfinite(d1) ? "%.1f" : "-", d1);
+		snprintf(drs, sizeof(drs), isfinite(dr) ? "%.1f" : "-", dr);
 		printf("%-10s %-11s %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7"
 		    PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64
-		    " %8s %8s  %" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64
-		    " (%" PRIu64 ")\n", p->name, scenario_kind_name(p->kind),
-		    pp->sessions, pp->msgs, pp->delivered, pp->rejected,
-		    pp->deferred, pp->abandoned + pp->expired, pp->pending,
-		    pp->sink_received, gs, ds, pp->cls[0], pp->cls[1],
+		    " %8s %8s %8s %8s %6" PRIu64 "  %" PRIu64 "/%" PRIu64 "/%"
+		    PRIu64 "/%" PRIu64 " (%" PRIu64 ")\n", p->name,
+		    scenario_kind_name(p->kind), pp->sessions, pp->msgs,
+		    pp->delivered, pp->rejected, pp->deferred,
+		    pp->abandoned + pp->expired, pp->pending, pp->sink_received,
+		    gs, ds, d1s, drs, pp->backend_4xx, pp->cls[0], pp->cls[1],
 		    pp->cls[2], pp->cls[3], pp->control);
 		if (p->kind == SCN_ZOMBIE) {
 			zmsgs += pp->msgs;
 			zrecv += pp->sink_received;
+			zunf += pp->unfinished;
 		}
 		if (p->kind == SCN_ROUTER) {
 			rmsgs += pp->msgs;
@@ -1561,6 +1608,7 @@ report(struct drv *d, int json)
 			ham += pp->ham;
 			hdel += pp->ham_delivered;
 			hpend += pp->ham_pending;
+			l4xx += pp->backend_4xx;
 			for (k = 0; k < pp->delay.n; k++)
 				dvec_add(&alld, pp->delay.v[k]);
 			if (p->kind == SCN_LEGIT_MTA &&
@@ -1573,17 +1621,24 @@ report(struct drv *d, int json)
 	}
 	kept = zmsgs && d->backend_ok ? 100.0 * (double)(zmsgs - (zrecv <
 	    zmsgs ? zrecv : zmsgs)) / (double)zmsgs : NAN;
+	kept_strict = zmsgs && d->backend_ok ? 100.0 * (double)(zmsgs -
+	    (zrecv + zunf < zmsgs ? zrecv + zunf : zmsgs)) / (double)zmsgs :
+	    NAN;
 	ldel = ham ? 100.0 * (double)hdel / (double)ham : NAN;
 	lmed = dvec_q(&alld, 0.5);
 	printf("\nsessions started %" PRIu64 " (+ retries); starts that "
 	    "waited for the total concurrency cap: %" PRIu64 "\n", d->started,
 	    d->cap_waits);
 	printf("zombie messages kept from the backend: %.2f%% (%" PRIu64
-	    " of %" PRIu64 " reached it)\n", kept, zrecv, zmsgs);
+	    " of %" PRIu64 " reached it; %" PRIu64 " were in sessions still "
+	    "open when the drain ended, %.2f%% kept out without them)\n",
+	    kept, zrecv, zmsgs, zunf, kept_strict);
 	printf("legitimate messages delivered: %.3f%% (%" PRIu64 " of %"
 	    PRIu64 ", %" PRIu64 " still queued, %" PRIu64 " lost); median "
 	    "added delay %.2f s\n", ldel, hdel, ham, hpend,
 	    ham - hdel - hpend, lmed);
+	printf("legitimate senders' 4xx for want of backend capacity: %"
+	    PRIu64 "\n", l4xx);
 	if (isfinite(rafter))
 		printf("routers reached class hostile after %.0f of their %"
 		    PRIu64 " messages; ", rafter, rmsgs);
@@ -1625,12 +1680,21 @@ report(struct drv *d, int json)
 		    pp->rejected, pp->deferred, pp->abandoned, pp->expired,
 		    pp->pending, pp->sink_received, pp->gave_up, pp->tls,
 		    pp->dropped);
+		printf(",\"delivered_first\":%" PRIu64 ",\"delivered_returning\":%"
+		    PRIu64 ",\"backend_4xx\":%" PRIu64 ",\"mail_4xx\":%" PRIu64
+		    ",\"unfinished_at_end\":%" PRIu64, pp->delivered_first,
+		    pp->delivered_ret, pp->backend_4xx, pp->mail_4xx,
+		    pp->unfinished);
 		json_num(stdout, "giveup_median_s", dvec_q(&pp->giveup, 0.5),
 		    1);
 		json_num(stdout, "added_delay_median_s",
 		    dvec_q(&pp->delay, 0.5), 1);
 		json_num(stdout, "added_delay_p99_s",
 		    dvec_q(&pp->delay, 0.99), 1);
+		json_num(stdout, "added_delay_first_p99_s",
+		    dvec_q(&pp->delay_first, 0.99), 1);
+		json_num(stdout, "added_delay_returning_p99_s",
+		    dvec_q(&pp->delay_ret, 0.99), 1);
 		printf(",\"classes\":{");
 		for (c = 0; c < DRV_NCLASS; c++)
 			printf("%s\"%s\":%" PRIu64, c ? "," : "",
@@ -1657,6 +1721,9 @@ report(struct drv *d, int json)
 	    (rrecv < rmsgs ? rrecv : rmsgs)) / (double)rmsgs : NAN, 1);
 	json_num(stdout, "linux_mta_trusted_late_pct", lall ? 100.0 *
 	    (double)lt / (double)lall : NAN, 1);
+	printf(",\"zombie_unfinished_at_end\":%" PRIu64, zunf);
+	json_num(stdout, "zombie_kept_out_strict_pct", kept_strict, 1);
+	printf(",\"legit_backend_4xx\":%" PRIu64, l4xx);
 	printf("},\"load\":{\"sessions_started\":%" PRIu64 ",\"peak_open\":%u,"
 	    "\"daemon_rss_start_kb\":%ld,\"daemon_rss_at_peak_kb\":%ld,"
 	    "\"daemon_hwm_kb\":%ld", d->started, d->peak_open, d->rss0_kb,
@@ -1854,8 +1921,13 @@ run_main(int argc, char **argv)
 		log_warnx("out of memory");
 		goto out;
 	}
-	for (i = 0; i < d->sc->npops; i++)
+	for (i = 0; i < d->sc->npops; i++) {
 		d->pops[i].p = &d->sc->pops[i];
+		if ((d->pops[i].seen = calloc(d->sc->pops[i].addresses / 8 + 1,
+		    1)) == NULL)
+			log_warnx("out of memory: %s's first contacts count "
+			    "as returning", d->sc->pops[i].name);
+	}
 	d->rng = d->sc->seed;
 	evsignal_add(d->sigint, NULL);
 	evsignal_add(d->sigterm, NULL);
@@ -1906,6 +1978,9 @@ out:
 	for (i = 0; i < SCN_MAX_POPS; i++) {
 		free(d->pops[i].giveup.v);
 		free(d->pops[i].delay.v);
+		free(d->pops[i].delay_first.v);
+		free(d->pops[i].delay_ret.v);
+		free(d->pops[i].seen);
 	}
 	free(d->routers);
 	scenario_free(d->sc);
