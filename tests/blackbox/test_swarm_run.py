@@ -12,6 +12,14 @@ a short scenario over its own TCP.  Nothing leaves the namespace.
                   sender's sessions carry the verified domain; the zombies
                   that gave up did so at their drawn patience; the table
                   and the JSON agree
+  costs           the per-population costs (issue 12) in the mixed run:
+                  first-contact and returning deliveries add up, no
+                  backend 4xx with the default capacity; against a
+                  stand-in daemon with known replies: backend_4xx counts
+                  the 4.3.2 and "busy" 4xx at MAIL and RCPT and not a
+                  class's 451 4.7.1, messages of sessions still waiting at
+                  the end are zombie_unfinished_at_end, and the scenario's
+                  daemon_option lines reach the configuration
   retry           a daemon that answers MAIL with 451 makes legitimate
                   MTAs retry on the compressed clock until their retry
                   time is over: each message ends expired or queued
@@ -173,6 +181,235 @@ def test_mixed_run():
     for name in pops:
         assert "\n%s " % name in p.stdout
     assert not helpers_alive(work)
+    check_costs(res, p.stdout)
+    # the default capacity (100 backend connections) is never reached
+    assert all(x["backend_4xx"] == 0 for x in res["populations"]), pops
+    assert res["summary"]["legit_backend_4xx"] == 0
+    # first contacts: at most one session per address is one, and the
+    # first session of every address that delivered something is one
+    for name in ("mtas", "o365"):
+        x = pops[name]
+        nmsg = 3 if name == "o365" else 1
+        addrs = 10 if name == "mtas" else 20
+        assert 0 < x["delivered_first"] <= addrs * nmsg, x
+        assert x["added_delay_first_p99_s"] is not None, x
+
+
+COST_KEYS = ("delivered_first", "delivered_returning", "backend_4xx",
+             "mail_4xx", "unfinished_at_end", "added_delay_first_p99_s",
+             "added_delay_returning_p99_s")
+LEGIT = ("legit_mta", "bulk_sender", "big_sender")
+
+
+def check_costs(res, table):
+    """the issue-12 keys are there and agree with each other"""
+    zunf = l4xx = 0
+    for x in res["populations"]:
+        for k in COST_KEYS:
+            assert k in x, (k, x)
+        # existing keys keep their meaning
+        assert "added_delay_p99_s" in x and "added_delay_median_s" in x
+        assert x["delivered_first"] + x["delivered_returning"] == \
+            x["delivered"], x
+        assert x["unfinished_at_end"] <= x["attempted"], x
+        for k in ("added_delay_first_p99_s", "added_delay_returning_p99_s"):
+            v = x[k]
+            if x["kind"] not in LEGIT:
+                assert v is None, x         # delays are legitimate ham's
+            elif v is not None:
+                assert 0 <= v, x
+                assert x["added_delay_p99_s"] is not None, x
+        if x["kind"] in LEGIT and x["delivered"]:
+            # ham only here, so the split covers every delay
+            assert (x["added_delay_first_p99_s"] is None) == \
+                (x["delivered_first"] == 0), x
+            assert (x["added_delay_returning_p99_s"] is None) == \
+                (x["delivered_returning"] == 0), x
+        if x["kind"] == "zombie":
+            zunf += x["unfinished_at_end"]
+        if x["kind"] in LEGIT:
+            l4xx += x["backend_4xx"]
+    sm = res["summary"]
+    assert sm["zombie_unfinished_at_end"] == zunf, sm
+    assert sm["legit_backend_4xx"] == l4xx, sm
+    if sm["zombie_kept_out_pct"] is not None:
+        assert sm["zombie_kept_out_strict_pct"] <= sm["zombie_kept_out_pct"]
+    for col in ("p99_1st", "p99_ret", "bk4xx"):
+        assert col in table
+    assert "still open when the drain ended" in table
+
+
+# A stand-in for the daemon (--mailshaper), so that the replies the cost
+# counters classify are known exactly and come at once: by the sender's
+# population (MAIL FROM:<senderN@POP.swarm.example>) it answers MAIL with
+# the daemon's own backend refusal (src/smtp/session.c), with the 451
+# 4.7.1 of a class whose action is tempfail, not at all, or accepts it
+# and refuses RCPT with a 4xx whose text says busy; everyone else
+# delivers.
+FAKE_DAEMON = r"""#!/usr/bin/python3
+import asyncio, re, sys
+conf = {}
+for line in open(sys.argv[sys.argv.index("-c") + 1]):
+    if " = " in line and not line.startswith("#"):
+        k, v = line.rstrip("\n").split(" = ", 1)
+        conf[k] = v
+host, port = conf["listen"].rsplit(":", 1)
+open(conf["eventlog"], "w").close()
+MAIL = {"busy": b"451 4.3.2 Too busy, try again later\r\n",
+        "tempfail": b"451 4.7.1 Service temporarily unavailable, "
+                    b"try again later\r\n",
+        "hang": b""}
+
+
+async def session(r, w):
+    w.write(b"220 fake ESMTP\r\n")
+    pop = ""
+    try:
+        while True:
+            line = await r.readline()
+            if not line:
+                break
+            cmd = line.decode("ascii", "replace").strip()
+            u = cmd.upper()
+            if u.startswith("EHLO") or u.startswith("HELO"):
+                w.write(b"250 fake\r\n")
+            elif u.startswith("MAIL"):
+                m = re.search(r"@([A-Za-z0-9_-]+)\.", cmd)
+                pop = m.group(1) if m else ""
+                w.write(MAIL.get(pop, b"250 2.1.0 Ok\r\n"))
+            elif u.startswith("RCPT"):
+                w.write(b"450 4.3.0 Backend busy, later\r\n"
+                        if pop == "rcptbusy" else b"250 2.1.5 Ok\r\n")
+            elif u == "DATA":
+                w.write(b"354 go\r\n")
+                await w.drain()
+                while True:
+                    b = await r.readline()
+                    if not b or b == b".\r\n":
+                        break
+                w.write(b"250 2.0.0 Ok: queued\r\n")
+            elif u == "RSET":
+                w.write(b"250 2.0.0 Ok\r\n")
+            elif u == "QUIT":
+                w.write(b"221 2.0.0 Bye\r\n")
+                await w.drain()
+                break
+            else:
+                w.write(b"502 5.5.2 Error\r\n")
+            await w.drain()
+    except Exception:
+        pass
+    w.close()
+
+
+async def main():
+    srv = await asyncio.start_server(session, host, int(port))
+    print("probe: listening", flush=True)
+    async with srv:
+        await srv.serve_forever()
+
+asyncio.run(main())
+"""
+
+COSTS = """\
+duration      = 4s
+rate          = 20
+drain         = 3s
+seed          = 12
+daemon_option = backend_max_connections = 7
+daemon_option = class_suspect = banner_delay=1s
+
+population busy
+    kind      = zombie
+    share     = 20%
+    persona   = winxp
+    addresses = 50
+    messages  = 2
+    patience  = rfc
+    pregreet  = 0%
+
+population tempfail
+    kind      = zombie
+    share     = 20%
+    persona   = win7
+    addresses = 50
+    messages  = 2
+    patience  = rfc
+    pregreet  = 0%
+
+population rcptbusy
+    kind      = zombie
+    share     = 20%
+    persona   = win10
+    addresses = 50
+    messages  = 2
+    patience  = rfc
+    pregreet  = 0%
+
+population hang
+    kind      = zombie
+    share     = 20%
+    persona   = router
+    addresses = 50
+    messages  = 2
+    patience  = rfc
+    pregreet  = 0%
+
+population ok
+    kind      = legit_mta
+    share     = 20%
+    persona   = linux
+    addresses = 3
+"""
+
+
+def test_costs_exact():
+    """backend_4xx counts exactly the 4xx that refuse for want of backend
+    capacity (enhanced code 4.3.2, or text saying busy), at MAIL and at
+    RCPT, and not a class's 451 4.7.1; mail_4xx counts every 4xx to MAIL;
+    messages of sessions still waiting when the drain ends are
+    unfinished_at_end and zombie_unfinished_at_end; first contacts are at
+    most one per address; the scenario's daemon_option lines reach the
+    daemon's configuration"""
+    need_run()
+    d = tempfile.mkdtemp(prefix="swarm-costs.")
+    fake = os.path.join(d, "fake-mailshaper")
+    with open(fake, "w") as f:
+        f.write(FAKE_DAEMON)
+    os.chmod(fake, 0o755)
+    p, work = run(COSTS, "--mailshaper", fake, timeout=120)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    check_costs(res, p.stdout)
+    pops = {x["name"]: x for x in res["populations"]}
+    for x in pops.values():
+        assert x["sessions"] > 3, x
+        assert x["attempted"] == 2 * x["sessions"] or x["name"] == "ok", x
+    b, t, r, h, ok = (pops[n] for n in ("busy", "tempfail", "rcptbusy",
+                                         "hang", "ok"))
+    assert b["backend_4xx"] == b["mail_4xx"] == b["attempted"], b
+    assert b["deferred"] == b["attempted"], b
+    assert t["backend_4xx"] == 0 and t["mail_4xx"] == t["attempted"], t
+    assert r["backend_4xx"] == r["attempted"] and r["mail_4xx"] == 0, r
+    assert h["backend_4xx"] == h["mail_4xx"] == 0, h
+    assert h["unfinished_at_end"] == h["attempted"], h
+    for x in (b, t, r, ok):
+        assert x["unfinished_at_end"] == 0, x
+    sm = res["summary"]
+    assert sm["zombie_unfinished_at_end"] == h["attempted"], sm
+    assert sm["zombie_kept_out_pct"] == 100, sm     # nothing reached it
+    zmsgs = sum(x["attempted"] for x in (b, t, r, h))
+    assert abs(sm["zombie_kept_out_strict_pct"] -
+               100.0 * (zmsgs - h["attempted"]) / zmsgs) < 0.01, sm
+    assert sm["legit_backend_4xx"] == 0
+    assert ok["delivered"] == ok["attempted"] > 3, ok
+    assert 1 <= ok["delivered_first"] <= 3, ok
+    assert ok["added_delay_first_p99_s"] is not None, ok
+    assert ok["added_delay_returning_p99_s"] is not None, ok
+    conf = open(os.path.join(work, "mailshaper.conf")).read()
+    assert "\nbackend_max_connections = 7\nclass_suspect = " \
+        "banner_delay=1s\n" in conf, conf
+    assert not helpers_alive(work)
 
 
 RETRY = """\
@@ -213,6 +450,9 @@ def test_retry_until_delivered():
     assert m["retry_sessions"] >= 2 * first, m    # 1 s, 2 s, 2 s, ...
     assert m["pending"] + m["expired"] == m["attempted"], m
     assert res["summary"]["legit_lost"] == m["expired"]
+    # a class's 451 4.7.1 is a 4xx to MAIL, not a backend refusal
+    assert m["sessions"] - m["pending"] <= m["mail_4xx"] <= m["sessions"], m
+    assert m["backend_4xx"] == 0, m
 
 
 def test_bad_scenario():
