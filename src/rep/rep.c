@@ -17,6 +17,9 @@
  *     stack that rep_lookup()/rep_update()/rep_sync() merge, at most
  *     REP_MERGE_MAX per call.  A failed write is retried with back-off, so updates queued
  *     while the store is down arrive when it returns.
+ * Patience (rep_update_patience, rep_lookup_patience): two histograms of
+ * seconds per key with their own timestamp, kept in the entry as floats
+ * after the hot fields, queued as ITEM_PATIENCE and coalesced like counts.
  * Memory: the state is static; rep_close() frees everything.  It is an error
  * to call rep_open() twice without rep_close() in between.
  */
@@ -53,6 +56,14 @@
 #define REP_WORKER_NICE	10		/* the worker thread's nice value */
 #define REP_LINGER_MS	50	/* worker waits this long to fill a batch */
 
+_Static_assert(REP_PAT_NVAL == REP_STORE_NPAT, "rep_store.h's REP_STORE_NPAT");
+_Static_assert(REP_PAT_NVAL < 256, "a value index fits rep_item.outcome");
+
+/* Lower edges of the patience buckets, seconds: roughly x1.5 apart. */
+const double rep_pat_edges[REP_PAT_NBUCKETS] = {
+	0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 45, 60, 90, 150, 300, 600
+};
+
 struct rep_entry {
 	struct rep_key key;
 	uint32_t hash;
@@ -66,9 +77,14 @@ struct rep_entry {
 	uint8_t	used;			/* CLOCK reference bit */
 	uint8_t	live;			/* slot holds a key */
 	uint8_t	warm;			/* store answered, or memory only */
+	/* patience, after the fields rep_lookup() reads */
+	int64_t	pt;			/* ms of pat[] (0 = none) */
+	int64_t	pat_since_t;		/* ms of pat_since[] (0 = none) */
+	float	pat[REP_PAT_NVAL];	/* decayed sessions, valid at pt */
+	float	pat_since[REP_PAT_NVAL]; /* since the fetch request */
 };
 
-enum { ITEM_UPDATE, ITEM_FETCH };
+enum { ITEM_UPDATE, ITEM_FETCH, ITEM_PATIENCE };
 
 struct rep_item {
 	struct rep_key key;
@@ -76,7 +92,8 @@ struct rep_item {
 	double	weight;
 	uint32_t seq;			/* ITEM_FETCH: entry's fetch_seq */
 	uint8_t	type;			/* ITEM_* */
-	uint8_t	outcome;		/* ITEM_UPDATE: enum outcome */
+	uint8_t	outcome;		/* ITEM_UPDATE: enum outcome;
+					   ITEM_PATIENCE: index in pat[] */
 };
 
 struct rep_reply {
@@ -165,24 +182,150 @@ rep_decay(double half_life_ms, int64_t dt_ms)
 	return exp2(-(double)dt_ms / half_life_ms);
 }
 
-/* rep_merge - add counts d (valid at td) to c (valid at *t); *t = max */
+/* rep_merge_n - add n values d (valid at td) to c (valid at *t); *t = max */
 void
-rep_merge(double *c, int64_t *t, const double *d, int64_t td,
-    double half_life_ms)
+rep_merge_n(double *c, int64_t *t, const double *d, int64_t td,
+    double half_life_ms, int n)
 {
 	double	f;
 	int	i;
 
 	if (*t == 0 || td >= *t) {
 		f = *t == 0 ? 0.0 : rep_decay(half_life_ms, td - *t);
-		for (i = 0; i < OC_NLEARN; i++)
+		for (i = 0; i < n; i++)
 			c[i] = c[i] * f + d[i];
 		*t = td;
 	} else {
 		f = rep_decay(half_life_ms, *t - td);
-		for (i = 0; i < OC_NLEARN; i++)
+		for (i = 0; i < n; i++)
 			c[i] += d[i] * f;
 	}
+}
+
+/* rep_merge - add counts d (valid at td) to c (valid at *t); *t = max */
+void
+rep_merge(double *c, int64_t *t, const double *d, int64_t td,
+    double half_life_ms)
+{
+	rep_merge_n(c, t, d, td, half_life_ms, OC_NLEARN);
+}
+
+/* pat_add - add w to value i of float histograms c (valid at *t) at td */
+static void
+pat_add(float *c, int64_t *t, int i, double w, int64_t td, double hl)
+{
+	double	f;
+	int	j;
+
+	if (*t == 0 || td >= *t) {
+		f = *t == 0 ? 0.0 : rep_decay(hl, td - *t);
+		if (f != 1.0)
+			for (j = 0; j < REP_PAT_NVAL; j++)
+				c[j] = (float)(c[j] * f);
+		c[i] = (float)(c[i] + w);
+		*t = td;
+	} else
+		c[i] = (float)(c[i] + w * rep_decay(hl, *t - td));
+}
+
+/* pat_merge - add float histograms d (valid at td) to c (valid at *t) */
+static void
+pat_merge(float *c, int64_t *t, const float *d, int64_t td, double hl)
+{
+	double	f;
+	int	j;
+
+	if (td == 0)
+		return;
+	if (*t == 0 || td >= *t) {
+		f = *t == 0 ? 0.0 : rep_decay(hl, td - *t);
+		for (j = 0; j < REP_PAT_NVAL; j++)
+			c[j] = (float)(c[j] * f + d[j]);
+		*t = td;
+	} else {
+		f = rep_decay(hl, *t - td);
+		for (j = 0; j < REP_PAT_NVAL; j++)
+			c[j] = (float)(c[j] + d[j] * f);
+	}
+}
+
+/* rep_patience_name - "gaveup", "bad", or "?" */
+const char *
+rep_patience_name(enum rep_patience k)
+{
+	static const char *const names[REP_PAT_NKINDS] = { "gaveup", "bad" };
+
+	return (unsigned)k < REP_PAT_NKINDS ? names[k] : "?";
+}
+
+#define PAT16(k) "pat_" k "_0", "pat_" k "_1", "pat_" k "_2", "pat_" k "_3", \
+	"pat_" k "_4", "pat_" k "_5", "pat_" k "_6", "pat_" k "_7", \
+	"pat_" k "_8", "pat_" k "_9", "pat_" k "_10", "pat_" k "_11", \
+	"pat_" k "_12", "pat_" k "_13", "pat_" k "_14", "pat_" k "_15"
+static const char *const pat_fields[REP_PAT_NVAL] = {
+	PAT16("gaveup"), PAT16("bad")
+};
+_Static_assert(REP_PAT_NBUCKETS == 16 && REP_PAT_NKINDS == 2,
+    "pat_fields[] has 16 names for each of 2 kinds");
+
+/* rep_pat_field - the store's column / field name of patience value i */
+const char *
+rep_pat_field(int i)
+{
+	return i >= 0 && i < REP_PAT_NVAL ? pat_fields[i] : "?";
+}
+
+/* rep_patience_bucket - the bucket of a number of seconds */
+int
+rep_patience_bucket(double seconds)
+{
+	int	b;
+
+	for (b = REP_PAT_NBUCKETS - 1; b > 0; b--)
+		if (seconds >= rep_pat_edges[b])
+			break;
+	return b;
+}
+
+/* rep_patience_quantile - q-quantile of a histogram, seconds; -1 if none */
+double
+rep_patience_quantile(const struct rep_est *e, enum rep_patience k, double q,
+    double *n)
+{
+	const double *h;
+	double	total, target, cum = 0, frac;
+	int	b, last = -1;
+
+	if (n != NULL)
+		*n = 0;
+	if ((unsigned)k >= REP_PAT_NKINDS || !(e->patience_n[k] > 0))
+		return -1;
+	h = e->patience[k];
+	total = e->patience_n[k];
+	if (n != NULL)
+		*n = total;
+	q = q < 0 || isnan(q) ? 0 : q > 1 ? 1 : q;
+	target = q * total;
+	for (b = 0; b < REP_PAT_NBUCKETS; b++) {
+		if (!(h[b] > 0))
+			continue;
+		last = b;
+		if (cum + h[b] >= target)
+			break;
+		cum += h[b];
+	}
+	if (last < 0)
+		return -1;
+	if (b == REP_PAT_NBUCKETS) {	/* rounding: the last bucket used */
+		b = last;
+		cum = target - h[b];
+	}
+	if (b == REP_PAT_NBUCKETS - 1)
+		return rep_pat_edges[b];
+	frac = (target - cum) / h[b];
+	frac = frac < 0 ? 0 : frac > 1 ? 1 : frac;
+	return rep_pat_edges[b] + frac * (rep_pat_edges[b + 1] -
+	    rep_pat_edges[b]);
 }
 
 /* rep_estimate - p_spam, evidence and log-odds of decayed counts */
@@ -382,6 +525,10 @@ request_fetch(struct rep_entry *e, int64_t now)
 	e->fetch_seq = it.seq;
 	memset(e->since, 0, sizeof(e->since));
 	e->since_t = 0;
+	if (e->pat_since_t) {
+		memset(e->pat_since, 0, sizeof(e->pat_since));
+		e->pat_since_t = 0;
+	}
 }
 
 /* merge_replies - apply at most max fetch answers to the cache */
@@ -393,6 +540,7 @@ merge_replies(size_t max)
 	struct rep_entry *e;
 	uint32_t i;
 	int64_t	now;
+	int	j;
 
 	if (rep.rlist == NULL) {
 		struct rep_replies *prev = NULL, *next;
@@ -431,6 +579,13 @@ merge_replies(size_t max)
 				rep_merge(e->c, &e->t, e->since, e->since_t,
 				    rep.half_life);
 			e->since_t = 0;
+			for (j = 0; j < REP_PAT_NVAL; j++)
+				e->pat[j] = (float)r->rec.pat[j];
+			e->pt = r->rec.pt;
+			if (e->pat_since_t)
+				pat_merge(e->pat, &e->pt, e->pat_since,
+				    e->pat_since_t, rep.half_life);
+			e->pat_since_t = 0;
 			e->warm = 1;
 			e->refresh_at = rep.ops->shared ? now + REP_REFRESH_MS
 			    : 0;
@@ -460,9 +615,9 @@ free_spent(void)
 	}
 }
 
-/* rep_lookup - the estimate for key from the cache; 0 = only the prior */
-int
-rep_lookup(const struct rep_key *k, struct rep_est *est)
+/* lookup - the estimate for key from the cache, with patience if pat */
+static int
+lookup(const struct rep_key *k, struct rep_est *est, int pat)
 {
 	struct rep_entry *e;
 	double	c[OC_NLEARN], f;
@@ -472,6 +627,10 @@ rep_lookup(const struct rep_key *k, struct rep_est *est)
 
 	atomic_fetch_add_explicit(&rep.lookups, 1, memory_order_relaxed);
 	memset(c, 0, sizeof(c));
+	if (pat)
+		memset(est->patience, 0, sizeof(est->patience));
+	for (j = 0; j < REP_PAT_NKINDS; j++)
+		est->patience_n[j] = pat ? 0 : -1;
 	if (!rep.open) {
 		rep_estimate(c, est);
 		return 0;
@@ -496,11 +655,35 @@ rep_lookup(const struct rep_key *k, struct rep_est *est)
 	for (j = 0; j < OC_NLEARN; j++)
 		c[j] = e->c[j] * f;
 	rep_estimate(c, est);
-	if (!e->warm && e->t == 0) {
+	if (pat && e->pt) {
+		f = now > e->pt ? rep_decay(rep.half_life, now - e->pt) : 1.0;
+		for (j = 0; j < REP_PAT_NVAL; j++) {
+			double	v = e->pat[j] * f;
+
+			est->patience[j / REP_PAT_NBUCKETS]
+			    [j % REP_PAT_NBUCKETS] = v;
+			est->patience_n[j / REP_PAT_NBUCKETS] += v;
+		}
+	}
+	if (!e->warm && e->t == 0 && (!pat || e->pt == 0)) {
 		atomic_fetch_add_explicit(&rep.misses, 1, memory_order_relaxed);
 		return 0;
 	}
 	return 1;
+}
+
+/* rep_lookup - the estimate for key from the cache; 0 = only the prior */
+int
+rep_lookup(const struct rep_key *k, struct rep_est *est)
+{
+	return lookup(k, est, 0);
+}
+
+/* rep_lookup_patience - rep_lookup() and the patience histograms */
+int
+rep_lookup_patience(const struct rep_key *k, struct rep_est *est)
+{
+	return lookup(k, est, 1);
 }
 
 /* rep_update - count an outcome now: cache at once, store behind */
@@ -541,6 +724,49 @@ rep_update(const struct rep_key *k, enum outcome o, double weight)
 	it.type = ITEM_UPDATE;
 	it.outcome = (uint8_t)o;
 	it.weight = weight;
+	it.t = now;
+	if (queue_push(&it) < 0)
+		atomic_fetch_add_explicit(&rep.dropped, 1, memory_order_relaxed);
+}
+
+/* rep_update_patience - count one session that lasted seconds */
+void
+rep_update_patience(const struct rep_key *k, enum rep_patience kind,
+    double seconds)
+{
+	struct rep_entry *e;
+	struct rep_item it;
+	uint32_t h, i;
+	int64_t	now;
+	int	v;
+
+	if (!rep.open || (unsigned)kind >= REP_PAT_NKINDS ||
+	    !(seconds >= 0) || k->text[0] == '\0')
+		return;
+	atomic_fetch_add_explicit(&rep.updates, 1, memory_order_relaxed);
+	merge_replies(REP_MERGE_MAX);
+	now = rep_now();
+	h = key_hash(k);
+	v = (int)kind * REP_PAT_NBUCKETS + rep_patience_bucket(seconds);
+	if ((i = cache_find(k, h)) != REP_NIL)
+		rep.ent[i].used = 1;
+	else if ((i = cache_insert(k, h)) != REP_NIL && rep.ops != NULL)
+		request_fetch(&rep.ent[i], now);
+	if (i != REP_NIL) {
+		e = &rep.ent[i];
+		pat_add(e->pat, &e->pt, v, 1.0, now, rep.half_life);
+		if (e->fetch_seq)
+			pat_add(e->pat_since, &e->pat_since_t, v, 1.0, now,
+			    rep.half_life);
+	}
+	if (rep.ops == NULL)
+		return;
+	memset(&it, 0, sizeof(it));
+	it.key.kind = k->kind;
+	snprintf(it.key.text, sizeof(it.key.text), "%s", k->text);
+	it.type = ITEM_PATIENCE;
+	it.outcome = (uint8_t)v;
+	it.weight = 1.0;
 	it.t = now;
 	if (queue_push(&it) < 0)
 		atomic_fetch_add_explicit(&rep.dropped, 1, memory_order_relaxed);
@@ -744,7 +970,7 @@ worker_items(struct seg *s, const struct rep_item *it, size_t n,
     int *connected, int64_t *close_deadline)
 {
 	struct rep_rec *w;
-	double	d[OC_NLEARN];
+	double	d[REP_PAT_NVAL];
 	uint32_t j;
 	size_t	i;
 
@@ -768,9 +994,14 @@ worker_items(struct seg *s, const struct rep_item *it, size_t n,
 			w->key = it[i].key;
 		} else
 			w = &s->w[s->slot[j] - 1];
-		memset(d, 0, sizeof(d));
+		memset(d, 0, (it[i].type == ITEM_PATIENCE ? REP_PAT_NVAL :
+		    OC_NLEARN) * sizeof(d[0]));
 		d[it[i].outcome] = it[i].weight;
-		rep_merge(w->c, &w->t, d, it[i].t, rep.half_life);
+		if (it[i].type == ITEM_PATIENCE)
+			rep_merge_n(w->pat, &w->pt, d, it[i].t, rep.half_life,
+			    REP_PAT_NVAL);
+		else
+			rep_merge(w->c, &w->t, d, it[i].t, rep.half_life);
 		s->wsrc++;
 	}
 }

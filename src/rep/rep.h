@@ -26,11 +26,34 @@ struct conf;
 #define REP_PRIOR_BAD	1.0
 #define REP_PRIOR_GOOD	1.0
 
+/*
+ * Patience: per key, two histograms of seconds, decayed like the counts
+ * (same half-life, their own timestamp).  GAVEUP: sessions that gave up
+ * while we delayed them (gave_up_after_s).  BAD: sessions whose mail was
+ * bad, at the time they gave up or, when they did not, their duration (a
+ * lower bound of their patience).  Bucket b holds [rep_pat_edges[b],
+ * rep_pat_edges[b + 1]) seconds; the last one is >= 600 s.
+ */
+enum rep_patience {
+	REP_PAT_GAVEUP,		/* "gaveup": abandoned sessions */
+	REP_PAT_BAD,		/* "bad": sessions whose mail was bad */
+	REP_PAT_NKINDS
+};
+
+#define REP_PAT_NBUCKETS 16
+#define REP_PAT_NVAL	(REP_PAT_NKINDS * REP_PAT_NBUCKETS)
+
+extern const double rep_pat_edges[REP_PAT_NBUCKETS];	/* seconds */
+
 struct rep_est {
 	double	counts[OC_NLEARN];	/* decayed to now */
 	double	p_spam;			/* posterior mean with a Beta prior */
 	double	evidence;		/* bad + good, decayed (0 = prior only) */
 	double	log_odds;		/* log(p / (1 - p)) */
+	/* Filled by rep_lookup_patience() only; rep_lookup() sets
+	 * patience_n[] to -1 (not read) and leaves patience[] alone. */
+	double	patience_n[REP_PAT_NKINDS];	/* sessions, decayed */
+	double	patience[REP_PAT_NKINDS][REP_PAT_NBUCKETS]; /* per bucket */
 };
 
 #define REP_QUEUE_MAX	65536	/* write-behind queue entries */
@@ -60,6 +83,28 @@ int	rep_keys_for(const struct sockaddr *client, const char *rawsig_hash,
 	    struct rep_key keys[REPK_NKINDS]);
 int	rep_lookup(const struct rep_key *, struct rep_est *);
 void	rep_update(const struct rep_key *, enum outcome, double weight);
+
+/*
+ * rep_lookup_patience: rep_lookup() plus the patience histograms, decayed
+ * to now (a few more cache lines than rep_lookup(), so the score does not
+ * pay for them).  Same return value.
+ * rep_update_patience: one session of that kind that lasted seconds
+ * (< 0 or NaN: ignored), weight 1; cache at once, store behind, like
+ * rep_update().
+ * rep_patience_quantile: the q-quantile (0..1) in seconds of the kind's
+ * histogram, interpolated linearly inside its bucket (600 for the last
+ * one); *n (may be NULL) = the decayed number of sessions.  -1 when the
+ * histogram is empty or was not read.
+ * rep_patience_bucket: the bucket of seconds.  rep_patience_name: "gaveup",
+ * "bad", "?" when out of range.
+ */
+int	rep_lookup_patience(const struct rep_key *, struct rep_est *);
+void	rep_update_patience(const struct rep_key *, enum rep_patience,
+	    double seconds);
+double	rep_patience_quantile(const struct rep_est *, enum rep_patience,
+	    double q, double *n);
+int	rep_patience_bucket(double seconds);
+const char *rep_patience_name(enum rep_patience);
 
 /* More counters, for the admin API and the tests. */
 struct rep_counters {

@@ -5,7 +5,8 @@
  * port 6379) and "redis+unix:/path".  One hash per key,
  *   mailshaper:rep:<kind>:<text> -> t (ms), delivered .. listed (decayed
  *   counts; a field missing from a hash, say one an older version wrote,
- *   is 0)
+ *   is 0), pt (ms) and pat_gaveup_0 .. pat_bad_15 (the patience
+ *   histograms, decayed from pt; written only by a record that has some)
  * A delta is applied by the Lua script rd_script (EVALSHA, up to 32 keys a
  * call): it reads the hash, decays it to the later of the two times, adds
  * the delta, writes it back and PEXPIREs the key rep_key_ttl ms ahead, all
@@ -31,32 +32,49 @@
  * KEYS: up to RD_KEYS_PER_CALL hashes.  ARGV: half-life ms, ttl ms, then
  * for each key its time t (ms) and its deltas, one per entry of the
  * script's names (enum outcome's order; a field an old hash lacks is
- * 0).  One call per 32 keys saves Redis the per-command cost, which is
+ * 0), then its patience time pt (0 = none) and, only when pt is not 0,
+ * the 32 patience deltas (rep_pat_field() order).  t = 0: no count delta.  One call per 32 keys saves Redis the per-command cost, which is
  * most of a small script's.
  */
 #define RD_KEYS_PER_CALL	32
-#define RD_ARGS_PER_KEY		(1 + OC_NLEARN)
+#define RD_ARGS_PER_KEY		(2 + OC_NLEARN + REP_STORE_NPAT)	/* at most */
 static const char rd_script[] =
     "local names = {'delivered', 'rejected', 'deferred', 'abandoned',"
     " 'protocol_error', 'spam', 'ham', 'listed'}\n"
+    "local pnames = {}\n"
+    "for _, kind in ipairs({'gaveup', 'bad'}) do\n"
+    "  for b = 0, 15 do pnames[#pnames + 1] = 'pat_' .. kind .. '_' .. b end\n"
+    "end\n"
     "local hl, ttl = tonumber(ARGV[1]), ARGV[2]\n"
-    "for k = 1, #KEYS do\n"
-    "  local base = 2 + (k - 1) * (1 + #names)\n"
-    "  local t = tonumber(ARGV[base + 1])\n"
-    "  local old = redis.call('HMGET', KEYS[k], 't', unpack(names))\n"
+    "local pos = 3\n"
+    "local function merge(key, tname, fields, t, at, args)\n"
+    "  local old = redis.call('HMGET', key, tname, unpack(fields))\n"
     "  local ot = tonumber(old[1])\n"
     "  local fo, fd, nt = 1, 1, t\n"
     "  if not ot then fo = 0\n"
     "  elseif t >= ot then fo = 2 ^ (-(t - ot) / hl)\n"
     "  else fd = 2 ^ (-(ot - t) / hl); nt = ot end\n"
-    "  local args = {'t', string.format('%.0f', nt)}\n"
-    "  for i = 1, #names do\n"
+    "  args[#args + 1] = tname\n"
+    "  args[#args + 1] = string.format('%.0f', nt)\n"
+    "  for i = 1, #fields do\n"
     "    local v = (tonumber(old[i + 1]) or 0) * fo +"
-    " tonumber(ARGV[base + 1 + i]) * fd\n"
-    "    args[#args + 1] = names[i]\n"
+    " tonumber(ARGV[at + i - 1]) * fd\n"
+    "    args[#args + 1] = fields[i]\n"
     "    args[#args + 1] = string.format('%.17g', v)\n"
     "  end\n"
-    "  redis.call('HSET', KEYS[k], unpack(args))\n"
+    "end\n"
+    "for k = 1, #KEYS do\n"
+    "  local args = {}\n"
+    "  local t = tonumber(ARGV[pos])\n"
+    "  if t ~= 0 then merge(KEYS[k], 't', names, t, pos + 1, args) end\n"
+    "  pos = pos + 1 + #names\n"
+    "  local pt = tonumber(ARGV[pos])\n"
+    "  pos = pos + 1\n"
+    "  if pt ~= 0 then\n"
+    "    merge(KEYS[k], 'pt', pnames, pt, pos, args)\n"
+    "    pos = pos + #pnames\n"
+    "  end\n"
+    "  if #args > 0 then redis.call('HSET', KEYS[k], unpack(args)) end\n"
     "  redis.call('PEXPIRE', KEYS[k], ttl)\n"
     "end\n"
     "return #KEYS\n";
@@ -236,6 +254,16 @@ rd_write(void *h, const struct rep_rec *recs, size_t n, char *err,
 				argv[a] = num[v], argl[a++] = strlen(num[v]);
 				v++;
 			}
+			snprintf(num[v], sizeof(num[v]), "%lld",
+			    (long long)recs[i + k].pt);
+			argv[a] = num[v], argl[a++] = strlen(num[v]), v++;
+			for (j = 0; recs[i + k].pt && j < REP_STORE_NPAT;
+			    j++) {
+				snprintf(num[v], sizeof(num[v]), "%.17g",
+				    recs[i + k].pat[j]);
+				argv[a] = num[v], argl[a++] = strlen(num[v]);
+				v++;
+			}
 		}
 		if (redisAppendCommandArgv(r->c, a, argv, argl) != REDIS_OK)
 			return rd_fail(r, "write", "out of memory", err, errlen);
@@ -270,27 +298,51 @@ rd_write(void *h, const struct rep_rec *recs, size_t n, char *err,
 static int
 rd_fetch(void *h, struct rep_rec *recs, size_t n, char *err, size_t errlen)
 {
+	enum { NF = 3 + OC_NLEARN + 1 + REP_STORE_NPAT };
+	static const char *const names[1 + OC_NLEARN] = { "t", "delivered",
+	    "rejected", "deferred", "abandoned", "protocol_error", "spam",
+	    "ham", "listed" };
 	struct rd *r = h;
 	char	key[256];
-	size_t	i, kl;
-	redisReply *rep;
+	const char *argv[NF];
+	size_t	argl[NF], i, kl;
+	redisReply *rep, *el;
 	void   *vr;
-	int	j, rc = 0;
+	int	j, a, rc = 0;
 
 	for (i = 0; i < n; i++) {
 		kl = rd_keyname(&recs[i].key, key, sizeof(key));
-		redisAppendCommand(r->c, "HMGET %b t delivered rejected "
-		    "deferred abandoned protocol_error spam ham listed", key,
-		    kl);
+		a = 0;
+		argv[a] = "HMGET", argl[a++] = 5;
+		argv[a] = key, argl[a++] = kl;
+		for (j = 0; j < 1 + OC_NLEARN; j++)
+			argv[a] = names[j], argl[a++] = strlen(names[j]);
+		argv[a] = "pt", argl[a++] = 2;
+		for (j = 0; j < REP_STORE_NPAT; j++)
+			argv[a] = rep_pat_field(j),
+			    argl[a++] = strlen(rep_pat_field(j));
+		if (redisAppendCommandArgv(r->c, a, argv, argl) != REDIS_OK)
+			return rd_fail(r, "read", "out of memory", err, errlen);
 	}
 	for (i = 0; i < n; i++) {
 		if (redisGetReply(r->c, &vr) != REDIS_OK)
 			return rd_fail(r, "read", r->c->errstr, err, errlen);
 		rep = vr;
 		memset(recs[i].c, 0, sizeof(recs[i].c));
-		recs[i].t = 0;
+		memset(recs[i].pat, 0, sizeof(recs[i].pat));
+		recs[i].t = recs[i].pt = 0;
 		if (rep->type == REDIS_REPLY_ARRAY &&
-		    rep->elements == 1 + OC_NLEARN) {
+		    rep->elements == NF - 2) {
+			el = rep->element[1 + OC_NLEARN];
+			if (el->type == REDIS_REPLY_STRING) {
+				recs[i].pt = strtoll(el->str, NULL, 10);
+				for (j = 0; j < REP_STORE_NPAT; j++) {
+					el = rep->element[2 + OC_NLEARN + j];
+					if (el->type == REDIS_REPLY_STRING)
+						recs[i].pat[j] = strtod(
+						    el->str, NULL);
+				}
+			}
 			if (rep->element[0]->type == REDIS_REPLY_STRING) {
 				recs[i].t = strtoll(rep->element[0]->str, NULL,
 				    10);

@@ -4,8 +4,10 @@
  * Exports rep_sqlite_ops (rep_store.h) for "sqlite:/path".  The file and
  * its table are created when missing.  One row per key:
  *   rep(kind TEXT, key TEXT, t INTEGER ms, delivered .. listed REAL)
- * A table from an older version that lacks an outcome's column gets it at
- * connect (ALTER TABLE .. ADD COLUMN .. DEFAULT 0, in one BEGIN IMMEDIATE
+ * and the patience histograms (rep.h), with their own time:
+ *   pt INTEGER ms, pat_gaveup_0 .. pat_gaveup_15, pat_bad_0 .. pat_bad_15 REAL
+ * A table from an older version that lacks an outcome's or a patience
+ * column gets it at connect (ALTER TABLE .. ADD COLUMN .. DEFAULT 0, in one BEGIN IMMEDIATE
  * transaction so two processes cannot both add it).
  * A write is one BEGIN IMMEDIATE .. COMMIT transaction of UPSERTs whose
  * decay is the SQL function rep_add(old, t_old, delta, t_delta), so a
@@ -31,7 +33,23 @@ struct sq {
 	double	half_life;		/* ms */
 	sqlite3 *db;			/* NULL = disconnected */
 	sqlite3_stmt *upsert, *select, *begin, *commit, *rollback;
+	sqlite3_stmt *upsert_pat;	/* counts and patience */
 };
+
+/* Columns after kind, key, t: the outcomes, pt, the patience values. */
+#define SQ_NCOL		(OC_NLEARN + 1 + REP_STORE_NPAT)
+#define SQ_PT		OC_NLEARN	/* index of pt */
+
+/* sq_col - the name of column j (0 .. SQ_NCOL - 1) */
+static const char *
+sq_col(int j)
+{
+	if (j < OC_NLEARN)
+		return outcome_name((enum outcome)j);
+	if (j == SQ_PT)
+		return "pt";
+	return rep_pat_field(j - OC_NLEARN - 1);
+}
 
 static const char sq_schema[] =
     "CREATE TABLE IF NOT EXISTS rep ("
@@ -41,6 +59,7 @@ static const char sq_schema[] =
     " protocol_error REAL NOT NULL DEFAULT 0, spam REAL NOT NULL DEFAULT 0,"
     " ham REAL NOT NULL DEFAULT 0, listed REAL NOT NULL DEFAULT 0,"
     " PRIMARY KEY (kind, key)) WITHOUT ROWID";
+/* (the patience columns are added by sq_migrate(), in new files too) */
 
 #define SQ_ADD(c) c " = rep_add(" c ", t, excluded." c ", excluded.t)"
 static const char sq_upsert[] =
@@ -52,9 +71,37 @@ static const char sq_upsert[] =
     SQ_ADD("abandoned") ", " SQ_ADD("protocol_error") ", " SQ_ADD("spam")
     ", " SQ_ADD("ham") ", " SQ_ADD("listed") ", t = max(t, excluded.t)";
 
-static const char sq_select[] =
-    "SELECT t, delivered, rejected, deferred, abandoned, protocol_error,"
-    " spam, ham, listed FROM rep WHERE kind = ?1 AND key = ?2";
+/* sq_sql_pat - the upsert of counts and patience, the select of both */
+static void
+sq_sql_pat(char *upsert, size_t ulen, char *select, size_t slen)
+{
+	size_t	u, v;
+	int	j;
+
+	u = (size_t)snprintf(upsert, ulen, "INSERT INTO rep (kind, key, t");
+	v = (size_t)snprintf(select, slen, "SELECT t");
+	for (j = 0; j < SQ_NCOL; j++) {
+		u += (size_t)snprintf(upsert + u, ulen - u, ", %s", sq_col(j));
+		v += (size_t)snprintf(select + v, slen - v, ", %s", sq_col(j));
+	}
+	snprintf(select + v, slen - v, " FROM rep WHERE kind = ?1 AND "
+	    "key = ?2");
+	u += (size_t)snprintf(upsert + u, ulen - u, ") VALUES (?1, ?2, ?3");
+	for (j = 0; j < SQ_NCOL; j++)
+		u += (size_t)snprintf(upsert + u, ulen - u, ", ?%d", 4 + j);
+	u += (size_t)snprintf(upsert + u, ulen - u, ") ON CONFLICT (kind, "
+	    "key) DO UPDATE SET ");
+	for (j = 0; j < OC_NLEARN; j++)
+		u += (size_t)snprintf(upsert + u, ulen - u, "%s = rep_add(%s, "
+		    "t, excluded.%s, excluded.t), ", sq_col(j), sq_col(j),
+		    sq_col(j));
+	for (j = SQ_PT + 1; j < SQ_NCOL; j++)
+		u += (size_t)snprintf(upsert + u, ulen - u, "%s = rep_add(%s, "
+		    "pt, excluded.%s, excluded.pt), ", sq_col(j), sq_col(j),
+		    sq_col(j));
+	snprintf(upsert + u, ulen - u, "t = max(t, excluded.t), "
+	    "pt = max(pt, excluded.pt)");
+}
 
 /* sq_add - SQL rep_add(old, t_old, delta, t_delta): merged, decayed count */
 static void
@@ -74,6 +121,8 @@ sq_add(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_double(ctx, c);
 }
 
+static int	sq_empty(struct sq *);
+
 /* sq_fail - "path: message (code)" into err; -1 */
 static int
 sq_fail(struct sq *s, const char *what, char *err, size_t errlen)
@@ -87,24 +136,23 @@ sq_fail(struct sq *s, const char *what, char *err, size_t errlen)
 	return -1;
 }
 
-/* sq_columns - which outcome columns the rep table has; 0 or -1 */
+/* sq_columns - which of the SQ_NCOL columns the rep table has; 0 or -1 */
 static int
-sq_columns(struct sq *s, int have[OC_NLEARN])
+sq_columns(struct sq *s, int have[SQ_NCOL])
 {
 	sqlite3_stmt *st = NULL;
 	const char *name;
 	int	j, rc;
 
-	memset(have, 0, OC_NLEARN * sizeof(have[0]));
+	memset(have, 0, SQ_NCOL * sizeof(have[0]));
 	if (sqlite3_prepare_v2(s->db, "PRAGMA table_info(rep)", -1, &st,
 	    NULL) != SQLITE_OK)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if ((name = (const char *)sqlite3_column_text(st, 1)) == NULL)
 			continue;
-		for (j = 0; j < OC_NLEARN; j++)
-			if (strcmp(name, outcome_name((enum outcome)j))
-			    == 0)
+		for (j = 0; j < SQ_NCOL; j++)
+			if (strcmp(name, sq_col(j)) == 0)
 				have[j] = 1;
 	}
 	sqlite3_finalize(st);
@@ -112,9 +160,10 @@ sq_columns(struct sq *s, int have[OC_NLEARN])
 }
 
 /*
- * sq_migrate - add the outcome columns that a table made by an older
- * version lacks, as REAL NOT NULL DEFAULT 0 (an old row has seen none of
- * that outcome).  Checked without a lock first, so a current table costs
+ * sq_migrate - add the outcome and patience columns that a table made by
+ * an older version (or by sq_schema) lacks, as REAL NOT NULL DEFAULT 0
+ * (an old row has seen none of that outcome, no session's patience;
+ * pt INTEGER NOT NULL DEFAULT 0: no patience).  Checked without a lock first, so a current table costs
  * one PRAGMA; the change itself runs in BEGIN IMMEDIATE and checks again,
  * so two processes opening one old file add each column once.
  */
@@ -122,11 +171,11 @@ static int
 sq_migrate(struct sq *s, char *err, size_t errlen)
 {
 	char	sql[128];
-	int	have[OC_NLEARN], j, missing = 0;
+	int	have[SQ_NCOL], j, missing = 0, npat = 0, fresh;
 
 	if (sq_columns(s, have) < 0)
 		return sq_fail(s, "open: read the schema", err, errlen);
-	for (j = 0; j < OC_NLEARN; j++)
+	for (j = 0; j < SQ_NCOL; j++)
 		missing += !have[j];
 	if (missing == 0)
 		return 0;
@@ -135,20 +184,29 @@ sq_migrate(struct sq *s, char *err, size_t errlen)
 		return sq_fail(s, "open: upgrade the schema", err, errlen);
 	if (sq_columns(s, have) < 0)
 		goto fail;
-	for (j = 0; j < OC_NLEARN; j++) {
+	/* a table sq_schema just made has every outcome, no patience */
+	fresh = sq_empty(s);
+	for (j = 0; j < SQ_NCOL; j++) {
 		if (have[j])
 			continue;
 		snprintf(sql, sizeof(sql), "ALTER TABLE rep ADD COLUMN %s "
-		    "REAL NOT NULL DEFAULT 0",
-		    outcome_name((enum outcome)j));
+		    "%s NOT NULL DEFAULT 0", sq_col(j), j == SQ_PT ? "INTEGER"
+		    : "REAL");
 		if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
 			goto fail;
-		log_info("reputation store sqlite:%s: added the column %s "
-		    "(a table from an older version)", s->path,
-		    outcome_name((enum outcome)j));
+		if (j < OC_NLEARN)
+			log_info("reputation store sqlite:%s: added the column "
+			    "%s (a table from an older version)", s->path,
+			    sq_col(j));
+		else
+			npat++;
 	}
 	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
+	if (npat > 0 && !fresh)
+		log_info("reputation store sqlite:%s: added %d patience "
+		    "columns, pt and pat_* (a table from an older version)",
+		    s->path, npat);
 	return 0;
 
 fail:
@@ -156,6 +214,20 @@ fail:
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
+}
+
+/* sq_empty - 1 when the rep table has no row */
+static int
+sq_empty(struct sq *s)
+{
+	sqlite3_stmt *st = NULL;
+	int	empty = 0;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM rep LIMIT 1", -1, &st,
+	    NULL) == SQLITE_OK)
+		empty = sqlite3_step(st) == SQLITE_DONE;
+	sqlite3_finalize(st);
+	return empty;
 }
 
 /* sq_disconnect - finalize the statements and close the file */
@@ -169,7 +241,9 @@ sq_disconnect(void *h)
 	sqlite3_finalize(s->begin);
 	sqlite3_finalize(s->commit);
 	sqlite3_finalize(s->rollback);
+	sqlite3_finalize(s->upsert_pat);
 	s->upsert = s->select = s->begin = s->commit = s->rollback = NULL;
+	s->upsert_pat = NULL;
 	if (s->db != NULL)
 		sqlite3_close(s->db);
 	s->db = NULL;
@@ -205,10 +279,12 @@ sq_connect(void *h, char *err, size_t errlen)
 	struct sq *s = h;
 	sqlite3_stmt *st = NULL;
 	const char *mode;
+	char	upsert_pat[4096], select[2048];
 	int	rc;
 
 	if (s->db != NULL)
 		return 0;
+	sq_sql_pat(upsert_pat, sizeof(upsert_pat), select, sizeof(select));
 	rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK)
@@ -238,7 +314,8 @@ sq_connect(void *h, char *err, size_t errlen)
 	if (sqlite3_create_function(s->db, "rep_add", 4, SQLITE_UTF8 |
 	    SQLITE_DETERMINISTIC, s, sq_add, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, sq_upsert, -1, &s->upsert, NULL) ||
-	    sqlite3_prepare_v2(s->db, sq_select, -1, &s->select, NULL) ||
+	    sqlite3_prepare_v2(s->db, select, -1, &s->select, NULL) ||
+	    sqlite3_prepare_v2(s->db, upsert_pat, -1, &s->upsert_pat, NULL) ||
 	    sqlite3_prepare_v2(s->db, "BEGIN IMMEDIATE", -1, &s->begin, NULL) ||
 	    sqlite3_prepare_v2(s->db, "COMMIT", -1, &s->commit, NULL) ||
 	    sqlite3_prepare_v2(s->db, "ROLLBACK", -1, &s->rollback, NULL))
@@ -267,28 +344,37 @@ static int
 sq_write(void *h, const struct rep_rec *r, size_t n, char *err, size_t errlen)
 {
 	struct sq *s = h;
+	sqlite3_stmt *up;
 	size_t	i;
 	int	j;
 
 	if (sq_run(s->begin) != SQLITE_DONE)
 		return sq_fail(s, "begin", err, errlen);
 	for (i = 0; i < n; i++) {
-		sqlite3_bind_text(s->upsert, 1, rep_keykind_name(r[i].key.kind),
+		/* a record without patience writes the counts only */
+		up = r[i].pt ? s->upsert_pat : s->upsert;
+		sqlite3_bind_text(up, 1, rep_keykind_name(r[i].key.kind),
 		    -1, SQLITE_STATIC);
-		sqlite3_bind_text(s->upsert, 2, r[i].key.text, -1,
-		    SQLITE_STATIC);
-		sqlite3_bind_int64(s->upsert, 3, r[i].t);
+		sqlite3_bind_text(up, 2, r[i].key.text, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(up, 3, r[i].t);
 		for (j = 0; j < OC_NLEARN; j++)
-			sqlite3_bind_double(s->upsert, 4 + j, r[i].c[j]);
-		if (sq_run(s->upsert) != SQLITE_DONE) {
+			sqlite3_bind_double(up, 4 + j, r[i].c[j]);
+		if (r[i].pt) {
+			sqlite3_bind_int64(up, 4 + SQ_PT, r[i].pt);
+			for (j = 0; j < REP_STORE_NPAT; j++)
+				sqlite3_bind_double(up, 5 + SQ_PT + j,
+				    r[i].pat[j]);
+		}
+		if (sq_run(up) != SQLITE_DONE) {
 			sq_fail(s, "write", err, errlen);
-			sqlite3_clear_bindings(s->upsert);
+			sqlite3_clear_bindings(up);
 			if (!sqlite3_get_autocommit(s->db))
 				sq_run(s->rollback);
 			return -1;
 		}
 	}
 	sqlite3_clear_bindings(s->upsert);
+	sqlite3_clear_bindings(s->upsert_pat);
 	if (sq_run(s->commit) != SQLITE_DONE) {
 		sq_fail(s, "commit", err, errlen);
 		if (!sqlite3_get_autocommit(s->db))
@@ -312,13 +398,18 @@ sq_fetch(void *h, struct rep_rec *r, size_t n, char *err, size_t errlen)
 		sqlite3_bind_text(s->select, 2, r[i].key.text, -1,
 		    SQLITE_STATIC);
 		memset(r[i].c, 0, sizeof(r[i].c));
-		r[i].t = 0;
+		memset(r[i].pat, 0, sizeof(r[i].pat));
+		r[i].t = r[i].pt = 0;
 		rc = sqlite3_step(s->select);
 		if (rc == SQLITE_ROW) {
 			r[i].t = sqlite3_column_int64(s->select, 0);
 			for (j = 0; j < OC_NLEARN; j++)
 				r[i].c[j] = sqlite3_column_double(s->select,
 				    1 + j);
+			r[i].pt = sqlite3_column_int64(s->select, 1 + SQ_PT);
+			for (j = 0; j < REP_STORE_NPAT; j++)
+				r[i].pat[j] = sqlite3_column_double(s->select,
+				    2 + SQ_PT + j);
 		} else if (rc != SQLITE_DONE) {
 			sq_fail(s, "read", err, errlen);
 			sqlite3_reset(s->select);

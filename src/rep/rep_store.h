@@ -18,11 +18,21 @@
 #include "log/evrec.h"
 #include "rep/repkind.h"
 
-/* One key's counts: deltas to add (write) or the stored state (fetch). */
+/* == REP_PAT_NVAL of rep.h (rep.c checks), without including it */
+#define REP_STORE_NPAT	32
+
+/*
+ * One key's counts: deltas to add (write) or the stored state (fetch).
+ * The patience histograms (rep.h) have their own time pt, so a record
+ * without patience (pt = 0) writes and decays only the counts; a record
+ * with only patience has t = 0 and no count.
+ */
 struct rep_rec {
 	struct rep_key key;
 	double	c[OC_NLEARN];	/* counts valid at t */
 	int64_t	t;			/* ms since the epoch (0 = not found) */
+	int64_t	pt;			/* ms of pat[] (0 = none) */
+	double	pat[REP_STORE_NPAT];	/* kind * REP_PAT_NBUCKETS + bucket */
 };
 
 struct rep_store_ops {
@@ -50,5 +60,10 @@ extern const struct rep_store_ops rep_redis_ops;
 double	rep_decay(double half_life_ms, int64_t dt_ms);
 void	rep_merge(double *c, int64_t *t, const double *d, int64_t td,
 	    double half_life_ms);
+/* rep_merge_n: rep_merge() of n values (rep_merge is n = OC_NLEARN).
+ * rep_pat_field: the store's name of patience value i, "pat_bad_3". */
+void	rep_merge_n(double *c, int64_t *t, const double *d, int64_t td,
+	    double half_life_ms, int n);
+const char *rep_pat_field(int i);
 
 #endif
