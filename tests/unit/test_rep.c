@@ -570,6 +570,155 @@ test_closed(void **state)
 	rep_close();
 }
 
+/* ------------------------------------------------------------ patience */
+
+struct bucket_case {
+	double	seconds;
+	int	bucket;
+};
+
+static const struct bucket_case bucket_cases[] = {
+	{0, 0}, {0.999, 0}, {1, 1}, {2.5, 2}, {3, 3}, {4.9, 3}, {9.99, 5},
+	{10, 6}, {14.9, 6}, {21, 8}, {44, 9}, {59, 10}, {60, 11},
+	{100, 12}, {299, 13}, {300, 14}, {599.9, 14}, {600, 15}, {1e9, 15},
+	{-1, 0},
+};
+
+static void
+test_patience_bucket(void **state)
+{
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bucket_cases) / sizeof(bucket_cases[0]); i++)
+		if (rep_patience_bucket(bucket_cases[i].seconds) !=
+		    bucket_cases[i].bucket)
+			fail_msg("%g s: bucket %d, want %d",
+			    bucket_cases[i].seconds,
+			    rep_patience_bucket(bucket_cases[i].seconds),
+			    bucket_cases[i].bucket);
+	assert_string_equal(rep_patience_name(REP_PAT_GAVEUP), "gaveup");
+	assert_string_equal(rep_patience_name(REP_PAT_BAD), "bad");
+	assert_string_equal(rep_patience_name(REP_PAT_NKINDS), "?");
+	assert_string_equal(rep_pat_field(0), "pat_gaveup_0");
+	assert_string_equal(rep_pat_field(REP_PAT_NBUCKETS + 15),
+	    "pat_bad_15");
+	assert_string_equal(rep_pat_field(REP_PAT_NVAL), "?");
+}
+
+struct quantile_case {
+	const char *name;
+	double	h[REP_PAT_NBUCKETS];	/* sessions per bucket */
+	double	q, want, n;
+};
+
+/*
+ * Known answers: the bucket holding q x n, interpolated linearly inside
+ * it; 600 in the open last bucket; -1 for an empty histogram.
+ */
+static const struct quantile_case quantile_cases[] = {
+	{"empty", {0}, 0.5, -1, 0},
+	{"one bucket, p90: 10 + 0.9 x 5", {[6] = 10}, 0.9, 14.5, 10},
+	{"one bucket, p0: its lower edge", {[6] = 10}, 0, 10, 10},
+	{"one bucket, p100: its upper edge", {[6] = 10}, 1, 15, 10},
+	{"27 at [10,15), 3 at [20,30): p90 ends the first",
+	    {[6] = 27, [8] = 3}, 0.9, 15, 30},
+	{"27 at [10,15), 3 at [20,30): p95 = 20 + 1.5/3 x 10",
+	    {[6] = 27, [8] = 3}, 0.95, 25, 30},
+	{"830 sessions, 80/15/5 % at 10 s, 21 s, 100 s: p90",
+	    {[6] = 664, [8] = 124.5, [12] = 41.5}, 0.9, 26.666666666666668,
+	    830},
+	{"the open last bucket", {[0] = 1, [15] = 9}, 0.5, 600, 10},
+	{"the first bucket: [0, 1)", {[0] = 4}, 0.25, 0.25, 4},
+	{"q out of range is clamped", {[6] = 10}, 7, 15, 10},
+	{"decayed fractions: 3 + 0.375/0.5 x 2", {[3] = 0.5, [4] = 0.25}, 0.5,
+	    4.5, 0.75},
+};
+
+static void
+test_patience_quantile(void **state)
+{
+	const struct quantile_case *c;
+	struct rep_est e;
+	double	got, n;
+	size_t	i;
+	int	b;
+
+	(void)state;
+	for (i = 0; i < sizeof(quantile_cases) / sizeof(quantile_cases[0]);
+	    i++) {
+		c = &quantile_cases[i];
+		memset(&e, 0, sizeof(e));
+		for (b = 0; b < REP_PAT_NBUCKETS; b++) {
+			e.patience[REP_PAT_BAD][b] = c->h[b];
+			e.patience_n[REP_PAT_BAD] += c->h[b];
+		}
+		got = rep_patience_quantile(&e, REP_PAT_BAD, c->q, &n);
+		if (fabs(got - c->want) > 1e-9 || fabs(n - c->n) > 1e-9)
+			fail_msg("%s: %g (n=%g), want %g (n=%g)", c->name, got,
+			    n, c->want, c->n);
+		/* the other kind is empty */
+		assert_true(rep_patience_quantile(&e, REP_PAT_GAVEUP, c->q,
+		    NULL) == -1);
+	}
+	e.patience_n[REP_PAT_BAD] = -1;		/* rep_lookup(): not read */
+	assert_true(rep_patience_quantile(&e, REP_PAT_BAD, 0.5, &n) == -1);
+	assert_true(n == 0);
+}
+
+/* Memory only: visible at once, decayed from their own time, and the
+ * counts' time is not theirs. */
+static void
+test_memory_patience(void **state)
+{
+	struct conf cf;
+	struct rep_key k = { REPK_OS, "Windows 10" };
+	struct rep_est e;
+	char	err[256];
+	int	i;
+
+	(void)state;
+	conf_mem(&cf, 64, 24, 64);
+	assert_int_equal(rep_open(NULL, &cf, err, sizeof(err)), 0);
+	rep_set_clock(T0);
+	for (i = 0; i < 8; i++)
+		rep_update_patience(&k, REP_PAT_GAVEUP, 10);	/* [10, 15) */
+	for (i = 0; i < 2; i++)
+		rep_update_patience(&k, REP_PAT_GAVEUP, 21);	/* [20, 30) */
+	rep_update_patience(&k, REP_PAT_GAVEUP, -3);		/* ignored */
+	rep_update_patience(&k, REP_PAT_GAVEUP, NAN);		/* ignored */
+	rep_update_patience(&k, REP_PAT_NKINDS, 10);		/* ignored */
+	assert_int_equal(rep_lookup_patience(&k, &e), 1);
+	assert_true(fabs(e.patience_n[REP_PAT_GAVEUP] - 10) < 1e-6);
+	assert_true(e.patience_n[REP_PAT_BAD] == 0);
+	assert_true(e.evidence == 0);
+	/* p80: 8 of 10 end at 15; p90: 20 + 0.5 x 10 */
+	assert_true(fabs(rep_patience_quantile(&e, REP_PAT_GAVEUP, 0.8, NULL) -
+	    15) < 1e-5);
+	assert_true(fabs(rep_patience_quantile(&e, REP_PAT_GAVEUP, 0.9, NULL) -
+	    25) < 1e-5);
+	/* a count one half-life later does not decay or move them */
+	rep_set_clock(T0 + 7 * 24 * HOUR);
+	rep_update(&k, OC_DELIVERED, 1);
+	assert_int_equal(rep_lookup_patience(&k, &e), 1);
+	assert_true(fabs(e.patience_n[REP_PAT_GAVEUP] - 5) < 1e-6);
+	assert_true(fabs(e.patience[REP_PAT_GAVEUP][8] - 1) < 1e-6);
+	assert_true(fabs(e.counts[OC_DELIVERED] - 1) < EPS);
+	/* one more session then: 4 + 1 + 1 */
+	rep_update_patience(&k, REP_PAT_BAD, 21);
+	rep_update_patience(&k, REP_PAT_GAVEUP, 21);
+	assert_int_equal(rep_lookup_patience(&k, &e), 1);
+	assert_true(fabs(e.patience_n[REP_PAT_GAVEUP] - 6) < 1e-6);
+	assert_true(fabs(e.patience[REP_PAT_GAVEUP][8] - 2) < 1e-6);
+	assert_true(fabs(e.patience_n[REP_PAT_BAD] - 1) < 1e-6);
+	rep_close();
+	rep_set_clock(0);
+	/* closed: nothing */
+	rep_update_patience(&k, REP_PAT_GAVEUP, 10);
+	assert_int_equal(rep_lookup_patience(&k, &e), 0);
+	assert_true(e.patience_n[REP_PAT_GAVEUP] == 0);
+}
+
 int
 main(void)
 {
@@ -585,6 +734,9 @@ main(void)
 		cmocka_unit_test(test_memory_listed),
 		cmocka_unit_test(test_cache_bound),
 		cmocka_unit_test(test_closed),
+		cmocka_unit_test(test_patience_bucket),
+		cmocka_unit_test(test_patience_quantile),
+		cmocka_unit_test(test_memory_patience),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -755,6 +755,190 @@ test_redis_old_hash(void **state)
 	    EPS);
 }
 
+/*
+ * Patience histograms persist like the counts, decay with the same
+ * half-life from their own time, and an update made before the store's
+ * answer arrives is neither lost nor counted twice.
+ */
+static void
+test_patience_persists(void **state)
+{
+	struct fixture *f = *state;
+	struct rep_key k = mkkey(REPK_RAWSIG, "feedfacecafebeef");
+	struct rep_counters c;
+	struct rep_est e;
+	int	b12 = rep_patience_bucket(12), b40 = rep_patience_bucket(40);
+
+	if (f->kind == ST_MEMORY)
+		skip();
+	assert_int_equal(b12, 6);		/* [10, 15) */
+	assert_int_equal(b40, 9);		/* [30, 45) */
+	open_or_fail(f->spec, 1000);
+	rep_set_clock(T0);
+	rep_update_patience(&k, REP_PAT_GAVEUP, 12);
+	rep_update_patience(&k, REP_PAT_GAVEUP, 12);
+	rep_update_patience(&k, REP_PAT_GAVEUP, 12);
+	rep_update_patience(&k, REP_PAT_BAD, 40);
+	rep_update(&k, OC_REJECTED, 1);
+	assert_int_equal(rep_sync(10000), 0);
+	rep_close();
+
+	open_or_fail(f->spec, 1000);
+	rep_set_clock(T0 + 24 * HOUR);		/* one half-life later */
+	assert_int_equal(rep_lookup_patience(&k, &e), 0);
+	assert_true(e.patience_n[REP_PAT_GAVEUP] == 0);
+	assert_int_equal(rep_sync(10000), 0);
+	assert_int_equal(rep_lookup_patience(&k, &e), 1);
+	assert_true(fabs(e.patience[REP_PAT_GAVEUP][b12] - 1.5) < 1e-6);
+	assert_true(fabs(e.patience_n[REP_PAT_GAVEUP] - 1.5) < 1e-6);
+	assert_true(fabs(e.patience[REP_PAT_BAD][b40] - 0.5) < 1e-6);
+	assert_true(fabs(e.patience_n[REP_PAT_BAD] - 0.5) < 1e-6);
+	assert_true(fabs(e.counts[OC_REJECTED] - 0.5) < EPS);
+	/* rep_lookup() does not read them */
+	assert_int_equal(rep_lookup(&k, &e), 1);
+	assert_true(e.patience_n[REP_PAT_GAVEUP] == -1);
+	assert_true(rep_patience_quantile(&e, REP_PAT_GAVEUP, 0.5, NULL) == -1);
+	rep_close();
+
+	/* an update while the fetch is outstanding: store + it, once */
+	open_or_fail(f->spec, 1000);
+	rep_set_clock(T0 + 24 * HOUR);
+	assert_int_equal(rep_lookup_patience(&k, &e), 0);
+	rep_update_patience(&k, REP_PAT_GAVEUP, 12);
+	rep_update(&k, OC_DELIVERED, 1);	/* counts only: no patience */
+	assert_int_equal(rep_sync(10000), 0);
+	assert_int_equal(rep_lookup_patience(&k, &e), 1);
+	assert_true(fabs(e.patience[REP_PAT_GAVEUP][b12] - 2.5) < 1e-6);
+	assert_true(fabs(e.patience_n[REP_PAT_BAD] - 0.5) < 1e-6);
+	rep_counters(&c);
+	assert_int_equal(c.store_errors, 0);
+	rep_close();
+	open_or_fail(f->spec, 1000);
+	rep_set_clock(T0 + 24 * HOUR);
+	rep_lookup_patience(&k, &e);
+	assert_int_equal(rep_sync(10000), 0);
+	assert_int_equal(rep_lookup_patience(&k, &e), 1);
+	assert_true(fabs(e.patience[REP_PAT_GAVEUP][b12] - 2.5) < 1e-6);
+	assert_true(fabs(e.patience[REP_PAT_BAD][b40] - 0.5) < 1e-6);
+	assert_true(fabs(e.counts[OC_DELIVERED] - 1) < EPS);
+	assert_true(fabs(e.counts[OC_REJECTED] - 0.5) < EPS);
+	/* p50 of 2.5 sessions all in [10, 15): 10 + 0.5 x 5 */
+	assert_true(fabs(rep_patience_quantile(&e, REP_PAT_GAVEUP, 0.5, NULL) -
+	    12.5) < 1e-5);
+}
+
+/* The schema of the version before patience (with "listed"). */
+static const char prepatience_schema[] =
+    "CREATE TABLE rep ("
+    " kind TEXT NOT NULL, key TEXT NOT NULL, t INTEGER NOT NULL,"
+    " delivered REAL NOT NULL DEFAULT 0, rejected REAL NOT NULL DEFAULT 0,"
+    " deferred REAL NOT NULL DEFAULT 0, abandoned REAL NOT NULL DEFAULT 0,"
+    " protocol_error REAL NOT NULL DEFAULT 0, spam REAL NOT NULL DEFAULT 0,"
+    " ham REAL NOT NULL DEFAULT 0, listed REAL NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (kind, key)) WITHOUT ROWID";
+
+/*
+ * A file written before patience: its rows keep their counts and read
+ * no patience; pt and the 32 pat_* columns are added (NOT NULL DEFAULT
+ * 0) and learn; a patience-only update leaves the counts and t alone.
+ */
+static void
+test_sqlite_migrate_patience(void **state)
+{
+	struct fixture *f = *state;
+	const char *path = f->spec + strlen("sqlite:");
+	struct rep_key k = mkkey(REPK_PREFIX, "203.0.113.0/24");
+	struct rep_est e;
+	char	sql[1024], col[64];
+	sqlite3 *db;
+
+	if (f->kind != ST_SQLITE)
+		skip();
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	snprintf(sql, sizeof(sql), "%s; INSERT INTO rep VALUES ('prefix', "
+	    "'203.0.113.0/24', %lld, 5, 1, 0, 2, 0, 0, 0, 1)",
+	    prepatience_schema, (long long)T0);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	sqlite_column(path, "pt", col, sizeof(col));
+	assert_string_equal(col, "");
+
+	open_or_fail(f->spec, 1000);
+	rep_set_clock(T0);
+	assert_int_equal(rep_lookup_patience(&k, &e), 0);
+	assert_int_equal(rep_sync(10000), 0);
+	assert_int_equal(rep_lookup_patience(&k, &e), 1);
+	assert_true(fabs(e.counts[OC_DELIVERED] - 5) < EPS);
+	assert_true(fabs(e.counts[OC_LISTED] - 1) < EPS);
+	assert_true(e.patience_n[REP_PAT_GAVEUP] == 0);
+	assert_true(e.patience_n[REP_PAT_BAD] == 0);
+	rep_set_clock(T0 + HOUR);
+	rep_update_patience(&k, REP_PAT_BAD, 0.4);	/* bucket 0 */
+	rep_update_patience(&k, REP_PAT_GAVEUP, 700);	/* bucket 15 */
+	assert_int_equal(rep_sync(10000), 0);
+	rep_close();
+	sqlite_column(path, "pt", col, sizeof(col));
+	assert_string_equal(col, "1|0");
+	sqlite_column(path, "pat_gaveup_0", col, sizeof(col));
+	assert_string_equal(col, "1|0");
+	sqlite_column(path, "pat_bad_15", col, sizeof(col));
+	assert_string_equal(col, "1|0");
+	snprintf(sql, sizeof(sql), "kind = 'prefix' AND t = %lld AND "
+	    "delivered = 5 AND listed = 1 AND pt = %lld AND pat_bad_0 = 1 AND "
+	    "pat_gaveup_15 = 1 AND pat_gaveup_0 = 0", (long long)T0,
+	    (long long)(T0 + HOUR));
+	assert_int_equal(sqlite_rows(path, sql), 1);
+	assert_true(sqlite_intact(path));
+	/* a current file is not changed again */
+	open_or_fail(f->spec, 1000);
+	rep_lookup_patience(&k, &e);
+	assert_int_equal(rep_sync(10000), 0);
+	assert_int_equal(rep_lookup_patience(&k, &e), 1);
+	assert_true(fabs(e.patience[REP_PAT_GAVEUP][15] - 1) < 1e-6);
+	assert_true(fabs(rep_patience_quantile(&e, REP_PAT_GAVEUP, 0.9,
+	    NULL) - 600) < 1e-9);
+}
+
+/* A hash written before patience reads as no patience; a patience
+ * update adds pt and the pat_* fields and leaves t and the counts. */
+static void
+test_redis_old_hash_patience(void **state)
+{
+	struct fixture *f = *state;
+	struct rep_key k = mkkey(REPK_OS, "Windows 10");
+	redisContext *rc;
+	redisReply *r;
+	struct rep_est e;
+
+	if (f->kind != ST_REDIS)
+		skip();
+	assert_non_null(rc = redis_client(f->port));
+	r = redisCommand(rc, "HSET mailshaper:rep:os:%s t %lld delivered 2 "
+	    "rejected 0 deferred 0 abandoned 6 protocol_error 0 spam 0 ham 0 "
+	    "listed 0", k.text, (long long)T0);
+	assert_true(r != NULL && r->type == REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+	redisFree(rc);
+	open_or_fail(f->spec, 1000);
+	rep_set_clock(T0 + 24 * HOUR);
+	assert_int_equal(rep_lookup_patience(&k, &e), 0);
+	assert_int_equal(rep_sync(10000), 0);
+	assert_int_equal(rep_lookup_patience(&k, &e), 1);
+	assert_true(fabs(e.counts[OC_ABANDONED] - 3) < EPS);
+	assert_true(e.patience_n[REP_PAT_GAVEUP] == 0);
+	rep_update_patience(&k, REP_PAT_GAVEUP, 21);	/* [20, 30) */
+	assert_int_equal(rep_sync(10000), 0);
+	rep_close();
+	assert_true(fabs(redis_field(f->port, &k, "pat_gaveup_8", NULL) - 1) <
+	    EPS);
+	assert_true(redis_field(f->port, &k, "pat_bad_8", NULL) == 0);
+	assert_true(fabs(redis_field(f->port, &k, "pt", NULL) -
+	    (double)(T0 + 24 * HOUR)) < 1);
+	assert_true(fabs(redis_field(f->port, &k, "t", NULL) - (double)T0) < 1);
+	assert_true(fabs(redis_field(f->port, &k, "abandoned", NULL) - 6) <
+	    EPS);
+}
+
 static void
 test_no_stall(void **state)
 {
@@ -1136,6 +1320,12 @@ test_redis_expire(void **state)
 	    test_teardown),						\
 	cmocka_unit_test_setup_teardown(test_redis_old_hash, test_setup,\
 	    test_teardown),						\
+	cmocka_unit_test_setup_teardown(test_patience_persists, test_setup,\
+	    test_teardown),						\
+	cmocka_unit_test_setup_teardown(test_sqlite_migrate_patience,	\
+	    test_setup, test_teardown),					\
+	cmocka_unit_test_setup_teardown(test_redis_old_hash_patience,	\
+	    test_setup, test_teardown),					\
 	cmocka_unit_test_setup_teardown(test_sqlite_kill9, test_setup,	\
 	    test_teardown),						\
 	cmocka_unit_test_setup_teardown(test_sqlite_locked, test_setup,\
