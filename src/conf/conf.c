@@ -195,6 +195,10 @@ const struct conf_param conf_params[] = {
 	    "share of little-known sessions run in class normal as a control group", OFF(explore_share_text)},
 	{"explore_max_evidence", CT_INT, "10", "observations", 0, 1000000, 1,
 	    "a session is little-known when none of its keys has this much evidence", OFF(explore_max_evidence)},
+	{"patience_min_evidence", CT_INT, "20", "sessions", 1, 1000000, 1,
+	    "a key's learned patience is used once this many (decayed) sessions taught it", OFF(patience_min_evidence)},
+	{"first_contact_min_good", CT_STR, "0.5", "observations", 0, 0, 1,
+	    "good evidence (delivered + ham, decayed) that makes an IP, prefix or verified domain known", OFF(first_contact_min_good_text)},
 	{"trace_header", CT_STR, "X-Mailshaper", "header name", 0, 0, 1,
 	    "header added to relayed messages with session, class, raw signature and OS (empty = none)",
 	    OFF(trace_header)},
@@ -873,6 +877,16 @@ conf_parse_policy(struct conf *cf, char *err, size_t errlen)
 		return -1;
 	}
 	cf->explore_share = v / 100;
+	v = strtod(cf->first_contact_min_good_text, &end);
+	if (end == cf->first_contact_min_good_text || *end || !isfinite(v) ||
+	    v < 0 || v > 1000000) {
+		snprintf(err, errlen, "%s: first_contact_min_good: '%s' is not "
+		    "a number from 0 to 1000000", conf_where(cf,
+		    "first_contact_min_good", w, sizeof(w)),
+		    cf->first_contact_min_good_text);
+		return -1;
+	}
+	cf->first_contact_min_good = v;
 	return 0;
 }
 

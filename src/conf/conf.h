@@ -131,6 +131,9 @@ struct conf {
 	char	explore_share_text[16];
 	double	explore_share;		/* 0..1 */
 	long	explore_max_evidence;	/* only keys with less evidence */
+	long	patience_min_evidence;	/* sessions a key's patience needs */
+	char	first_contact_min_good_text[16];
+	double	first_contact_min_good;	/* good evidence: not a first contact */
 	char	trace_header[64];	/* header name ("" = none) */
 	char	feedback_listen[128];	/* host:port of the HTTP listener */
 	long	feedback_cache_size;	/* sessions remembered for feedback */

@@ -1,8 +1,9 @@
 /*
  * policy.c - choose a session's shaping class, say why, and learn
  *
- * Exports pol_classify(), pol_reason(), pol_learn() and
- * pol_learn_listing().
+ * Exports pol_classify(), pol_reason(), pol_learn(), pol_learn_listing(),
+ * and for patience-aware shaping (issue 12) pol_patience(),
+ * pol_first_contact() and pol_learn_patience().
  *
  * pol_classify() is the one hook through which a session gets its class.
  * It reads a struct pol_input (the session fills one; a test or a
@@ -51,6 +52,13 @@
  * listing (its outcomes still teach, as pol_learn() does for it).  The
  * session calls this after re-classing, so its own listing counts once in
  * its own score, as the list's weight.
+ *
+ * pol_learn_patience() teaches each key's patience histograms at the end
+ * of a session (doc/internals/reputation.md, "Patience"); pol_patience()
+ * reads them back as a quantile of the most specific key with enough
+ * evidence, so a class's delay can be "just past the patience of bad
+ * senders like this one"; pol_first_contact() says whether the IP, prefix
+ * and verified domain have any good history.
  */
 #include <arpa/inet.h>
 #include <math.h>
@@ -290,4 +298,111 @@ pol_learn_listing(const struct pol_input *in, unsigned done)
 	if (!pol_listed(in->dnsbl))
 		return done;
 	return done | pol_update(in, OC_LISTED, done | POL_NOT_LISTED);
+}
+
+/*
+ * The keys pol_patience() tries, most specific first: the address itself,
+ * then its network with its raw signature, its network, its verified
+ * domain, its raw signature (shared by every host of that stack
+ * configuration), its OS label.
+ */
+static const enum rep_keykind pol_pat_order[REPK_NKINDS] = {
+	REPK_IP, REPK_PREFIX_RAWSIG, REPK_PREFIX, REPK_DOMAIN, REPK_RAWSIG,
+	REPK_OS
+};
+
+/* pol_patience - the patience quantile of the most specific known key */
+int
+pol_patience(const struct pol_input *in, enum rep_patience kind, double q,
+    struct pol_patience *out)
+{
+	struct rep_key keys[REPK_NKINDS];
+	const struct rep_key *k;
+	struct rep_est e;
+	double	sec, n;
+	int	i, j, nk;
+
+	if ((unsigned)kind >= REP_PAT_NKINDS)
+		return -1;
+	nk = pol_keys(in, keys);
+	for (i = 0; i < REPK_NKINDS; i++) {
+		for (k = NULL, j = 0; j < nk; j++)
+			if (keys[j].kind == pol_pat_order[i])
+				k = &keys[j];
+		if (k == NULL)
+			continue;
+		(void)rep_lookup_patience(k, &e);
+		if (!(e.patience_n[kind] >= (double)in->cf->patience_min_evidence))
+			continue;
+		if ((sec = rep_patience_quantile(&e, kind, q, &n)) < 0)
+			continue;
+		memset(out, 0, sizeof(*out));
+		out->seconds = sec;
+		out->n = n;
+		out->q = q;
+		out->kind = kind;
+		out->key_kind = k->kind;
+		pol_key_text(in, k, out->key, sizeof(out->key));
+		snprintf(out->reason, sizeof(out->reason), "patience %s %s "
+		    "p%.3g %.1fs (n=%.0f)", rep_keykind_name(k->kind), out->key,
+		    q * 100, sec, n);
+		return 0;
+	}
+	return -1;
+}
+
+/* pol_first_contact - 1 when ip, prefix and domain have no good history */
+int
+pol_first_contact(const struct pol_input *in)
+{
+	struct rep_key keys[REPK_NKINDS];
+	struct rep_est e;
+	double	good;
+	int	i, j, n;
+
+	if (pol_static(in->cf, in->peer) != NULL)
+		return 0;	/* its class's delays, exactly */
+	n = pol_keys(in, keys);
+	for (i = 0; i < n; i++) {
+		if (keys[i].kind != REPK_IP && keys[i].kind != REPK_PREFIX &&
+		    keys[i].kind != REPK_DOMAIN)
+			continue;
+		(void)rep_lookup(&keys[i], &e);
+		for (good = 0, j = 0; j < OC_NLEARN; j++)
+			if (outcome_flags((enum outcome)j) & OC_F_GOOD)
+				good += e.counts[j];
+		if (good > 0 && good >= in->cf->first_contact_min_good)
+			return 0;
+	}
+	return 1;
+}
+
+/* pol_learn_patience - a session's give-up time and, if bad, its time */
+int
+pol_learn_patience(const struct pol_input *in, double gave_up_s,
+    double duration_s, int bad)
+{
+	struct rep_key keys[REPK_NKINDS];
+	double	bad_s;
+	int	i, n, taught = 0;
+
+	if (!(gave_up_s >= 0))
+		gave_up_s = -1;
+	bad = bad || pol_listed(in->dnsbl);
+	bad_s = gave_up_s >= 0 ? gave_up_s : duration_s;
+	if (gave_up_s < 0 && (!bad || !(bad_s >= 0)))
+		return 0;
+	n = pol_keys(in, keys);
+	for (i = 0; i < n; i++) {
+		if (gave_up_s >= 0) {
+			rep_update_patience(&keys[i], REP_PAT_GAVEUP,
+			    gave_up_s);
+			taught++;
+		}
+		if (bad && bad_s >= 0) {
+			rep_update_patience(&keys[i], REP_PAT_BAD, bad_s);
+			taught++;
+		}
+	}
+	return taught;
 }

@@ -17,6 +17,7 @@
 
 #include "conf/conf.h"
 #include "log/evrec.h"
+#include "rep/rep.h"
 
 struct fp_result;
 struct dnsbl_result;
@@ -71,5 +72,42 @@ void	pol_classify(const struct pol_input *, struct pol_verdict *);
 int	pol_learn(const struct pol_input *, enum outcome);
 unsigned pol_learn_listing(const struct pol_input *, unsigned done);
 const char *pol_reason(const struct pol_verdict *, int i);
+
+/* The learned patience a class's delay can follow (issue 12). */
+struct pol_patience {
+	double	seconds;		/* the q-quantile */
+	double	n;			/* sessions behind it, decayed */
+	double	q;			/* as asked, 0..1 */
+	enum rep_patience kind;		/* as asked */
+	enum rep_keykind key_kind;	/* the key it comes from */
+	char	key[100];		/* that key as shown in reasons */
+	char	reason[POL_REASON_MAX];	/* "patience rawsig 4:64:... p90
+					   21.0s (n=830)": the caller adds
+					   " -> banner 26.0s" */
+};
+
+/*
+ * pol_patience: the q-quantile of the kind's histogram on the most
+ * specific of the input's keys (ip, prefix_rawsig, prefix, domain,
+ * rawsig, os) that at least patience_min_evidence sessions taught;
+ * 0 and out filled, or -1 when no key has that much (the caller uses the
+ * class's fixed value).  Reads the cache only (rep_lookup_patience()).
+ * pol_first_contact: 1 when none of the input's ip, prefix and domain
+ * keys has first_contact_min_good good evidence (delivered + ham,
+ * decayed); 0 when one has, and always 0 for a client that
+ * client_class_map decides.  A key not yet in the cache reads as no
+ * history (its fetch is scheduled).
+ * pol_learn_patience: at the end of a session that held a slot:
+ * gave_up_s (< 0: it did not give up) teaches every key's "gaveup"
+ * histogram; when bad (or a block list listed the client, which
+ * pol_learn_patience checks itself) every key's "bad" histogram learns
+ * gave_up_s, or duration_s when it did not give up.  Returns the number of
+ * histogram updates.
+ */
+int	pol_patience(const struct pol_input *, enum rep_patience kind,
+	    double q, struct pol_patience *out);
+int	pol_first_contact(const struct pol_input *);
+int	pol_learn_patience(const struct pol_input *, double gave_up_s,
+	    double duration_s, int bad);
 
 #endif

@@ -928,6 +928,7 @@ test_string_sizes(void **state)
 		{"default_class", CONF_NAME_MAX},
 		{"violation_class", CONF_NAME_MAX},
 		{"explore_share", 16},
+		{"first_contact_min_good", 16},
 		{"trace_header", 64},
 		{"dnsbl_sites", 1024},
 		{"admin_token", 128},

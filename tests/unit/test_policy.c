@@ -750,6 +750,195 @@ test_learn(void **state)
 	stop(NULL);
 }
 
+/* sess_in - an input for ip with the fingerprint (hash, os), domain */
+static void
+sess_in(struct pol_input *in, const struct conf *cf,
+    struct sockaddr_storage *ss, struct fp_result *fp, const char *ip,
+    const char *hash, const char *os, const char *domain)
+{
+	memset(in, 0, sizeof(*in));
+	in->cf = cf;
+	in->peer = mkpeer(ss, ip);
+	in->fp = mkfp(fp, NULL, hash, os);
+	in->domain = domain;
+	in->control = -1;
+}
+
+/* teach_patience - n sessions of distinct /24s with this fingerprint */
+static void
+teach_patience(const struct conf *cf, int n, const char *net, int first,
+    const char *hash, const char *os, double gave_up, double dur, int bad)
+{
+	struct sockaddr_storage ss;
+	struct fp_result fp;
+	struct pol_input in;
+	char	ip[64];
+	int	i;
+
+	for (i = 0; i < n; i++) {
+		if (net != NULL)	/* one /24: hosts first, first + 1 .. */
+			snprintf(ip, sizeof(ip), "%s.%d", net, first + i);
+		else			/* each in its own /24 */
+			snprintf(ip, sizeof(ip), "10.%d.%d.9", first + i / 250,
+			    i % 250);
+		sess_in(&in, cf, &ss, &fp, ip, hash, os, NULL);
+		(void)pol_learn_patience(&in, gave_up, dur, bad);
+	}
+}
+
+/*
+ * pol_patience: the most specific key with patience_min_evidence
+ * sessions, its quantile and the reason; pol_learn_patience: what each
+ * kind of session teaches.
+ */
+static void
+test_patience(void **state)
+{
+	static const char *const ov25[] = { "patience_min_evidence=25", NULL };
+	static const struct hit block[] = {{"zen.test", 3}, {NULL, 0}};
+	const struct conf *cf = start(NULL);
+	struct sockaddr_storage ss;
+	struct fp_result fp;
+	struct dnsbl_result dr;
+	struct pol_input in;
+	struct pol_patience pp;
+
+	(void)state;
+	sess_in(&in, cf, &ss, &fp, "192.0.2.7", H1, "Windows 10", NULL);
+	assert_int_equal(pol_patience(&in, REP_PAT_GAVEUP, 0.9, &pp), -1);
+
+	/* what a session teaches: 5 keys (no domain) per histogram */
+	assert_int_equal(pol_learn_patience(&in, -1, 30, 0), 0);
+	assert_int_equal(pol_learn_patience(&in, NAN, 30, 0), 0);
+	assert_int_equal(pol_learn_patience(&in, -1, -1, 1), 0);
+	stop(NULL);
+	cf = start(NULL);
+	sess_in(&in, cf, &ss, &fp, "192.0.2.7", H1, "Windows 10", NULL);
+	assert_int_equal(pol_learn_patience(&in, 12, 12, 0), 5);
+	assert_int_equal(pol_learn_patience(&in, 12, 12, 1), 10);
+	assert_int_equal(pol_learn_patience(&in, -1, 40, 1), 5);
+	in.dnsbl = mkdnsbl(&dr, block, 1);	/* listed: bad by itself */
+	assert_int_equal(pol_learn_patience(&in, -1, 40, 0), 5);
+	stop(NULL);
+
+	/* 27 bots of the raw signature H1 give up at 10 s, 3 at 21 s */
+	cf = start(NULL);
+	teach_patience(cf, 27, NULL, 0, H1, "Windows 10", 10, 10, 1);
+	teach_patience(cf, 3, NULL, 1, H1, "Windows 10", 21, 21, 1);
+	sess_in(&in, cf, &ss, &fp, "192.0.2.7", H1, "Windows 10", NULL);
+	assert_int_equal(pol_patience(&in, REP_PAT_GAVEUP, 0.95, &pp), 0);
+	assert_int_equal(pp.key_kind, REPK_RAWSIG);
+	assert_true(fabs(pp.seconds - 25) < 1e-5);
+	assert_true(fabs(pp.n - 30) < 1e-5);
+	assert_string_equal(pp.key, FPKEY);
+	assert_string_equal(pp.reason, "patience rawsig " FPKEY
+	    " p95 25.0s (n=30)");
+	assert_int_equal(pol_patience(&in, REP_PAT_BAD, 0.9, &pp), 0);
+	assert_true(fabs(pp.seconds - 15) < 1e-5);
+	assert_string_equal(pp.reason, "patience rawsig " FPKEY
+	    " p90 15.0s (n=30)");
+	/* the OS label has as much, but is less specific */
+	assert_int_equal(pp.key_kind, REPK_RAWSIG);
+	/* another raw signature of that OS: the OS label answers */
+	sess_in(&in, cf, &ss, &fp, "192.0.2.7", H3, "Windows 10", NULL);
+	assert_int_equal(pol_patience(&in, REP_PAT_GAVEUP, 0.5, &pp), 0);
+	assert_int_equal(pp.key_kind, REPK_OS);
+	assert_string_equal(pp.reason, "patience os Windows 10 p50 12.8s "
+	    "(n=30)");
+
+	/* 20 sessions from the client's /24 (another signature) at 3 s:
+	 * the prefix is more specific than the raw signature */
+	teach_patience(cf, 20, "192.0.2", 100, H2, "Linux", 3.5, 3.5, 1);
+	sess_in(&in, cf, &ss, &fp, "192.0.2.7", H1, "Windows 10", NULL);
+	assert_int_equal(pol_patience(&in, REP_PAT_GAVEUP, 0.5, &pp), 0);
+	assert_int_equal(pp.key_kind, REPK_PREFIX);
+	assert_true(fabs(pp.seconds - 4) < 1e-5);	/* 3 + 0.5 x 2 */
+	assert_string_equal(pp.reason, "patience prefix 192.0.2.0/24 p50 "
+	    "4.0s (n=20)");
+	stop(NULL);
+
+	/* patience_min_evidence=25: 20 is too few, the raw signature again */
+	cf = start(ov25);
+	teach_patience(cf, 30, NULL, 0, H1, "Windows 10", 10, 10, 1);
+	teach_patience(cf, 20, "192.0.2", 100, H2, "Linux", 3.5, 3.5, 1);
+	sess_in(&in, cf, &ss, &fp, "192.0.2.7", H1, "Windows 10", NULL);
+	assert_int_equal(pol_patience(&in, REP_PAT_GAVEUP, 0.5, &pp), 0);
+	assert_int_equal(pp.key_kind, REPK_RAWSIG);
+	/* one half-life later 30 count 15: not enough any more */
+	rep_set_clock(T0 + cf->rep_half_life);
+	assert_int_equal(pol_patience(&in, REP_PAT_GAVEUP, 0.5, &pp), -1);
+	assert_int_equal(pol_patience(&in, REP_PAT_NKINDS, 0.5, &pp), -1);
+}
+
+/*
+ * pol_first_contact: good history of the ip, the prefix or the domain
+ * makes a sender known; of the raw signature or OS label it does not;
+ * it decays; client_class_map is never a first contact.
+ */
+static void
+test_first_contact(void **state)
+{
+	static const char *const map[] = {
+	    "client_class_map=198.51.100.0/24=suspect", NULL };
+	static const char *const two[] = { "first_contact_min_good=2", NULL };
+	const struct conf *cf = start(NULL);
+	struct sockaddr_storage ss, ss2;
+	struct fp_result fp, fp2;
+	struct pol_input in, other;
+
+	(void)state;
+	sess_in(&in, cf, &ss, &fp, "192.0.2.7", H1, "Linux", "example.org");
+	assert_int_equal(pol_first_contact(&in), 1);
+	/* a good raw signature and OS label, elsewhere: still first */
+	sess_in(&other, cf, &ss2, &fp2, "203.0.113.5", H1, "Linux", NULL);
+	pol_learn(&other, OC_DELIVERED);
+	pol_learn(&other, OC_HAM);
+	assert_int_equal(pol_first_contact(&in), 1);
+	/* bad history of its own is no good history */
+	pol_learn(&in, OC_REJECTED);
+	assert_int_equal(pol_first_contact(&in), 1);
+	/* the domain delivered from another network: known */
+	sess_in(&other, cf, &ss2, &fp2, "203.0.113.5", NULL, NULL,
+	    "example.org");
+	pol_learn(&other, OC_DELIVERED);
+	assert_int_equal(pol_first_contact(&in), 0);
+	in.domain = NULL;			/* not verified (yet) */
+	assert_int_equal(pol_first_contact(&in), 1);
+	/* a neighbour in its /24 delivered */
+	sess_in(&other, cf, &ss2, &fp2, "192.0.2.200", NULL, NULL, NULL);
+	pol_learn(&other, OC_DELIVERED);
+	assert_int_equal(pol_first_contact(&in), 0);
+	/* one half-life: 0.5 is still enough; two: 0.25 is not */
+	rep_set_clock(T0 + cf->rep_half_life);
+	assert_int_equal(pol_first_contact(&in), 0);
+	rep_set_clock(T0 + 2 * cf->rep_half_life);
+	assert_int_equal(pol_first_contact(&in), 1);
+	/* ham (feedback) is good history too, on the ip */
+	pol_learn(&in, OC_HAM);
+	assert_int_equal(pol_first_contact(&in), 0);
+	stop(NULL);
+
+	/* first_contact_min_good=2: one delivery is not enough */
+	cf = start(two);
+	sess_in(&in, cf, &ss, &fp, "192.0.2.7", H1, "Linux", NULL);
+	pol_learn(&in, OC_DELIVERED);
+	assert_int_equal(pol_first_contact(&in), 1);
+	pol_learn(&in, OC_DELIVERED);
+	assert_int_equal(pol_first_contact(&in), 0);
+	stop(NULL);
+
+	/* client_class_map: its class's delays, never a first contact */
+	cf = start(map);
+	sess_in(&in, cf, &ss, &fp, "198.51.100.9", H1, "Linux", NULL);
+	assert_int_equal(pol_first_contact(&in), 0);
+	sess_in(&in, cf, &ss, &fp, "198.51.101.9", H1, "Linux", NULL);
+	assert_int_equal(pol_first_contact(&in), 1);
+	/* no peer at all: nothing known */
+	in.peer = NULL;
+	in.fp = NULL;
+	assert_int_equal(pol_first_contact(&in), 1);
+}
+
 #define BIT(k)	(1u << (k))
 #define NOT_IP	(BIT(REPK_PREFIX) | BIT(REPK_RAWSIG) | BIT(REPK_OS) | \
 		 BIT(REPK_PREFIX_RAWSIG))
@@ -930,6 +1119,8 @@ main(void)
 		cmocka_unit_test_teardown(test_learn, stop),
 		cmocka_unit_test_teardown(test_learn_listing, stop),
 		cmocka_unit_test_teardown(test_reasons, stop),
+		cmocka_unit_test_teardown(test_patience, stop),
+		cmocka_unit_test_teardown(test_first_contact, stop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
