@@ -18,8 +18,9 @@
  *     REP_MERGE_MAX per call.  A failed write is retried with back-off, so updates queued
  *     while the store is down arrive when it returns.
  * Patience (rep_update_patience, rep_lookup_patience): two histograms of
- * seconds per key with their own timestamp, kept in the entry as floats
- * after the hot fields, queued as ITEM_PATIENCE and coalesced like counts.
+ * seconds per key with their own timestamp, kept as floats in rep.pat[],
+ * parallel to the entries (same index) so the entries rep_lookup() walks
+ * stay as small as before; queued as ITEM_PATIENCE, coalesced like counts.
  * Memory: the state is static; rep_close() frees everything.  It is an error
  * to call rep_open() twice without rep_close() in between.
  */
@@ -77,11 +78,15 @@ struct rep_entry {
 	uint8_t	used;			/* CLOCK reference bit */
 	uint8_t	live;			/* slot holds a key */
 	uint8_t	warm;			/* store answered, or memory only */
-	/* patience, after the fields rep_lookup() reads */
+	uint8_t	has_pat;		/* rep.pat[this index] was written */
+};
+
+/* An entry's patience, in rep.pat[] at the entry's index. */
+struct rep_pat {
 	int64_t	pt;			/* ms of pat[] (0 = none) */
-	int64_t	pat_since_t;		/* ms of pat_since[] (0 = none) */
+	int64_t	since_t;		/* ms of since[] (0 = none) */
 	float	pat[REP_PAT_NVAL];	/* decayed sessions, valid at pt */
-	float	pat_since[REP_PAT_NVAL]; /* since the fetch request */
+	float	since[REP_PAT_NVAL];	/* since the fetch request */
 };
 
 enum { ITEM_UPDATE, ITEM_FETCH, ITEM_PATIENCE };
@@ -114,6 +119,7 @@ static struct {
 	int	v4_bits, v6_bits;
 	/* cache: loop thread only */
 	struct rep_entry *ent;
+	struct rep_pat *pat;		/* cap, parallel to ent */
 	uint32_t nent, cap;		/* used, maximum */
 	uint32_t *bucket;		/* index + 1 (0 = empty) */
 	uint32_t nbucket;		/* power of two */
@@ -425,8 +431,10 @@ cache_alloc(void)
 	for (rep.nbucket = 1024; rep.nbucket < rep.cap; rep.nbucket *= 2)
 		;
 	rep.ent = calloc(rep.cap, sizeof(*rep.ent));
+	rep.pat = calloc(rep.cap, sizeof(*rep.pat));
 	rep.bucket = calloc(rep.nbucket, sizeof(*rep.bucket));
-	return rep.ent == NULL || rep.bucket == NULL ? -1 : 0;
+	return rep.ent == NULL || rep.pat == NULL || rep.bucket == NULL ? -1 :
+	    0;
 }
 
 /* cache_insert - a fresh entry for key (evicting one if full) */
@@ -454,6 +462,8 @@ cache_insert(const struct rep_key *k, uint32_t h)
 		    memory_order_relaxed);
 	}
 	e = &rep.ent[i];
+	if (e->has_pat)		/* else untouched: still zero */
+		memset(&rep.pat[i], 0, sizeof(rep.pat[i]));
 	memset(e, 0, sizeof(*e));
 	e->key.kind = k->kind;
 	snprintf(e->key.text, sizeof(e->key.text), "%s", k->text);
@@ -525,9 +535,10 @@ request_fetch(struct rep_entry *e, int64_t now)
 	e->fetch_seq = it.seq;
 	memset(e->since, 0, sizeof(e->since));
 	e->since_t = 0;
-	if (e->pat_since_t) {
-		memset(e->pat_since, 0, sizeof(e->pat_since));
-		e->pat_since_t = 0;
+	if (e->has_pat && rep.pat[e - rep.ent].since_t) {
+		memset(rep.pat[e - rep.ent].since, 0,
+		    sizeof(rep.pat[0].since));
+		rep.pat[e - rep.ent].since_t = 0;
 	}
 }
 
@@ -579,13 +590,18 @@ merge_replies(size_t max)
 				rep_merge(e->c, &e->t, e->since, e->since_t,
 				    rep.half_life);
 			e->since_t = 0;
-			for (j = 0; j < REP_PAT_NVAL; j++)
-				e->pat[j] = (float)r->rec.pat[j];
-			e->pt = r->rec.pt;
-			if (e->pat_since_t)
-				pat_merge(e->pat, &e->pt, e->pat_since,
-				    e->pat_since_t, rep.half_life);
-			e->pat_since_t = 0;
+			if (r->rec.pt || e->has_pat) {
+				struct rep_pat *p = &rep.pat[i];
+
+				for (j = 0; j < REP_PAT_NVAL; j++)
+					p->pat[j] = (float)r->rec.pat[j];
+				p->pt = r->rec.pt;
+				if (p->since_t)
+					pat_merge(p->pat, &p->pt, p->since,
+					    p->since_t, rep.half_life);
+				p->since_t = 0;
+				e->has_pat = 1;
+			}
 			e->warm = 1;
 			e->refresh_at = rep.ops->shared ? now + REP_REFRESH_MS
 			    : 0;
@@ -655,17 +671,20 @@ lookup(const struct rep_key *k, struct rep_est *est, int pat)
 	for (j = 0; j < OC_NLEARN; j++)
 		c[j] = e->c[j] * f;
 	rep_estimate(c, est);
-	if (pat && e->pt) {
-		f = now > e->pt ? rep_decay(rep.half_life, now - e->pt) : 1.0;
+	if (pat && e->has_pat && rep.pat[i].pt) {
+		const struct rep_pat *p = &rep.pat[i];
+
+		f = now > p->pt ? rep_decay(rep.half_life, now - p->pt) : 1.0;
 		for (j = 0; j < REP_PAT_NVAL; j++) {
-			double	v = e->pat[j] * f;
+			double	v = p->pat[j] * f;
 
 			est->patience[j / REP_PAT_NBUCKETS]
 			    [j % REP_PAT_NBUCKETS] = v;
 			est->patience_n[j / REP_PAT_NBUCKETS] += v;
 		}
 	}
-	if (!e->warm && e->t == 0 && (!pat || e->pt == 0)) {
+	if (!e->warm && e->t == 0 && (!pat || !e->has_pat ||
+	    rep.pat[i].pt == 0)) {
 		atomic_fetch_add_explicit(&rep.misses, 1, memory_order_relaxed);
 		return 0;
 	}
@@ -754,10 +773,12 @@ rep_update_patience(const struct rep_key *k, enum rep_patience kind,
 		request_fetch(&rep.ent[i], now);
 	if (i != REP_NIL) {
 		e = &rep.ent[i];
-		pat_add(e->pat, &e->pt, v, 1.0, now, rep.half_life);
+		e->has_pat = 1;
+		pat_add(rep.pat[i].pat, &rep.pat[i].pt, v, 1.0, now,
+		    rep.half_life);
 		if (e->fetch_seq)
-			pat_add(e->pat_since, &e->pat_since_t, v, 1.0, now,
-			    rep.half_life);
+			pat_add(rep.pat[i].since, &rep.pat[i].since_t, v, 1.0,
+			    now, rep.half_life);
 	}
 	if (rep.ops == NULL)
 		return;
@@ -990,16 +1011,20 @@ worker_items(struct seg *s, const struct rep_item *it, size_t n,
 			s->gen[j] = s->sgen;
 			s->slot[j] = (uint32_t)++s->nw;
 			w = &s->w[s->nw - 1];
-			memset(w, 0, sizeof(*w));
+			/* pat[] is zeroed when the first patience item comes */
+			memset(w, 0, offsetof(struct rep_rec, pat));
 			w->key = it[i].key;
 		} else
 			w = &s->w[s->slot[j] - 1];
 		memset(d, 0, (it[i].type == ITEM_PATIENCE ? REP_PAT_NVAL :
 		    OC_NLEARN) * sizeof(d[0]));
 		d[it[i].outcome] = it[i].weight;
-		if (it[i].type == ITEM_PATIENCE)
+		if (it[i].type == ITEM_PATIENCE) {
+			if (w->pt == 0)
+				memset(w->pat, 0, sizeof(w->pat));
 			rep_merge_n(w->pat, &w->pt, d, it[i].t, rep.half_life,
 			    REP_PAT_NVAL);
+		}
 		else
 			rep_merge(w->c, &w->t, d, it[i].t, rep.half_life);
 		s->wsrc++;
@@ -1162,6 +1187,7 @@ fail_ev:
 	close(rep.qev);
 fail:
 	free(rep.ent);
+	free(rep.pat);
 	free(rep.bucket);
 	memset(&rep, 0, sizeof(rep));
 	return -1;
@@ -1232,6 +1258,8 @@ rep_close(void)
 	rep.q = NULL;
 	free(rep.ent);
 	rep.ent = NULL;
+	free(rep.pat);
+	rep.pat = NULL;
 	free(rep.bucket);
 	rep.bucket = NULL;
 	rep.open = 0;

@@ -33,8 +33,10 @@
  * for each key its time t (ms) and its deltas, one per entry of the
  * script's names (enum outcome's order; a field an old hash lacks is
  * 0), then its patience time pt (0 = none) and, only when pt is not 0,
- * the 32 patience deltas (rep_pat_field() order).  t = 0: no count delta.  One call per 32 keys saves Redis the per-command cost, which is
- * most of a small script's.
+ * the 32 patience deltas (rep_pat_field() order).  t = 0: no count delta.
+ * A key's counts and its patience are merged separately, each from its
+ * own time, in the same call (atomic together).  One call per 32 keys
+ * saves Redis the per-command cost, which is most of a small script's.
  */
 #define RD_KEYS_PER_CALL	32
 #define RD_ARGS_PER_KEY		(2 + OC_NLEARN + REP_STORE_NPAT)	/* at most */

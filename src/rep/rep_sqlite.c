@@ -5,7 +5,11 @@
  * its table are created when missing.  One row per key:
  *   rep(kind TEXT, key TEXT, t INTEGER ms, delivered .. listed REAL)
  * and the patience histograms (rep.h), with their own time:
- *   pt INTEGER ms, pat_gaveup_0 .. pat_gaveup_15, pat_bad_0 .. pat_bad_15 REAL
+ *   pt INTEGER ms, pat_gaveup TEXT, pat_bad TEXT (16 decayed bucket
+ *   masses separated by spaces, "0 0 3 1.5 ..."; '' = none)
+ * Two text columns rather than 32 numbers: every row stores a header byte
+ * per column, and rows that never learn patience (most) stay as small as
+ * they were, so count updates cost what they did.
  * A table from an older version that lacks an outcome's or a patience
  * column gets it at connect (ALTER TABLE .. ADD COLUMN .. DEFAULT 0, in one BEGIN IMMEDIATE
  * transaction so two processes cannot both add it).
@@ -36,19 +40,55 @@ struct sq {
 	sqlite3_stmt *upsert_pat;	/* counts and patience */
 };
 
-/* Columns after kind, key, t: the outcomes, pt, the patience values. */
-#define SQ_NCOL		(OC_NLEARN + 1 + REP_STORE_NPAT)
+/* Columns after kind, key, t: the outcomes, pt, the histograms. */
+#define SQ_NHIST	2				/* gaveup, bad */
+#define SQ_NB		(REP_STORE_NPAT / SQ_NHIST)	/* buckets */
+#define SQ_NCOL		(OC_NLEARN + 1 + SQ_NHIST)
 #define SQ_PT		OC_NLEARN	/* index of pt */
+#define SQ_HIST_MAX	(SQ_NB * 24)	/* bytes of one histogram's text */
 
 /* sq_col - the name of column j (0 .. SQ_NCOL - 1) */
 static const char *
 sq_col(int j)
 {
+	static const char *const hist[SQ_NHIST] = { "pat_gaveup", "pat_bad" };
+
 	if (j < OC_NLEARN)
 		return outcome_name((enum outcome)j);
 	if (j == SQ_PT)
 		return "pt";
-	return rep_pat_field(j - OC_NLEARN - 1);
+	return hist[j - SQ_PT - 1];
+}
+
+/* sq_hist_parse - SQ_NB numbers from text (missing ones are 0) */
+static void
+sq_hist_parse(const unsigned char *text, double *h)
+{
+	const char *p = (const char *)text;
+	char   *end;
+	int	b;
+
+	for (b = 0; b < SQ_NB; b++) {
+		h[b] = p != NULL ? strtod(p, &end) : 0;
+		if (p == NULL || end == p) {
+			h[b] = 0;
+			p = NULL;
+		} else
+			p = end;
+	}
+}
+
+/* sq_hist_text - SQ_NB numbers as text, "%.9g" each (floats in memory) */
+static void
+sq_hist_text(const double *h, char *buf, size_t len)
+{
+	size_t	n = 0;
+	int	b;
+
+	buf[0] = '\0';
+	for (b = 0; b < SQ_NB && n < len; b++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%.9g", b ? " " : "",
+		    h[b]);
 }
 
 static const char sq_schema[] =
@@ -96,9 +136,9 @@ sq_sql_pat(char *upsert, size_t ulen, char *select, size_t slen)
 		    "t, excluded.%s, excluded.t), ", sq_col(j), sq_col(j),
 		    sq_col(j));
 	for (j = SQ_PT + 1; j < SQ_NCOL; j++)
-		u += (size_t)snprintf(upsert + u, ulen - u, "%s = rep_add(%s, "
-		    "pt, excluded.%s, excluded.pt), ", sq_col(j), sq_col(j),
-		    sq_col(j));
+		u += (size_t)snprintf(upsert + u, ulen - u, "%s = "
+		    "rep_hist_add(%s, pt, excluded.%s, excluded.pt), ",
+		    sq_col(j), sq_col(j), sq_col(j));
 	snprintf(upsert + u, ulen - u, "t = max(t, excluded.t), "
 	    "pt = max(pt, excluded.pt)");
 }
@@ -122,6 +162,27 @@ sq_add(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 }
 
 static int	sq_empty(struct sq *);
+
+/*
+ * sq_hist_add - SQL rep_hist_add(old, pt_old, delta, pt_delta): the
+ * histograms' merge rule, rep_add() on each of the SQ_NB numbers
+ */
+static void
+sq_hist_add(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	struct sq *s = sqlite3_user_data(ctx);
+	double	c[SQ_NB], d[SQ_NB];
+	char	out[SQ_HIST_MAX];
+	int64_t	t = sqlite3_value_int64(argv[1]);
+
+	(void)argc;
+	sq_hist_parse(sqlite3_value_text(argv[0]), c);
+	sq_hist_parse(sqlite3_value_text(argv[2]), d);
+	rep_merge_n(c, &t, d, sqlite3_value_int64(argv[3]), s->half_life,
+	    SQ_NB);
+	sq_hist_text(c, out, sizeof(out));
+	sqlite3_result_text(ctx, out, -1, SQLITE_TRANSIENT);
+}
 
 /* sq_fail - "path: message (code)" into err; -1 */
 static int
@@ -161,9 +222,9 @@ sq_columns(struct sq *s, int have[SQ_NCOL])
 
 /*
  * sq_migrate - add the outcome and patience columns that a table made by
- * an older version (or by sq_schema) lacks, as REAL NOT NULL DEFAULT 0
- * (an old row has seen none of that outcome, no session's patience;
- * pt INTEGER NOT NULL DEFAULT 0: no patience).  Checked without a lock first, so a current table costs
+ * an older version (or by sq_schema) lacks: an outcome as REAL NOT NULL
+ * DEFAULT 0 (an old row has seen none of it), pt as INTEGER NOT NULL
+ * DEFAULT 0 and the histograms as TEXT NOT NULL DEFAULT '' (no patience).  Checked without a lock first, so a current table costs
  * one PRAGMA; the change itself runs in BEGIN IMMEDIATE and checks again,
  * so two processes opening one old file add each column once.
  */
@@ -189,9 +250,10 @@ sq_migrate(struct sq *s, char *err, size_t errlen)
 	for (j = 0; j < SQ_NCOL; j++) {
 		if (have[j])
 			continue;
-		snprintf(sql, sizeof(sql), "ALTER TABLE rep ADD COLUMN %s "
-		    "%s NOT NULL DEFAULT 0", sq_col(j), j == SQ_PT ? "INTEGER"
-		    : "REAL");
+		snprintf(sql, sizeof(sql), "ALTER TABLE rep ADD COLUMN %s %s",
+		    sq_col(j), j < SQ_PT ? "REAL NOT NULL DEFAULT 0" :
+		    j == SQ_PT ? "INTEGER NOT NULL DEFAULT 0" :
+		    "TEXT NOT NULL DEFAULT ''");
 		if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
 			goto fail;
 		if (j < OC_NLEARN)
@@ -205,8 +267,8 @@ sq_migrate(struct sq *s, char *err, size_t errlen)
 		goto fail;
 	if (npat > 0 && !fresh)
 		log_info("reputation store sqlite:%s: added %d patience "
-		    "columns, pt and pat_* (a table from an older version)",
-		    s->path, npat);
+		    "columns, pt, pat_gaveup and pat_bad (a table from an "
+		    "older version)", s->path, npat);
 	return 0;
 
 fail:
@@ -313,6 +375,8 @@ sq_connect(void *h, char *err, size_t errlen)
 	}
 	if (sqlite3_create_function(s->db, "rep_add", 4, SQLITE_UTF8 |
 	    SQLITE_DETERMINISTIC, s, sq_add, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_create_function(s->db, "rep_hist_add", 4, SQLITE_UTF8 |
+	    SQLITE_DETERMINISTIC, s, sq_hist_add, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, sq_upsert, -1, &s->upsert, NULL) ||
 	    sqlite3_prepare_v2(s->db, select, -1, &s->select, NULL) ||
 	    sqlite3_prepare_v2(s->db, upsert_pat, -1, &s->upsert_pat, NULL) ||
@@ -360,10 +424,15 @@ sq_write(void *h, const struct rep_rec *r, size_t n, char *err, size_t errlen)
 		for (j = 0; j < OC_NLEARN; j++)
 			sqlite3_bind_double(up, 4 + j, r[i].c[j]);
 		if (r[i].pt) {
+			char	ht[SQ_HIST_MAX];
+
 			sqlite3_bind_int64(up, 4 + SQ_PT, r[i].pt);
-			for (j = 0; j < REP_STORE_NPAT; j++)
-				sqlite3_bind_double(up, 5 + SQ_PT + j,
-				    r[i].pat[j]);
+			for (j = 0; j < SQ_NHIST; j++) {
+				sq_hist_text(r[i].pat + j * SQ_NB, ht,
+				    sizeof(ht));
+				sqlite3_bind_text(up, 5 + SQ_PT + j, ht, -1,
+				    SQLITE_TRANSIENT);
+			}
 		}
 		if (sq_run(up) != SQLITE_DONE) {
 			sq_fail(s, "write", err, errlen);
@@ -407,9 +476,9 @@ sq_fetch(void *h, struct rep_rec *r, size_t n, char *err, size_t errlen)
 				r[i].c[j] = sqlite3_column_double(s->select,
 				    1 + j);
 			r[i].pt = sqlite3_column_int64(s->select, 1 + SQ_PT);
-			for (j = 0; j < REP_STORE_NPAT; j++)
-				r[i].pat[j] = sqlite3_column_double(s->select,
-				    2 + SQ_PT + j);
+			for (j = 0; j < SQ_NHIST; j++)
+				sq_hist_parse(sqlite3_column_text(s->select,
+				    2 + SQ_PT + j), r[i].pat + j * SQ_NB);
 		} else if (rc != SQLITE_DONE) {
 			sq_fail(s, "read", err, errlen);
 			sqlite3_reset(s->select);

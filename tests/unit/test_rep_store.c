@@ -839,8 +839,9 @@ static const char prepatience_schema[] =
 
 /*
  * A file written before patience: its rows keep their counts and read
- * no patience; pt and the 32 pat_* columns are added (NOT NULL DEFAULT
- * 0) and learn; a patience-only update leaves the counts and t alone.
+ * no patience; pt (INTEGER NOT NULL DEFAULT 0), pat_gaveup and pat_bad
+ * (TEXT NOT NULL DEFAULT '') are added and learn; a patience-only update
+ * leaves the counts and t alone.
  */
 static void
 test_sqlite_migrate_patience(void **state)
@@ -879,13 +880,14 @@ test_sqlite_migrate_patience(void **state)
 	rep_close();
 	sqlite_column(path, "pt", col, sizeof(col));
 	assert_string_equal(col, "1|0");
-	sqlite_column(path, "pat_gaveup_0", col, sizeof(col));
-	assert_string_equal(col, "1|0");
-	sqlite_column(path, "pat_bad_15", col, sizeof(col));
-	assert_string_equal(col, "1|0");
+	sqlite_column(path, "pat_gaveup", col, sizeof(col));
+	assert_string_equal(col, "1|''");
+	sqlite_column(path, "pat_bad", col, sizeof(col));
+	assert_string_equal(col, "1|''");
 	snprintf(sql, sizeof(sql), "kind = 'prefix' AND t = %lld AND "
-	    "delivered = 5 AND listed = 1 AND pt = %lld AND pat_bad_0 = 1 AND "
-	    "pat_gaveup_15 = 1 AND pat_gaveup_0 = 0", (long long)T0,
+	    "delivered = 5 AND listed = 1 AND pt = %lld AND "
+	    "pat_bad = '1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0' AND "
+	    "pat_gaveup = '0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1'", (long long)T0,
 	    (long long)(T0 + HOUR));
 	assert_int_equal(sqlite_rows(path, sql), 1);
 	assert_true(sqlite_intact(path));
