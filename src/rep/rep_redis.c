@@ -296,35 +296,29 @@ rd_write(void *h, const struct rep_rec *recs, size_t n, char *err,
 	return rc;
 }
 
-/* rd_fetch - pipelined HMGETs (t = 0 when absent) */
+/*
+ * rd_fetch - pipelined HMGETs (t = 0 when absent): the counts and pt of
+ * every key, then, for the keys that have patience, pt again and the 32
+ * patience fields (one HMGET, so pt and the histograms agree).  Most keys
+ * have no patience; their fetch reads one field more than before.
+ */
 static int
 rd_fetch(void *h, struct rep_rec *recs, size_t n, char *err, size_t errlen)
 {
-	enum { NF = 3 + OC_NLEARN + 1 + REP_STORE_NPAT };
-	static const char *const names[1 + OC_NLEARN] = { "t", "delivered",
-	    "rejected", "deferred", "abandoned", "protocol_error", "spam",
-	    "ham", "listed" };
+	enum { NF = 3 + REP_STORE_NPAT };	/* HMGET key pt pat... */
 	struct rd *r = h;
 	char	key[256];
 	const char *argv[NF];
-	size_t	argl[NF], i, kl;
+	size_t	argl[NF], i, kl, npat = 0;
 	redisReply *rep, *el;
 	void   *vr;
 	int	j, a, rc = 0;
 
 	for (i = 0; i < n; i++) {
 		kl = rd_keyname(&recs[i].key, key, sizeof(key));
-		a = 0;
-		argv[a] = "HMGET", argl[a++] = 5;
-		argv[a] = key, argl[a++] = kl;
-		for (j = 0; j < 1 + OC_NLEARN; j++)
-			argv[a] = names[j], argl[a++] = strlen(names[j]);
-		argv[a] = "pt", argl[a++] = 2;
-		for (j = 0; j < REP_STORE_NPAT; j++)
-			argv[a] = rep_pat_field(j),
-			    argl[a++] = strlen(rep_pat_field(j));
-		if (redisAppendCommandArgv(r->c, a, argv, argl) != REDIS_OK)
-			return rd_fail(r, "read", "out of memory", err, errlen);
+		redisAppendCommand(r->c, "HMGET %b t delivered rejected "
+		    "deferred abandoned protocol_error spam ham listed pt", key,
+		    kl);
 	}
 	for (i = 0; i < n; i++) {
 		if (redisGetReply(r->c, &vr) != REDIS_OK)
@@ -334,17 +328,11 @@ rd_fetch(void *h, struct rep_rec *recs, size_t n, char *err, size_t errlen)
 		memset(recs[i].pat, 0, sizeof(recs[i].pat));
 		recs[i].t = recs[i].pt = 0;
 		if (rep->type == REDIS_REPLY_ARRAY &&
-		    rep->elements == NF - 2) {
+		    rep->elements == 2 + OC_NLEARN) {
 			el = rep->element[1 + OC_NLEARN];
-			if (el->type == REDIS_REPLY_STRING) {
-				recs[i].pt = strtoll(el->str, NULL, 10);
-				for (j = 0; j < REP_STORE_NPAT; j++) {
-					el = rep->element[2 + OC_NLEARN + j];
-					if (el->type == REDIS_REPLY_STRING)
-						recs[i].pat[j] = strtod(
-						    el->str, NULL);
-				}
-			}
+			if (el->type == REDIS_REPLY_STRING &&
+			    (recs[i].pt = strtoll(el->str, NULL, 10)) != 0)
+				npat++;
 			if (rep->element[0]->type == REDIS_REPLY_STRING) {
 				recs[i].t = strtoll(rep->element[0]->str, NULL,
 				    10);
@@ -354,6 +342,43 @@ rd_fetch(void *h, struct rep_rec *recs, size_t n, char *err, size_t errlen)
 						recs[i].c[j] = strtod(
 						    rep->element[1 + j]->str,
 						    NULL);
+			}
+		} else if (rc == 0)
+			rc = rd_fail(r, "read", rep->type == REDIS_REPLY_ERROR ?
+			    rep->str : "unexpected reply", err, errlen);
+		freeReplyObject(rep);
+	}
+	if (rc != 0 || npat == 0)
+		return rc;
+	for (i = 0; i < n; i++) {
+		if (recs[i].pt == 0)
+			continue;
+		kl = rd_keyname(&recs[i].key, key, sizeof(key));
+		a = 0;
+		argv[a] = "HMGET", argl[a++] = 5;
+		argv[a] = key, argl[a++] = kl;
+		argv[a] = "pt", argl[a++] = 2;
+		for (j = 0; j < REP_STORE_NPAT; j++)
+			argv[a] = rep_pat_field(j),
+			    argl[a++] = strlen(rep_pat_field(j));
+		if (redisAppendCommandArgv(r->c, a, argv, argl) != REDIS_OK)
+			return rd_fail(r, "read", "out of memory", err, errlen);
+	}
+	for (i = 0; i < n; i++) {
+		if (recs[i].pt == 0)
+			continue;
+		if (redisGetReply(r->c, &vr) != REDIS_OK)
+			return rd_fail(r, "read", r->c->errstr, err, errlen);
+		rep = vr;
+		recs[i].pt = 0;
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == NF - 2) {
+			el = rep->element[0];
+			if (el->type == REDIS_REPLY_STRING)
+				recs[i].pt = strtoll(el->str, NULL, 10);
+			for (j = 0; recs[i].pt && j < REP_STORE_NPAT; j++) {
+				el = rep->element[1 + j];
+				if (el->type == REDIS_REPLY_STRING)
+					recs[i].pat[j] = strtod(el->str, NULL);
 			}
 		} else if (rc == 0)
 			rc = rd_fail(r, "read", rep->type == REDIS_REPLY_ERROR ?
