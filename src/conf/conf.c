@@ -105,10 +105,12 @@ const struct conf_param conf_params[] = {
 	    "banner_delay=0 reply_delay=0 action=relay max_share=100", "key=value ...", 0, 0, 1,
 	    "known-good senders: no shaping", NO_MEMBER},
 	{"class_normal", CT_CLASS,
-	    "banner_delay=0 reply_delay=0 action=relay max_share=100", "key=value ...", 0, 0, 1,
+	    "banner_delay=0 banner_patience=5s reply_delay=0 action=relay max_share=100",
+	    "key=value ...", 0, 0, 1,
 	    "the default: relayed without delay", NO_MEMBER},
 	{"class_suspect", CT_CLASS,
-	    "banner_delay=15s reply_delay=2s rate_in=64k rate_out=8k max_messages=10 "
+	    "banner_delay=15s banner_patience=5s reply_delay=2s rate_in=64k rate_out=8k "
+	    "max_messages=10 "
 	    "max_rcpt=50 max_per_client=5 max_share=50 backend_share=30 session_time=30m "
 	    "action=relay",
 	    "key=value ...", 0, 0, 1,
@@ -225,6 +227,9 @@ _Static_assert(CONF_NROWS <= CONF_MAX_PARAMS, "raise CONF_MAX_PARAMS");
 const struct conf_param conf_class_keys[] = {
 	{"banner_delay", CT_TIME, "0", "time", 0, 290000, 1,
 	    "time until the banner is complete (capped at 290 s)", COFF(banner_delay)},
+	{"banner_patience", CT_TIME, "0", "time", 0, 290000, 1,
+	    "first contacts: banner held this long past the learned p90 patience of bad senders on their keys (0 = off)",
+	    COFF(banner_patience)},
 	{"reply_delay", CT_TIME, "0", "time", 0, 590000, 1,
 	    "time until each reply is complete, capped per command at the RFC 5321 timeout less 10 s",
 	    COFF(reply_delay)},

@@ -52,6 +52,8 @@ struct shclass {
 	long	max_per_client;		/* concurrent sessions (0 = global limit) */
 	long	max_share;		/* % of max_connections this class may hold */
 	long	backend_share;		/* % of backend_max_connections */
+	long	banner_patience;	/* ms past the learned patience of bad
+					   senders (0 = off) */
 	long	session_time;		/* ms per session (0 = unlimited) */
 	int	action;			/* enum conf_action */
 };
