@@ -705,14 +705,47 @@ rep_lookup_patience(const struct rep_key *k, struct rep_est *est)
 	return lookup(k, est, 1);
 }
 
+/* cache_touch - k's cache entry, made (and its fetch asked) if missing;
+ * REP_NIL when the cache has no room */
+static uint32_t
+cache_touch(const struct rep_key *k, int64_t now)
+{
+	uint32_t h = key_hash(k), i;
+
+	if ((i = cache_find(k, h)) != REP_NIL)
+		rep.ent[i].used = 1;
+	else if ((i = cache_insert(k, h)) != REP_NIL && rep.ops != NULL)
+		request_fetch(&rep.ent[i], now);
+	return i;
+}
+
+/* queue_update - hand one update to the store worker (counted if dropped) */
+static void
+queue_update(const struct rep_key *k, int type, int what, double weight,
+    int64_t now)
+{
+	struct rep_item it;
+
+	if (rep.ops == NULL)
+		return;
+	memset(&it, 0, sizeof(it));
+	it.key.kind = k->kind;
+	snprintf(it.key.text, sizeof(it.key.text), "%s", k->text);
+	it.type = type;
+	it.outcome = (uint8_t)what;
+	it.weight = weight;
+	it.t = now;
+	if (queue_push(&it) < 0)
+		atomic_fetch_add_explicit(&rep.dropped, 1, memory_order_relaxed);
+}
+
 /* rep_update - count an outcome now: cache at once, store behind */
 void
 rep_update(const struct rep_key *k, enum outcome o, double weight)
 {
 	struct rep_entry *e;
-	struct rep_item it;
 	double	d[OC_NLEARN];
-	uint32_t h, i;
+	uint32_t i;
 	int64_t	now;
 
 	if (!rep.open || (unsigned)o >= OC_NLEARN || !(weight > 0) ||
@@ -721,31 +754,16 @@ rep_update(const struct rep_key *k, enum outcome o, double weight)
 	atomic_fetch_add_explicit(&rep.updates, 1, memory_order_relaxed);
 	merge_replies(REP_MERGE_MAX);
 	now = rep_now();
-	h = key_hash(k);
 	memset(d, 0, sizeof(d));
 	d[o] = weight;
-	if ((i = cache_find(k, h)) != REP_NIL)
-		rep.ent[i].used = 1;
-	else if ((i = cache_insert(k, h)) != REP_NIL && rep.ops != NULL)
-		request_fetch(&rep.ent[i], now);
-	if (i != REP_NIL) {
+	if ((i = cache_touch(k, now)) != REP_NIL) {
 		e = &rep.ent[i];
 		rep_merge(e->c, &e->t, d, now, rep.half_life);
 		if (e->fetch_seq)
 			rep_merge(e->since, &e->since_t, d, now,
 			    rep.half_life);
 	}
-	if (rep.ops == NULL)
-		return;
-	memset(&it, 0, sizeof(it));
-	it.key.kind = k->kind;
-	snprintf(it.key.text, sizeof(it.key.text), "%s", k->text);
-	it.type = ITEM_UPDATE;
-	it.outcome = (uint8_t)o;
-	it.weight = weight;
-	it.t = now;
-	if (queue_push(&it) < 0)
-		atomic_fetch_add_explicit(&rep.dropped, 1, memory_order_relaxed);
+	queue_update(k, ITEM_UPDATE, (int)o, weight, now);
 }
 
 /* rep_update_patience - count one session that lasted seconds */
@@ -754,8 +772,7 @@ rep_update_patience(const struct rep_key *k, enum rep_patience kind,
     double seconds)
 {
 	struct rep_entry *e;
-	struct rep_item it;
-	uint32_t h, i;
+	uint32_t i;
 	int64_t	now;
 	int	v;
 
@@ -765,13 +782,8 @@ rep_update_patience(const struct rep_key *k, enum rep_patience kind,
 	atomic_fetch_add_explicit(&rep.updates, 1, memory_order_relaxed);
 	merge_replies(REP_MERGE_MAX);
 	now = rep_now();
-	h = key_hash(k);
 	v = (int)kind * REP_PAT_NBUCKETS + rep_patience_bucket(seconds);
-	if ((i = cache_find(k, h)) != REP_NIL)
-		rep.ent[i].used = 1;
-	else if ((i = cache_insert(k, h)) != REP_NIL && rep.ops != NULL)
-		request_fetch(&rep.ent[i], now);
-	if (i != REP_NIL) {
+	if ((i = cache_touch(k, now)) != REP_NIL) {
 		e = &rep.ent[i];
 		e->has_pat = 1;
 		pat_add(rep.pat[i].pat, &rep.pat[i].pt, v, 1.0, now,
@@ -780,17 +792,7 @@ rep_update_patience(const struct rep_key *k, enum rep_patience kind,
 			pat_add(rep.pat[i].since, &rep.pat[i].since_t, v, 1.0,
 			    now, rep.half_life);
 	}
-	if (rep.ops == NULL)
-		return;
-	memset(&it, 0, sizeof(it));
-	it.key.kind = k->kind;
-	snprintf(it.key.text, sizeof(it.key.text), "%s", k->text);
-	it.type = ITEM_PATIENCE;
-	it.outcome = (uint8_t)v;
-	it.weight = 1.0;
-	it.t = now;
-	if (queue_push(&it) < 0)
-		atomic_fetch_add_explicit(&rep.dropped, 1, memory_order_relaxed);
+	queue_update(k, ITEM_PATIENCE, v, 1.0, now);
 }
 
 /* ---------------------------------------------------------------- worker */
